@@ -1,0 +1,86 @@
+package server
+
+import (
+	"context"
+	"strings"
+
+	"github.com/dolthub/vitess/go/mysql"
+	"github.com/dolthub/vitess/go/sqltypes"
+	querypb "github.com/dolthub/vitess/go/vt/proto/query"
+)
+
+// sqlStates is MySQL's SQLSTATE for the error codes the engine reports
+// with the generic HY000. Clients branch on these (SQLAlchemy's
+// IntegrityError is class 23).
+var sqlStates = map[uint16]string{
+	1022: "23000", // ER_DUP_KEY
+	1048: "23000", // ER_BAD_NULL_ERROR
+	1049: "42000", // ER_BAD_DB_ERROR
+	1050: "42S01", // ER_TABLE_EXISTS_ERROR
+	1051: "42S02", // ER_BAD_TABLE_ERROR
+	1054: "42S22", // ER_BAD_FIELD_ERROR
+	1060: "42S21", // ER_DUP_FIELDNAME
+	1061: "42000", // ER_DUP_KEYNAME
+	1062: "23000", // ER_DUP_ENTRY
+	1064: "42000", // ER_PARSE_ERROR
+	1091: "42000", // ER_CANT_DROP_FIELD_OR_KEY
+	1136: "21S01", // ER_WRONG_VALUE_COUNT_ON_ROW
+	1146: "42S02", // ER_NO_SUCH_TABLE
+	1213: "40001", // ER_LOCK_DEADLOCK
+	1264: "22003", // ER_WARN_DATA_OUT_OF_RANGE
+	1292: "22007", // ER_TRUNCATED_WRONG_VALUE
+	1364: "HY000", // ER_NO_DEFAULT_FOR_FIELD
+	1366: "HY000", // ER_TRUNCATED_WRONG_VALUE_FOR_FIELD
+	1406: "22001", // ER_DATA_TOO_LONG
+	1451: "23000", // ER_ROW_IS_REFERENCED_2
+	1452: "23000", // ER_NO_REFERENCED_ROW_2
+	1690: "22003", // ER_DATA_OUT_OF_RANGE
+}
+
+// mysqlError finishes an engine error for the wire: MySQL's SQLSTATE for
+// its code, and MySQL's exact duplicate-entry text, which oslo.db parses
+// (the engine prefixes it with its own words).
+func mysqlError(err error) error {
+	se, ok := err.(*mysql.SQLError)
+	if !ok || se == nil {
+		return err
+	}
+	out := *se
+	if st, ok := sqlStates[uint16(out.Num)]; ok && (out.State == "" || out.State == mysql.SSUnknownSQLState) {
+		out.State = st
+	}
+	if out.Num == mysql.ERDupEntry {
+		if i := strings.Index(out.Message, "Duplicate entry '"); i > 0 {
+			out.Message = out.Message[i:]
+		}
+	}
+	return &out
+}
+
+// errorEdge wraps the engine's handler so every error leaving for a client
+// passes through mysqlError.
+type errorEdge struct {
+	mysql.Handler
+}
+
+func (h errorEdge) ComInitDB(c *mysql.Conn, schemaName string) error {
+	return mysqlError(h.Handler.ComInitDB(c, schemaName))
+}
+
+func (h errorEdge) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) error {
+	return mysqlError(h.Handler.ComQuery(ctx, c, query, cb))
+}
+
+func (h errorEdge) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) (string, error) {
+	rest, err := h.Handler.ComMultiQuery(ctx, c, query, cb)
+	return rest, mysqlError(err)
+}
+
+func (h errorEdge) ComPrepare(ctx context.Context, c *mysql.Conn, query string, prepare *mysql.PrepareData) ([]*querypb.Field, error) {
+	f, err := h.Handler.ComPrepare(ctx, c, query, prepare)
+	return f, mysqlError(err)
+}
+
+func (h errorEdge) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepare *mysql.PrepareData, cb func(*sqltypes.Result) error) error {
+	return mysqlError(h.Handler.ComStmtExecute(ctx, c, prepare, cb))
+}

@@ -1,0 +1,171 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+
+	sqle "github.com/dolthub/go-mysql-server"
+	gmsserver "github.com/dolthub/go-mysql-server/server"
+	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/mysql_db"
+	"github.com/dolthub/vitess/go/mysql"
+
+	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/sqlfront"
+)
+
+// Server is one fogdb node: the kv store, the SQL engine over it and the
+// MySQL listener.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	kv     *kv.Engine
+	prov   *sqlfront.Provider
+	engine *sqle.Engine
+	mysql  *gmsserver.Server
+	ln     net.Listener
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the data directory and builds the engine; Start serves.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.SQL.Logger = cfg.Logger
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("server: data directory: %w", err)
+	}
+	kopts := kv.DefaultOptions(cfg.statePath())
+	kopts.Logger = cfg.Logger
+	eng, err := kv.Open(kopts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, kv: eng}
+	if err := s.build(); err != nil {
+		eng.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) build() error {
+	prov, err := sqlfront.NewProvider(s.kv, s.cfg.SQL)
+	if err != nil {
+		return err
+	}
+	s.prov = prov
+	s.engine = sqle.NewDefault(prov)
+	return s.loadUsers()
+}
+
+// loadUsers restores users and grants, creating root on first start.
+func (s *Server) loadUsers() error {
+	db := s.engine.Analyzer.Catalog.MySQLDb
+	ctx := s.newContext(context.Background())
+	data, err := s.prov.MySQLDbData()
+	if err != nil {
+		return err
+	}
+	if data != nil {
+		if err := db.LoadData(ctx, data); err != nil {
+			return fmt.Errorf("server: stored users and grants: %w", err)
+		}
+	}
+	db.SetPersister(s.prov)
+	db.SetEnabled(true)
+	if data == nil {
+		ed := db.Editor()
+		db.AddSuperUser(ed, "root", "localhost", s.cfg.RootPassword)
+		db.AddSuperUser(ed, "root", "%", s.cfg.RootPassword)
+		ed.Close()
+		ed = db.Editor()
+		defer ed.Close()
+		if err := db.Persist(ctx, ed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) newContext(ctx context.Context) *sql.Context {
+	sess := s.prov.NewSession(sql.NewBaseSession())
+	return sql.NewContext(ctx, sql.WithSession(sess))
+}
+
+func (s *Server) sessionBuilder(_ context.Context, conn *mysql.Conn, addr string) (sql.Session, error) {
+	host, user := "", ""
+	if u, ok := conn.UserData.(sql.MysqlConnectionUser); ok {
+		host, user = u.Host, u.User
+	}
+	client := sql.Client{Address: host, User: user, Capabilities: conn.Capabilities}
+	return s.prov.NewSession(sql.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID)), nil
+}
+
+// Start listens and serves MySQL clients until Close.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.MySQLAddr)
+	if err != nil {
+		return fmt.Errorf("server: MySQL listener: %w", err)
+	}
+	s.ln = ln
+	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: ln}
+	srv, err := gmsserver.NewServerWithHandler(gcfg, s.engine, sql.NewContext, s.sessionBuilder, nil,
+		func(h mysql.Handler) (mysql.Handler, error) { return errorEdge{h}, nil })
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.mysql = srv
+	s.log.Info("fogdb serving MySQL", "addr", ln.Addr().String(), "data", s.cfg.DataDir)
+	go func() {
+		if err := srv.Start(); err != nil {
+			s.log.Debug("MySQL listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// MySQLAddr is the address the MySQL listener is bound to.
+func (s *Server) MySQLAddr() string {
+	if s.ln == nil {
+		return s.cfg.MySQLAddr
+	}
+	return s.ln.Addr().String()
+}
+
+// Provider exposes the SQL backend (tests and tools).
+func (s *Server) Provider() *sqlfront.Provider { return s.prov }
+
+// Engine exposes the SQL engine (tests and tools).
+func (s *Server) Engine() *sqle.Engine { return s.engine }
+
+// KV exposes the store (tests count fsyncs and keys read through it).
+func (s *Server) KV() *kv.Engine { return s.kv }
+
+// Close stops the listener, closes client connections and the store. Every
+// acknowledged commit is already durable, so nothing more needs flushing.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if s.mysql != nil {
+			_ = s.mysql.Close()
+		}
+		if s.prov != nil {
+			s.prov.Close()
+		}
+		s.closeErr = s.kv.Close()
+	})
+	return s.closeErr
+}
+
+var _ mysql_db.MySQLDbPersistence = (*sqlfront.Provider)(nil)

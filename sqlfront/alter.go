@@ -1,0 +1,362 @@
+package sqlfront
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/dolthub/go-mysql-server/sql"
+
+	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/kv/keys"
+	"github.com/fogdb/fogdb/kv/lock"
+)
+
+// DDL on a table takes the table's metadata lock exclusively, after
+// committing the session's open transaction as MySQL's implicit commit
+// does; DML transactions hold it shared from their first write to the
+// table until they end. So a schema change waits for the transactions
+// writing the table, and they wait for it, as with MySQL's metadata locks.
+
+func tableLockKey(m *tableMeta) []byte {
+	return keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name))
+}
+
+// implicitCommit commits the session's open transaction before DDL.
+func (s *Session) implicitCommit(ctx *sql.Context) error {
+	s.mu.Lock()
+	t := s.txn
+	if t == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	s.txn = s.p.newTxn(false)
+	s.mu.Unlock()
+	defer t.release(s.p)
+	return s.p.commit(ctx, t)
+}
+
+// ddlLock commits the open transaction and locks table m for a schema
+// change. The returned function releases the lock.
+func (s *Session) ddlLock(ctx *sql.Context, m *tableMeta) (func(), error) {
+	if err := s.implicitCommit(ctx); err != nil {
+		return nil, err
+	}
+	owner := lock.TxnID(s.p.nextTxn.Add(1))
+	if err := s.p.locks.Acquire(ctx, owner, tableLockKey(m), lock.Exclusive, s.lockWait(ctx)); err != nil {
+		s.p.locks.ReleaseAll(owner)
+		if err == lock.ErrTimeout {
+			return nil, errLockWaitTimeout
+		}
+		return nil, err
+	}
+	return func() { s.p.locks.ReleaseAll(owner) }, nil
+}
+
+func sessionOf(ctx *sql.Context) *Session {
+	s, _ := ctx.Session.(*Session)
+	return s
+}
+
+func copyDef(d tableDef) tableDef {
+	data, err := json.Marshal(d)
+	if err != nil {
+		panic(err) // tableDef always marshals
+	}
+	var out tableDef
+	if err := json.Unmarshal(data, &out); err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// alterDef changes the stored definition of the table under its DDL lock.
+// fn may also add rows to the batch (index builds).
+func (t *Table) alterDef(ctx *sql.Context, fn func(def *tableDef, cur *tableMeta, b *ddlBatch) error) error {
+	s := sessionOf(ctx)
+	if s != nil {
+		unlock, err := s.ddlLock(ctx, t.m)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	return t.p.runDDL(ctx, func(b *ddlBatch) error {
+		cur := t.p.table(t.m.db, t.m.def.Name)
+		if cur == nil {
+			return sql.ErrTableNotFound.New(t.m.def.Name)
+		}
+		def := copyDef(cur.def)
+		if err := fn(&def, cur, b); err != nil {
+			return err
+		}
+		nm, err := newTableMeta(cur.db, def, 0)
+		if err != nil {
+			return err
+		}
+		b.expect(tableLockKey(cur), cur.version)
+		if err := b.putTable(nm); err != nil {
+			return err
+		}
+		t.m = nm
+		return nil
+	})
+}
+
+// GetDeclaredForeignKeys implements sql.ForeignKeyTable.
+func (t *Table) GetDeclaredForeignKeys(*sql.Context) ([]sql.ForeignKeyConstraint, error) {
+	return append([]sql.ForeignKeyConstraint(nil), t.m.def.FKs...), nil
+}
+
+// GetReferencedForeignKeys implements sql.ForeignKeyTable.
+func (t *Table) GetReferencedForeignKeys(*sql.Context) ([]sql.ForeignKeyConstraint, error) {
+	var out []sql.ForeignKeyConstraint
+	t.p.catMu.RLock()
+	dbs := t.p.dbs
+	t.p.catMu.RUnlock()
+	for _, st := range dbs {
+		for _, m := range st.tables {
+			for _, fk := range m.def.FKs {
+				if strings.EqualFold(fk.ParentDatabase, t.m.db) && strings.EqualFold(fk.ParentTable, t.m.def.Name) {
+					out = append(out, fk)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// AddForeignKey implements sql.ForeignKeyTable. Names are unique per
+// database, as in MySQL.
+func (t *Table) AddForeignKey(ctx *sql.Context, fk sql.ForeignKeyConstraint) error {
+	if st := t.p.db(t.m.db); st != nil {
+		for _, m := range st.tables {
+			for _, other := range m.def.FKs {
+				if strings.EqualFold(other.Name, fk.Name) {
+					return sql.ErrForeignKeyDuplicateName.New(fk.Name)
+				}
+			}
+		}
+	}
+	return t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
+		def.FKs = append(def.FKs, fk)
+		return nil
+	})
+}
+
+// DropForeignKey implements sql.ForeignKeyTable.
+func (t *Table) DropForeignKey(ctx *sql.Context, name string) error {
+	return t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
+		for i, fk := range def.FKs {
+			if strings.EqualFold(fk.Name, name) {
+				def.FKs = append(def.FKs[:i], def.FKs[i+1:]...)
+				return nil
+			}
+		}
+		return sql.ErrForeignKeyNotFound.New(name, t.m.def.Name)
+	})
+}
+
+// UpdateForeignKey implements sql.ForeignKeyTable.
+func (t *Table) UpdateForeignKey(ctx *sql.Context, name string, fk sql.ForeignKeyConstraint) error {
+	return t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
+		for i, old := range def.FKs {
+			if strings.EqualFold(old.Name, name) {
+				def.FKs[i] = fk
+				return nil
+			}
+		}
+		return sql.ErrForeignKeyNotFound.New(name, t.m.def.Name)
+	})
+}
+
+// CreateIndexForForeignKey implements sql.ForeignKeyTable.
+func (t *Table) CreateIndexForForeignKey(ctx *sql.Context, idx sql.IndexDef) error {
+	return t.CreateIndex(ctx, idx)
+}
+
+// GetChecks implements sql.CheckTable.
+func (t *Table) GetChecks(*sql.Context) ([]sql.CheckDefinition, error) {
+	return append([]sql.CheckDefinition(nil), t.m.def.Checks...), nil
+}
+
+// CreateCheck implements sql.CheckAlterableTable.
+func (t *Table) CreateCheck(ctx *sql.Context, check *sql.CheckDefinition) error {
+	return t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
+		for _, c := range def.Checks {
+			if strings.EqualFold(c.Name, check.Name) {
+				return errDupCheck(check.Name)
+			}
+		}
+		def.Checks = append(def.Checks, *check)
+		return nil
+	})
+}
+
+// DropCheck implements sql.CheckAlterableTable.
+func (t *Table) DropCheck(ctx *sql.Context, name string) error {
+	return t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
+		for i, c := range def.Checks {
+			if strings.EqualFold(c.Name, name) {
+				def.Checks = append(def.Checks[:i], def.Checks[i+1:]...)
+				return nil
+			}
+		}
+		return sql.ErrUnknownConstraint.New(name)
+	})
+}
+
+// CreateIndex implements sql.IndexAlterableTable. The definition and every
+// entry of the new index commit in one batch, after a uniqueness check over
+// all rows, so a failed CREATE UNIQUE INDEX leaves nothing behind.
+func (t *Table) CreateIndex(ctx *sql.Context, idx sql.IndexDef) error {
+	if idx.IsFullText() || idx.IsSpatial() || idx.IsVector() {
+		return sql.ErrUnsupportedFeature.New("FULLTEXT, SPATIAL and VECTOR indexes")
+	}
+	if idx.IsPrimary() {
+		return t.CreatePrimaryKey(ctx, idx.Columns)
+	}
+	return t.alterDef(ctx, func(def *tableDef, cur *tableMeta, b *ddlBatch) error {
+		name := idx.Name
+		for _, other := range def.Indexes {
+			if strings.EqualFold(other.Name, name) {
+				return sql.ErrDuplicateKey.New(name)
+			}
+		}
+		id := indexDef{ID: def.NextIndexID, Name: name, Unique: idx.IsUnique(), Comment: idx.Comment}
+		def.NextIndexID++
+		for _, c := range idx.Columns {
+			ord := cur.schema.IndexOfColName(c.Name)
+			if ord < 0 {
+				return sql.ErrKeyColumnDoesNotExist.New(c.Name)
+			}
+			id.Columns = append(id.Columns, cur.schema[ord].Name)
+			id.Prefix = append(id.Prefix, uint16(c.Length))
+		}
+		def.Indexes = append(def.Indexes, id)
+		nm, err := newTableMeta(cur.db, *def, 0)
+		if err != nil {
+			return err
+		}
+		return buildIndexEntries(ctx, b, nm, nm.indexes[len(nm.indexes)-1])
+	})
+}
+
+// buildIndexEntries adds the entries of index im for every committed row of
+// the table to the batch, failing with a duplicate-entry error as MySQL.
+func buildIndexEntries(ctx *sql.Context, b *ddlBatch, m *tableMeta, im *indexMeta) error {
+	rp := m.rowPrefix()
+	it := b.p.eng.NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	defer it.Close()
+	seen := map[string]bool{}
+	for it.Next() {
+		row, err := decodeRow(it.Value(), len(m.schema))
+		if err != nil {
+			return err
+		}
+		pk := append([]byte(nil), it.Key()[len(rp):]...)
+		ik, unique, err := m.indexKey(im, row, pk)
+		if err != nil {
+			return err
+		}
+		if unique {
+			if seen[string(ik)] {
+				return sql.NewUniqueKeyErr(m.dupMessage(ctx, im.def.Name, im.ords, row), false, row)
+			}
+			seen[string(ik)] = true
+		}
+		b.put(ik, pk)
+	}
+	return it.Err()
+}
+
+// DropIndex implements sql.IndexAlterableTable.
+func (t *Table) DropIndex(ctx *sql.Context, name string) error {
+	if strings.EqualFold(name, "PRIMARY") {
+		return t.DropPrimaryKey(ctx)
+	}
+	return t.alterDef(ctx, func(def *tableDef, cur *tableMeta, b *ddlBatch) error {
+		for i, id := range def.Indexes {
+			if strings.EqualFold(id.Name, name) {
+				def.Indexes = append(def.Indexes[:i], def.Indexes[i+1:]...)
+				ip := keys.IndexPrefix(def.ID, id.ID)
+				return b.deleteRange(ip, keys.PrefixEnd(ip))
+			}
+		}
+		return sql.ErrIndexNotFound.New(name)
+	})
+}
+
+// RenameIndex implements sql.IndexAlterableTable.
+func (t *Table) RenameIndex(ctx *sql.Context, from, to string) error {
+	return t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
+		for i := range def.Indexes {
+			if strings.EqualFold(def.Indexes[i].Name, from) {
+				def.Indexes[i].Name = to
+				return nil
+			}
+		}
+		return sql.ErrIndexNotFound.New(from)
+	})
+}
+
+// ShouldBuildIndex implements sql.IndexBuildingTable: CreateIndex already
+// built the entries in the batch that created the index.
+func (t *Table) ShouldBuildIndex(*sql.Context, sql.IndexDef) (bool, error) { return false, nil }
+
+// BuildIndex implements sql.IndexBuildingTable. The engine calls it after
+// CREATE UNIQUE INDEX; the index is complete by then, so the inserter
+// checks that every row streamed to it has its entry.
+func (t *Table) BuildIndex(ctx *sql.Context, idx sql.IndexDef) (sql.RowInserter, error) {
+	m := t.p.table(t.m.db, t.m.def.Name)
+	if m == nil {
+		return nil, sql.ErrTableNotFound.New(t.m.def.Name)
+	}
+	im := m.findIndex(idx.Name)
+	if im == nil {
+		return nil, sql.ErrIndexNotFound.New(idx.Name)
+	}
+	return &indexChecker{p: t.p, m: m, im: im}, nil
+}
+
+type indexChecker struct {
+	p  *Provider
+	m  *tableMeta
+	im *indexMeta
+}
+
+func (c *indexChecker) StatementBegin(*sql.Context)              {}
+func (c *indexChecker) DiscardChanges(*sql.Context, error) error { return nil }
+func (c *indexChecker) StatementComplete(*sql.Context) error     { return nil }
+func (c *indexChecker) Close(*sql.Context) error                 { return nil }
+func (c *indexChecker) Insert(ctx *sql.Context, row sql.Row) error {
+	pk, err := c.m.pkSuffix(row)
+	if err != nil || c.m.keyless() {
+		return err
+	}
+	ik, _, err := c.m.indexKey(c.im, row, pk)
+	if err != nil {
+		return err
+	}
+	v, err := c.p.eng.Get(ik, kv.MaxTimestamp)
+	if err != nil {
+		return err
+	}
+	if !v.Exists {
+		return fmt.Errorf("sqlfront: index %s of %s lacks the entry of a row", c.im.def.Name, c.m.def.Name)
+	}
+	return nil
+}
+
+// ModifyStoredCollation implements sql.CollationAlterableTable.
+func (t *Table) ModifyStoredCollation(ctx *sql.Context, collation sql.CollationID) error {
+	return t.ModifyDefaultCollation(ctx, collation)
+}
+
+// ModifyDefaultCollation implements sql.CollationAlterableTable.
+func (t *Table) ModifyDefaultCollation(ctx *sql.Context, collation sql.CollationID) error {
+	return t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
+		def.Collation = collation
+		return nil
+	})
+}

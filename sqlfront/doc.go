@@ -1,0 +1,21 @@
+// Package sqlfront is fogdb's go-mysql-server backend: the database
+// provider, databases, tables and indexes over the kv store, the row codec,
+// the session with its InnoDB-like transactions, and the mapping of fogdb's
+// failures to MySQL errors.
+//
+// It owns everything that knows SQL types. Keys are built here from column
+// values with the SQL-agnostic encoders of kv/keys (collation weights for
+// strings, scaled integers for DECIMAL, and so on), so kv never learns about
+// SQL.
+//
+// Transactions (session.go, table.go, editor.go, commit.go): a plain read
+// sees a snapshot taken at the transaction's first read; writes, and reads
+// for UPDATE, DELETE, INSERT ... SELECT and SELECT ... FOR UPDATE / FOR
+// SHARE, lock rows in the provider's lock table and read the newest
+// committed version (lockmode.go explains how a locking read is detected).
+// Writes are buffered in the session and commit as one kv batch whose
+// preconditions are the versions read under lock, the unique keys claimed
+// and the definitions of the tables written. DDL takes a table metadata lock
+// (alter.go) and rewrites rows under a new table ID (rewrite.go) in one
+// batch with the catalog change (catalog.go).
+package sqlfront

@@ -1,0 +1,438 @@
+package sqlfront
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/types"
+
+	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/kv/keys"
+	"github.com/fogdb/fogdb/kv/lock"
+)
+
+// editor applies one statement's row changes to the session's transaction.
+// Every key it writes is locked exclusively first; the versions it replaces
+// become commit preconditions.
+type editor struct {
+	*Table
+	sess *Session
+}
+
+var (
+	_ sql.TableEditor         = (*editor)(nil)
+	_ sql.ForeignKeyEditor    = (*editor)(nil)
+	_ sql.AutoIncrementSetter = (*editor)(nil)
+)
+
+func (t *Table) editor(ctx *sql.Context) *editor {
+	s := ctx.Session.(*Session)
+	s.markTarget(ctx, t.m.def.ID)
+	return &editor{Table: t, sess: s}
+}
+
+// Inserter implements sql.InsertableTable.
+func (t *Table) Inserter(ctx *sql.Context) sql.RowInserter { return t.editor(ctx) }
+
+// Updater implements sql.UpdatableTable.
+func (t *Table) Updater(ctx *sql.Context) sql.RowUpdater { return t.editor(ctx) }
+
+// Deleter implements sql.DeletableTable.
+func (t *Table) Deleter(ctx *sql.Context) sql.RowDeleter { return t.editor(ctx) }
+
+// Replacer implements sql.ReplaceableTable.
+func (t *Table) Replacer(ctx *sql.Context) sql.RowReplacer { return t.editor(ctx) }
+
+// GetForeignKeyEditor implements sql.ForeignKeyTable.
+func (t *Table) GetForeignKeyEditor(ctx *sql.Context) sql.ForeignKeyEditor { return t.editor(ctx) }
+
+// StatementBegin implements sql.EditOpenerCloser.
+func (e *editor) StatementBegin(ctx *sql.Context) { e.sess.statementBegin(ctx) }
+
+// DiscardChanges implements sql.EditOpenerCloser.
+func (e *editor) DiscardChanges(ctx *sql.Context, _ error) error {
+	e.sess.statementRollback(ctx)
+	return nil
+}
+
+// StatementComplete implements sql.EditOpenerCloser.
+func (e *editor) StatementComplete(*sql.Context) error { return nil }
+
+// Close implements sql.Closer.
+func (e *editor) Close(*sql.Context) error { return nil }
+
+func (e *editor) txn(ctx *sql.Context) (*txn, error) {
+	t, err := e.sess.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if t.readOnly {
+		return nil, errReadOnlyTxn
+	}
+	if _, ok := t.tables[e.m.def.ID]; !ok {
+		// The shared metadata lock keeps DDL off the table until this
+		// transaction ends.
+		if err := e.sess.lockKey(ctx, t, tableLockKey(e.m), lock.Shared); err != nil {
+			return nil, err
+		}
+		t.tables[e.m.def.ID] = e.m
+	}
+	return t, nil
+}
+
+// pkSuffix encodes the primary key of row (the part of the row key after
+// the table's row prefix).
+func (m *tableMeta) pkSuffix(row sql.Row) ([]byte, error) {
+	var b []byte
+	for _, o := range m.pkOrds {
+		var err error
+		b, err = appendKeyValue(b, m.schema[o].Type, row[o], 0)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// indexKey returns the key of row's entry in index im. A unique index entry
+// whose columns hold no NULL is keyed by its columns alone, so a second row
+// with the same values collides on the key; otherwise the row's key suffix
+// is appended, as several rows may share the values.
+func (m *tableMeta) indexKey(im *indexMeta, row sql.Row, pk []byte) (key []byte, unique bool, err error) {
+	key = keys.IndexPrefix(m.def.ID, im.def.ID)
+	hasNull := false
+	for j, o := range im.ords {
+		if row[o] == nil {
+			hasNull = true
+		}
+		key, err = appendKeyValue(key, m.schema[o].Type, row[o], im.prefix[j])
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	if im.def.Unique && !hasNull {
+		return key, true, nil
+	}
+	return append(key, pk...), false, nil
+}
+
+// dupMessage is MySQL's text for a duplicate key, which clients parse
+// (oslo.db reads the key name and value from it).
+func (m *tableMeta) dupMessage(ctx *sql.Context, keyName string, ords []int, row sql.Row) string {
+	parts := make([]string, len(ords))
+	for i, o := range ords {
+		parts[i] = formatValue(ctx, m.schema[o].Type, row[o])
+	}
+	return fmt.Sprintf("Duplicate entry '%s' for key '%s.%s'", strings.Join(parts, "-"), m.def.Name, keyName)
+}
+
+func formatValue(ctx *sql.Context, typ sql.Type, v interface{}) string {
+	if v == nil {
+		return "NULL"
+	}
+	sv, err := typ.SQL(ctx, nil, v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return sv.ToString()
+}
+
+// Insert implements sql.RowInserter.
+func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
+	t, err := e.txn(ctx)
+	if err != nil {
+		return err
+	}
+	m := e.m
+	var pk []byte
+	if m.keyless() {
+		id, err := e.p.nextRowID(m)
+		if err != nil {
+			return err
+		}
+		pk = keys.AppendUint(nil, id)
+	} else {
+		pk, err = m.pkSuffix(row)
+		if err != nil {
+			return err
+		}
+	}
+	rowKey := append(m.rowPrefix(), pk...)
+	if !m.keyless() {
+		data, exists, err := e.sess.lockedRead(ctx, t, rowKey, lock.Exclusive)
+		if err != nil {
+			return err
+		}
+		if exists {
+			existing, err := decodeRow(data, len(m.schema))
+			if err != nil {
+				return err
+			}
+			return sql.NewUniqueKeyErr(m.dupMessage(ctx, "PRIMARY", m.pkOrds, row), true, existing)
+		}
+	}
+	var entries [][]byte
+	for _, im := range m.indexes {
+		ik, unique, err := m.indexKey(im, row, pk)
+		if err != nil {
+			return err
+		}
+		if unique {
+			data, exists, err := e.sess.lockedRead(ctx, t, ik, lock.Exclusive)
+			if err != nil {
+				return err
+			}
+			if exists {
+				existing, err := e.rowAt(ctx, t, data)
+				if err != nil {
+					return err
+				}
+				return sql.NewUniqueKeyErr(m.dupMessage(ctx, im.def.Name, im.ords, row), false, existing)
+			}
+			t.uniqueMsg[string(ik)] = m.dupMessage(ctx, im.def.Name, im.ords, row)
+		}
+		entries = append(entries, ik)
+	}
+	val, err := encodeRow(nil, row)
+	if err != nil {
+		return err
+	}
+	if err := t.write(e.p, string(rowKey), val, false); err != nil {
+		return err
+	}
+	for _, ik := range entries {
+		if err := t.write(e.p, string(ik), pk, false); err != nil {
+			return err
+		}
+	}
+	e.p.noteAutoInc(ctx, m, row)
+	return nil
+}
+
+// rowAt reads the row a unique index entry points to, as a current read
+// under the lock the caller holds on the entry.
+func (e *editor) rowAt(ctx *sql.Context, t *txn, pk []byte) (sql.Row, error) {
+	data, ok, err := e.sess.lockedRead(ctx, t, append(e.m.rowPrefix(), pk...), lock.Exclusive)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("sqlfront: index entry of %s points to a missing row", e.m.def.Name)
+	}
+	return decodeRow(data, len(e.m.schema))
+}
+
+// rowKeyOf finds the stored key of a row the engine hands back. Keyed
+// tables derive it; keyless ones search for an equal row not yet claimed by
+// this statement.
+func (e *editor) rowKeyOf(ctx *sql.Context, t *txn, row sql.Row) ([]byte, []byte, error) {
+	m := e.m
+	if !m.keyless() {
+		pk, err := m.pkSuffix(row)
+		if err != nil {
+			return nil, nil, err
+		}
+		return append(m.rowPrefix(), pk...), pk, nil
+	}
+	want, err := encodeRow(nil, row)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := e.sess.stmt(ctx)
+	if st.claimed == nil {
+		st.claimed = map[string]bool{}
+	}
+	rp := m.rowPrefix()
+	it := newMergeIter(e.p.eng, t, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	defer it.close()
+	for {
+		k, v, _, ok := it.next()
+		if !ok {
+			if err := it.err(); err != nil {
+				return nil, nil, err
+			}
+			return nil, nil, sql.ErrDeleteRowNotFound.New()
+		}
+		if st.claimed[string(k)] || string(v) != string(want) {
+			continue
+		}
+		st.claimed[string(k)] = true
+		return k, k[len(rp):], nil
+	}
+}
+
+// Delete implements sql.RowDeleter.
+func (e *editor) Delete(ctx *sql.Context, row sql.Row) error {
+	t, err := e.txn(ctx)
+	if err != nil {
+		return err
+	}
+	rowKey, pk, err := e.rowKeyOf(ctx, t, row)
+	if err != nil {
+		return err
+	}
+	data, exists, err := e.sess.lockedRead(ctx, t, rowKey, lock.Exclusive)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return nil
+	}
+	stored, err := decodeRow(data, len(e.m.schema))
+	if err != nil {
+		return err
+	}
+	if err := t.write(e.p, string(rowKey), nil, true); err != nil {
+		return err
+	}
+	for _, im := range e.m.indexes {
+		ik, _, err := e.m.indexKey(im, stored, pk)
+		if err != nil {
+			return err
+		}
+		if err := t.write(e.p, string(ik), nil, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Update implements sql.RowUpdater.
+func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
+	t, err := e.txn(ctx)
+	if err != nil {
+		return err
+	}
+	m := e.m
+	oldKey, oldPK, err := e.rowKeyOf(ctx, t, old)
+	if err != nil {
+		return err
+	}
+	if !m.keyless() {
+		newPK, err := m.pkSuffix(new)
+		if err != nil {
+			return err
+		}
+		if string(newPK) != string(oldPK) {
+			if err := e.Delete(ctx, old); err != nil {
+				return err
+			}
+			return e.Insert(ctx, new)
+		}
+	}
+	data, exists, err := e.sess.lockedRead(ctx, t, oldKey, lock.Exclusive)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return nil
+	}
+	stored, err := decodeRow(data, len(m.schema))
+	if err != nil {
+		return err
+	}
+	type change struct {
+		del, put []byte
+	}
+	var changes []change
+	for _, im := range m.indexes {
+		ok, _, err := m.indexKey(im, stored, oldPK)
+		if err != nil {
+			return err
+		}
+		nk, unique, err := m.indexKey(im, new, oldPK)
+		if err != nil {
+			return err
+		}
+		if string(ok) == string(nk) {
+			continue
+		}
+		if unique {
+			d, exists, err := e.sess.lockedRead(ctx, t, nk, lock.Exclusive)
+			if err != nil {
+				return err
+			}
+			if exists {
+				existing, err := e.rowAt(ctx, t, d)
+				if err != nil {
+					return err
+				}
+				return sql.NewUniqueKeyErr(m.dupMessage(ctx, im.def.Name, im.ords, new), false, existing)
+			}
+			t.uniqueMsg[string(nk)] = m.dupMessage(ctx, im.def.Name, im.ords, new)
+		}
+		changes = append(changes, change{del: ok, put: nk})
+	}
+	val, err := encodeRow(nil, new)
+	if err != nil {
+		return err
+	}
+	if err := t.write(e.p, string(oldKey), val, false); err != nil {
+		return err
+	}
+	for _, c := range changes {
+		if err := t.write(e.p, string(c.del), nil, true); err != nil {
+			return err
+		}
+		if err := t.write(e.p, string(c.put), oldPK, false); err != nil {
+			return err
+		}
+	}
+	e.p.noteAutoInc(ctx, m, new)
+	return nil
+}
+
+// SetAutoIncrementValue implements sql.AutoIncrementSetter.
+func (e *editor) SetAutoIncrementValue(ctx *sql.Context, v uint64) error {
+	return e.Table.setAutoInc(ctx, v)
+}
+
+// AcquireAutoIncrementLock implements sql.AutoIncrementSetter. Values are
+// handed out under the counter's own mutex, one at a time, so there is no
+// statement-long lock to take (innodb_autoinc_lock_mode=2 behaviour).
+func (e *editor) AcquireAutoIncrementLock(*sql.Context) (func(), error) {
+	return func() {}, nil
+}
+
+// rowIDState hands out hidden row IDs for a keyless table.
+type rowIDState struct {
+	mu     sync.Mutex
+	loaded bool
+	next   uint64
+}
+
+func (p *Provider) nextRowID(m *tableMeta) (uint64, error) {
+	p.seqMu.Lock()
+	st := p.rowIDs[m.def.ID]
+	if st == nil {
+		st = &rowIDState{}
+		p.rowIDs[m.def.ID] = st
+	}
+	p.seqMu.Unlock()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.loaded {
+		rp := m.rowPrefix()
+		it := p.eng.NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
+		if it.Next() {
+			id, _, err := keys.DecodeUint(it.Key()[len(rp):])
+			if err != nil {
+				it.Close()
+				return 0, err
+			}
+			st.next = id
+		}
+		err := it.Err()
+		it.Close()
+		if err != nil {
+			return 0, err
+		}
+		st.loaded = true
+	}
+	st.next++
+	return st.next, nil
+}
+
+var _ = types.Uint64

@@ -1,0 +1,338 @@
+package sqlfront
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/expression"
+
+	"github.com/fogdb/fogdb/kv/keys"
+)
+
+// Index is the engine's view of the primary key or a secondary index.
+// Lookups become key ranges of the index (see rangeSpans), so a lookup
+// reads only the keys in its ranges.
+type Index struct {
+	t       *Table
+	name    string
+	ords    []int
+	prefix  []uint16
+	unique  bool
+	comment string
+	im      *indexMeta // nil for PRIMARY
+}
+
+var (
+	_ sql.Index         = (*Index)(nil)
+	_ sql.OrderedIndex  = (*Index)(nil)
+	_ sql.ExtendedIndex = (*Index)(nil)
+)
+
+// GetIndexes implements sql.IndexAddressable.
+func (t *Table) GetIndexes(*sql.Context) ([]sql.Index, error) {
+	out := make([]sql.Index, 0, len(t.m.indexes)+1)
+	if len(t.m.pkOrds) > 0 {
+		out = append(out, &Index{t: t, name: "PRIMARY", ords: t.m.pkOrds, unique: true})
+	}
+	for _, im := range t.m.indexes {
+		out = append(out, &Index{t: t, name: im.def.Name, ords: im.ords, prefix: im.prefix, unique: im.def.Unique, comment: im.def.Comment, im: im})
+	}
+	return out, nil
+}
+
+// PreciseMatch implements sql.IndexAddressable. Ranges on columns after
+// the first non-equality one, prefix-length columns and rows re-read after
+// a lock wait can all return rows outside a lookup, so the engine keeps
+// its filters.
+func (t *Table) PreciseMatch() bool { return false }
+
+// IndexedAccess implements sql.IndexAddressable.
+func (t *Table) IndexedAccess(_ *sql.Context, lookup sql.IndexLookup) sql.IndexedTable {
+	return &IndexedTable{Table: t, lookup: lookup}
+}
+
+// ID implements sql.Index.
+func (i *Index) ID() string { return i.name }
+
+// Database implements sql.Index.
+func (i *Index) Database() string { return i.t.m.db }
+
+// Table implements sql.Index.
+func (i *Index) Table() string { return i.t.m.def.Name }
+
+// Expressions implements sql.Index.
+func (i *Index) Expressions() []string {
+	out := make([]string, len(i.ords))
+	for j, o := range i.ords {
+		out[j] = i.t.m.def.Name + "." + i.t.m.schema[o].Name
+	}
+	return out
+}
+
+func (i *Index) extendedOrds() []int {
+	ords := append([]int(nil), i.ords...)
+	if i.im == nil {
+		return ords
+	}
+	for _, pk := range i.t.m.pkOrds {
+		found := false
+		for _, o := range i.ords {
+			found = found || o == pk
+		}
+		if !found {
+			ords = append(ords, pk)
+		}
+	}
+	return ords
+}
+
+// ExtendedExpressions implements sql.ExtendedIndex: a secondary index's key
+// ends with the primary key columns it does not already hold, as InnoDB's.
+func (i *Index) ExtendedExpressions() []string {
+	ords := i.extendedOrds()
+	out := make([]string, len(ords))
+	for j, o := range ords {
+		out[j] = i.t.m.def.Name + "." + i.t.m.schema[o].Name
+	}
+	return out
+}
+
+// ExtendedColumnExpressionTypes implements sql.ExtendedIndex.
+func (i *Index) ExtendedColumnExpressionTypes() []sql.ColumnExpressionType {
+	ords := i.extendedOrds()
+	out := make([]sql.ColumnExpressionType, len(ords))
+	for j, o := range ords {
+		out[j] = sql.ColumnExpressionType{Expression: i.t.m.def.Name + "." + i.t.m.schema[o].Name, Type: i.t.m.schema[o].Type}
+	}
+	return out
+}
+
+// ColumnExpressionTypes implements sql.Index.
+func (i *Index) ColumnExpressionTypes() []sql.ColumnExpressionType {
+	out := make([]sql.ColumnExpressionType, len(i.ords))
+	for j, o := range i.ords {
+		out[j] = sql.ColumnExpressionType{Expression: i.t.m.def.Name + "." + i.t.m.schema[o].Name, Type: i.t.m.schema[o].Type}
+	}
+	return out
+}
+
+// IsUnique implements sql.Index.
+func (i *Index) IsUnique() bool { return i.unique }
+
+// IsSpatial implements sql.Index.
+func (i *Index) IsSpatial() bool { return false }
+
+// IsFullText implements sql.Index.
+func (i *Index) IsFullText() bool { return false }
+
+// IsVector implements sql.Index.
+func (i *Index) IsVector() bool { return false }
+
+// Comment implements sql.Index.
+func (i *Index) Comment() string { return i.comment }
+
+// IndexType implements sql.Index.
+func (i *Index) IndexType() string { return "BTREE" }
+
+// IsGenerated implements sql.Index.
+func (i *Index) IsGenerated() bool { return false }
+
+// CanSupport implements sql.Index.
+func (i *Index) CanSupport(*sql.Context, ...sql.Range) bool { return true }
+
+// CanSupportOrderBy implements sql.Index (vector orderings only).
+func (i *Index) CanSupportOrderBy(sql.Expression) bool { return false }
+
+// PrefixLengths implements sql.Index.
+func (i *Index) PrefixLengths() []uint16 { return i.prefix }
+
+// Order implements sql.OrderedIndex. Keys are stored in collation order, but
+// a prefix-length column orders only by its prefix.
+func (i *Index) Order() sql.IndexOrder {
+	for _, p := range i.prefix {
+		if p > 0 {
+			return sql.IndexOrderNone
+		}
+	}
+	return sql.IndexOrderAsc
+}
+
+// Reversible implements sql.OrderedIndex.
+func (i *Index) Reversible() bool { return i.Order() == sql.IndexOrderAsc }
+
+func (i *Index) keyPrefix() []byte {
+	if i.im == nil {
+		return i.t.m.rowPrefix()
+	}
+	return keys.IndexPrefix(i.t.m.def.ID, i.im.def.ID)
+}
+
+// IndexedTable is a table restricted to an index lookup.
+type IndexedTable struct {
+	*Table
+	lookup sql.IndexLookup
+}
+
+// LookupPartitions implements sql.IndexedTable: one partition per range.
+func (t *IndexedTable) LookupPartitions(ctx *sql.Context, lookup sql.IndexLookup) (sql.PartitionIter, error) {
+	idx, ok := lookup.Index.(*Index)
+	if !ok {
+		return nil, fmt.Errorf("sqlfront: lookup on foreign index %T", lookup.Index)
+	}
+	ranges, ok := lookup.Ranges.(sql.MySQLRangeCollection)
+	if !ok {
+		return nil, fmt.Errorf("sqlfront: unsupported range collection %T", lookup.Ranges)
+	}
+	var parts []sql.Partition
+	if lookup.IsEmptyRange {
+		return &partitionIter{}, nil
+	}
+	for _, r := range ranges {
+		start, end, err := idx.rangeSpan(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if end != nil && strings.Compare(string(start), string(end)) >= 0 {
+			continue
+		}
+		parts = append(parts, &spanPartition{start: start, end: end, index: idx.im, reverse: lookup.IsReverse})
+	}
+	return &partitionIter{parts: parts}, nil
+}
+
+// Partitions implements sql.Table for the indexed view.
+func (t *IndexedTable) Partitions(ctx *sql.Context) (sql.PartitionIter, error) {
+	return t.LookupPartitions(ctx, t.lookup)
+}
+
+// rangeSpan turns one range into the smallest key span holding it: leading
+// point columns extend a common prefix; the first non-point column bounds
+// the span; later columns are left to the engine's filter.
+func (i *Index) rangeSpan(ctx *sql.Context, r sql.MySQLRange) (start, end []byte, err error) {
+	prefix := i.keyPrefix()
+	for j, ce := range r {
+		if j >= len(i.ords) {
+			break
+		}
+		col := i.t.m.schema[i.ords[j]]
+		var pl uint16
+		if j < len(i.prefix) {
+			pl = i.prefix[j]
+		}
+		if pt, isNull, ok := pointOf(ce); ok {
+			if isNull {
+				prefix = keys.AppendNull(prefix)
+				continue
+			}
+			k, exact, err := keyFor(ctx, col.Type, pt, pl)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !exact {
+				// The value has no exact representation in the column's
+				// type (2.5 for an INT column): nothing equals it.
+				return prefix, prefix, nil
+			}
+			prefix = append(prefix, k...)
+			if pl > 0 {
+				break // a prefix column cannot narrow further columns
+			}
+			continue
+		}
+		start, err = lowerKey(ctx, prefix, col.Type, ce.LowerBound, pl)
+		if err != nil {
+			return nil, nil, err
+		}
+		end, err = upperKey(ctx, prefix, col.Type, ce.UpperBound, pl)
+		return start, end, err
+	}
+	return prefix, keys.PrefixEnd(prefix), nil
+}
+
+// pointOf reports whether a column range is a single value ([v, v] or the
+// NULL point).
+func pointOf(ce sql.MySQLRangeColumnExpr) (v interface{}, isNull, ok bool) {
+	switch lo := ce.LowerBound.(type) {
+	case sql.BelowNull:
+		if _, ok := ce.UpperBound.(sql.AboveNull); ok {
+			return nil, true, true
+		}
+	case sql.Below:
+		if hi, ok := ce.UpperBound.(sql.Above); ok {
+			if c, err := ce.Typ.Compare(nil, lo.Key, hi.Key); err == nil && c == 0 {
+				return lo.Key, false, true
+			}
+		}
+	}
+	return nil, false, false
+}
+
+// keyFor converts a range value to the column's type and encodes it;
+// exact is false when the conversion changed the value.
+func keyFor(ctx *sql.Context, typ sql.Type, v interface{}, prefixLen uint16) ([]byte, bool, error) {
+	cv, inRange, err := typ.Convert(ctx, v)
+	if err != nil || inRange != sql.InRange {
+		return nil, false, nil
+	}
+	if c, err := typ.Compare(ctx, cv, v); err != nil || c != 0 {
+		return nil, false, nil
+	}
+	k, err := appendKeyValue(nil, typ, cv, prefixLen)
+	if err != nil {
+		return nil, false, err
+	}
+	return k, true, nil
+}
+
+// lowerKey is the first key of a lower bound. When a bound value has no
+// exact key, the bound is dropped (widened): the engine's filter decides.
+func lowerKey(ctx *sql.Context, prefix []byte, typ sql.Type, cut sql.MySQLRangeCut, pl uint16) ([]byte, error) {
+	switch c := cut.(type) {
+	case sql.BelowNull:
+		return prefix, nil
+	case sql.AboveNull:
+		return keys.PrefixEnd(keys.AppendNull(append([]byte(nil), prefix...))), nil
+	case sql.Below:
+		k, exact, err := keyFor(ctx, typ, c.Key, pl)
+		if err != nil || !exact {
+			return keys.PrefixEnd(keys.AppendNull(append([]byte(nil), prefix...))), err
+		}
+		return append(append([]byte(nil), prefix...), k...), nil
+	case sql.Above:
+		k, exact, err := keyFor(ctx, typ, c.Key, pl)
+		if err != nil || !exact {
+			return keys.PrefixEnd(keys.AppendNull(append([]byte(nil), prefix...))), err
+		}
+		if pl > 0 {
+			return append(append([]byte(nil), prefix...), k...), nil
+		}
+		return keys.PrefixEnd(append(append([]byte(nil), prefix...), k...)), nil
+	}
+	return prefix, nil
+}
+
+func upperKey(ctx *sql.Context, prefix []byte, typ sql.Type, cut sql.MySQLRangeCut, pl uint16) ([]byte, error) {
+	switch c := cut.(type) {
+	case sql.AboveNull:
+		return keys.PrefixEnd(keys.AppendNull(append([]byte(nil), prefix...))), nil
+	case sql.Above:
+		k, exact, err := keyFor(ctx, typ, c.Key, pl)
+		if err != nil || !exact {
+			return keys.PrefixEnd(prefix), err
+		}
+		return keys.PrefixEnd(append(append([]byte(nil), prefix...), k...)), nil
+	case sql.Below:
+		k, exact, err := keyFor(ctx, typ, c.Key, pl)
+		if err != nil || !exact {
+			return keys.PrefixEnd(prefix), err
+		}
+		if pl > 0 {
+			return keys.PrefixEnd(append(append([]byte(nil), prefix...), k...)), nil
+		}
+		return append(append([]byte(nil), prefix...), k...), nil
+	}
+	return keys.PrefixEnd(prefix), nil
+}
+
+var _ = expression.NewGetField

@@ -1,0 +1,128 @@
+package sqlfront
+
+// go-mysql-server parses but drops the locking clause of a SELECT (FOR
+// UPDATE, FOR SHARE, LOCK IN SHARE MODE), and gives a table no hint of the
+// statement it is read for. fogdb therefore classifies each statement's text
+// once, when the statement first reads a table: the first keyword tells a
+// write (UPDATE, DELETE, INSERT, REPLACE, CALL) from a read, and only a
+// read that mentions FOR or LOCK is searched for a locking clause. A plain
+// SELECT pays one pass over its text. A locking phrase inside a string
+// literal makes the statement lock what it reads: stricter than needed,
+// never weaker.
+
+type stmtKind uint8
+
+const (
+	stmtUnknown stmtKind = iota
+	stmtRead
+	stmtLockShared
+	stmtLockExclusive
+	stmtWrite
+)
+
+func classify(q string) stmtKind {
+	i := skipSpaceAndComments(q, 0)
+	// Parenthesised queries: ((SELECT ...) UNION ...).
+	for i < len(q) && q[i] == '(' {
+		i = skipSpaceAndComments(q, i+1)
+	}
+	j := i
+	for j < len(q) && isWordByte(q[j]) {
+		j++
+	}
+	switch lowerASCII(q[i:j]) {
+	case "update", "delete", "insert", "replace", "call":
+		return stmtWrite
+	case "select", "with", "table", "values":
+		return lockingClause(q[j:])
+	}
+	return stmtRead
+}
+
+// lockingClause looks for FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE as
+// whole words, case-insensitively.
+func lockingClause(q string) stmtKind {
+	kind := stmtRead
+	for i := 0; i < len(q); i++ {
+		c := q[i] | 0x20
+		if c != 'f' && c != 'l' {
+			continue
+		}
+		if i > 0 && isWordByte(q[i-1]) {
+			continue
+		}
+		w, next := word(q, i)
+		switch w {
+		case "for":
+			w2, _ := word(q, skipSpaceAndComments(q, next))
+			switch w2 {
+			case "update":
+				return stmtLockExclusive
+			case "share":
+				kind = stmtLockShared
+			}
+		case "lock":
+			w2, n2 := word(q, skipSpaceAndComments(q, next))
+			if w2 == "in" {
+				w3, _ := word(q, skipSpaceAndComments(q, n2))
+				if w3 == "share" {
+					kind = stmtLockShared
+				}
+			}
+		}
+	}
+	return kind
+}
+
+func word(q string, i int) (string, int) {
+	j := i
+	for j < len(q) && isWordByte(q[j]) {
+		j++
+	}
+	return lowerASCII(q[i:j]), j
+}
+
+func skipSpaceAndComments(q string, i int) int {
+	for i < len(q) {
+		switch c := q[i]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == '#':
+			for i < len(q) && q[i] != '\n' {
+				i++
+			}
+		case c == '-' && i+2 < len(q) && q[i+1] == '-' && (q[i+2] == ' ' || q[i+2] == '\t'):
+			for i < len(q) && q[i] != '\n' {
+				i++
+			}
+		case c == '/' && i+1 < len(q) && q[i+1] == '*':
+			end := i + 2
+			for end+1 < len(q) && !(q[end] == '*' && q[end+1] == '/') {
+				end++
+			}
+			i = end + 2
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 'A' && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}

@@ -1,0 +1,226 @@
+package sqlfront
+
+import (
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dolthub/go-mysql-server/sql"
+
+	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/kv/keys"
+	"github.com/fogdb/fogdb/kv/lock"
+)
+
+// Config holds the SQL front end's limits.
+type Config struct {
+	// MaxTxnBytes caps the keys and values one transaction may buffer before
+	// commit; beyond it a statement fails with ER_TRANS_CACHE_FULL (1197).
+	MaxTxnBytes int64
+	// IdleTxnTimeout rolls back a transaction that has been idle (no
+	// statement) for longer, releasing its locks; 0 disables it.
+	IdleTxnTimeout time.Duration
+	// DefaultLockWaitTimeout is innodb_lock_wait_timeout's default.
+	DefaultLockWaitTimeout time.Duration
+	Logger                 *slog.Logger
+}
+
+// DefaultConfig returns the defaults: InnoDB's 50 s lock wait, a 256 MiB
+// transaction and a 10 minute idle transaction limit.
+func DefaultConfig() Config {
+	return Config{
+		MaxTxnBytes:            256 << 20,
+		IdleTxnTimeout:         10 * time.Minute,
+		DefaultLockWaitTimeout: 50 * time.Second,
+	}
+}
+
+// Provider is the go-mysql-server database provider over one kv store. It
+// owns the cached catalog, the row lock table and the per-table counters.
+type Provider struct {
+	eng   *kv.Engine
+	locks *lock.Manager
+	cfg   Config
+	log   *slog.Logger
+
+	ddlMu sync.Mutex // serialises DDL on this node
+
+	catMu sync.RWMutex
+	dbs   map[string]*dbState // copy-on-write; by lower-cased name
+
+	seqMu     sync.Mutex
+	autoInc   map[uint64]*autoIncState
+	rowIDs    map[uint64]*rowIDState
+	rowCounts map[uint64]*rowCountState
+	nextTxn   atomic.Uint64
+	sessions  sync.Map // *Session, for the idle reaper
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+var (
+	_ sql.DatabaseProvider         = (*Provider)(nil)
+	_ sql.MutableDatabaseProvider  = (*Provider)(nil)
+	_ sql.CollatedDatabaseProvider = (*Provider)(nil)
+)
+
+// NewProvider loads the catalog of eng and starts the idle-transaction reaper.
+func NewProvider(eng *kv.Engine, cfg Config) (*Provider, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DefaultLockWaitTimeout <= 0 {
+		cfg.DefaultLockWaitTimeout = DefaultConfig().DefaultLockWaitTimeout
+	}
+	dbs, err := loadCatalog(eng)
+	if err != nil {
+		return nil, err
+	}
+	p := &Provider{
+		eng:       eng,
+		locks:     lock.NewManager(),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		dbs:       dbs,
+		autoInc:   map[uint64]*autoIncState{},
+		rowIDs:    map[uint64]*rowIDState{},
+		rowCounts: map[uint64]*rowCountState{},
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	registerSystemVariables(cfg)
+	go p.reapIdle()
+	return p, nil
+}
+
+// Close stops background work; the engine is closed by its owner.
+func (p *Provider) Close() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+		<-p.done
+	}
+}
+
+// Engine returns the kv store under the provider.
+func (p *Provider) Engine() *kv.Engine { return p.eng }
+
+// Locks returns the row lock table.
+func (p *Provider) Locks() *lock.Manager { return p.locks }
+
+func (p *Provider) db(name string) *dbState {
+	p.catMu.RLock()
+	defer p.catMu.RUnlock()
+	return p.dbs[strings.ToLower(name)]
+}
+
+func (p *Provider) table(db, name string) *tableMeta {
+	st := p.db(db)
+	if st == nil {
+		return nil
+	}
+	return st.tables[strings.ToLower(name)]
+}
+
+// Database implements sql.DatabaseProvider.
+func (p *Provider) Database(_ *sql.Context, name string) (sql.Database, error) {
+	st := p.db(name)
+	if st == nil {
+		return nil, sql.ErrDatabaseNotFound.New(name)
+	}
+	return &Database{p: p, name: st.def.Name}, nil
+}
+
+// HasDatabase implements sql.DatabaseProvider.
+func (p *Provider) HasDatabase(_ *sql.Context, name string) bool { return p.db(name) != nil }
+
+// AllDatabases implements sql.DatabaseProvider.
+func (p *Provider) AllDatabases(*sql.Context) []sql.Database {
+	p.catMu.RLock()
+	all := make([]sql.Database, 0, len(p.dbs))
+	for _, st := range p.dbs {
+		all = append(all, &Database{p: p, name: st.def.Name})
+	}
+	p.catMu.RUnlock()
+	sort.Slice(all, func(i, j int) bool { return all[i].Name() < all[j].Name() })
+	return all
+}
+
+// CreateDatabase implements sql.MutableDatabaseProvider.
+func (p *Provider) CreateDatabase(ctx *sql.Context, name string) error {
+	return p.CreateCollatedDatabase(ctx, name, sql.Collation_Default)
+}
+
+// CreateCollatedDatabase implements sql.CollatedDatabaseProvider.
+func (p *Provider) CreateCollatedDatabase(ctx *sql.Context, name string, collation sql.CollationID) error {
+	return p.runDDL(ctx, func(b *ddlBatch) error {
+		if p.db(name) != nil {
+			return sql.ErrDatabaseExists.New(name)
+		}
+		key := keys.CatalogKey(catDB, lower(name))
+		b.expect(key, 0)
+		b.dbs[strings.ToLower(name)] = true
+		return b.putJSON(key, dbDef{Name: name, Collation: collation})
+	})
+}
+
+// DropDatabase implements sql.MutableDatabaseProvider: the catalog entries and
+// rows of every table go in one batch.
+func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
+	return p.runDDL(ctx, func(b *ddlBatch) error {
+		st := p.db(name)
+		if st == nil {
+			return sql.ErrDatabaseNotFound.New(name)
+		}
+		ln := lower(name)
+		for _, m := range st.tables {
+			tp := keys.TablePrefix(m.def.ID)
+			if err := b.deleteRange(tp, keys.PrefixEnd(tp)); err != nil {
+				return err
+			}
+		}
+		for _, kind := range [][]byte{catTable, catView, catTrigger, catProc} {
+			p := keys.CatalogKey(kind, ln)
+			if err := b.deleteRange(p, keys.PrefixEnd(p)); err != nil {
+				return err
+			}
+		}
+		key := keys.CatalogKey(catDB, ln)
+		b.expect(key, st.version)
+		b.del(key)
+		b.dbs[string(ln)] = true
+		return nil
+	})
+}
+
+// reapIdle rolls back transactions idle past the configured limit, so a
+// client that went away mid-transaction cannot hold row locks forever.
+func (p *Provider) reapIdle() {
+	defer close(p.done)
+	if p.cfg.IdleTxnTimeout <= 0 {
+		<-p.stop
+		return
+	}
+	period := p.cfg.IdleTxnTimeout / 4
+	if period > 10*time.Second {
+		period = 10 * time.Second
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			p.sessions.Range(func(k, _ any) bool {
+				k.(*Session).abortIfIdle(now, p.cfg.IdleTxnTimeout)
+				return true
+			})
+		}
+	}
+}

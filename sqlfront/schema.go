@@ -1,0 +1,196 @@
+package sqlfront
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/planbuilder"
+
+	"github.com/fogdb/fogdb/kv/keys"
+)
+
+// primaryIndexID is the index ID of a table's rows: the row of primary key
+// (or hidden row ID) pk lives at keys.IndexPrefix(tableID, primaryIndexID)+pk.
+// Secondary indexes get IDs from 2 up, never reused within a table ID.
+const primaryIndexID = 1
+
+// tableDef is the stored (JSON) definition of a table in the catalog. Types,
+// defaults and expressions are kept in their SQL spelling and re-parsed on
+// load, so the catalog never depends on the engine's Go structures.
+type tableDef struct {
+	ID          uint64                     `json:"id"`
+	Name        string                     `json:"name"`
+	Columns     []colDef                   `json:"columns"`
+	PK          []string                   `json:"pk,omitempty"` // primary key columns in key order
+	Indexes     []indexDef                 `json:"indexes,omitempty"`
+	FKs         []sql.ForeignKeyConstraint `json:"fks,omitempty"`
+	Checks      []sql.CheckDefinition      `json:"checks,omitempty"`
+	Collation   sql.CollationID            `json:"collation"`
+	Comment     string                     `json:"comment,omitempty"`
+	AutoInc     uint64                     `json:"autoinc,omitempty"` // floor for the next AUTO_INCREMENT value
+	NextIndexID uint64                     `json:"next_index_id"`
+}
+
+type colDef struct {
+	Name      string  `json:"name"`
+	Type      string  `json:"type"`
+	Nullable  bool    `json:"nullable,omitempty"`
+	AutoInc   bool    `json:"autoinc,omitempty"`
+	Default   *string `json:"default,omitempty"`
+	Generated *string `json:"generated,omitempty"`
+	OnUpdate  *string `json:"on_update,omitempty"`
+	Virtual   bool    `json:"virtual,omitempty"`
+	Comment   string  `json:"comment,omitempty"`
+	Extra     string  `json:"extra,omitempty"`
+}
+
+type indexDef struct {
+	ID      uint64   `json:"id"`
+	Name    string   `json:"name"`
+	Columns []string `json:"columns"`
+	Prefix  []uint16 `json:"prefix,omitempty"`
+	Unique  bool     `json:"unique,omitempty"`
+	Comment string   `json:"comment,omitempty"`
+}
+
+// tableMeta is a table definition ready for use: the parsed schema and the
+// column ordinals of every index. It is immutable; DDL builds a new one.
+type tableMeta struct {
+	def     tableDef
+	db      string // database name as created
+	version uint64 // kv version of the catalog entry, a precondition of every commit writing the table
+	schema  sql.Schema
+	pkOrds  []int
+	indexes []*indexMeta // secondary indexes
+	autoCol int          // ordinal of the AUTO_INCREMENT column, -1 if none
+}
+
+type indexMeta struct {
+	def    indexDef
+	ords   []int
+	prefix []uint16
+}
+
+func (m *tableMeta) keyless() bool { return len(m.pkOrds) == 0 }
+
+func (m *tableMeta) rowPrefix() []byte { return keys.IndexPrefix(m.def.ID, primaryIndexID) }
+
+func optString(s string, ok bool) *string {
+	if !ok {
+		return nil
+	}
+	return &s
+}
+
+// defFromSchema builds a stored definition from an engine schema.
+func defFromSchema(id uint64, name string, sch sql.PrimaryKeySchema, coll sql.CollationID, comment string) tableDef {
+	def := tableDef{ID: id, Name: name, Collation: coll, Comment: comment, NextIndexID: primaryIndexID + 1}
+	for _, c := range sch.Schema {
+		def.Columns = append(def.Columns, colDefFromColumn(c))
+	}
+	for _, ord := range sch.PkOrdinals {
+		def.PK = append(def.PK, sch.Schema[ord].Name)
+	}
+	return def
+}
+
+func colDefFromColumn(c *sql.Column) colDef {
+	cd := colDef{
+		Name:     c.Name,
+		Type:     c.Type.String(),
+		Nullable: c.Nullable,
+		AutoInc:  c.AutoIncrement,
+		Virtual:  c.Virtual,
+		Comment:  c.Comment,
+		Extra:    c.Extra,
+	}
+	if c.Default != nil {
+		cd.Default = optString(c.Default.String(), true)
+	}
+	if c.Generated != nil {
+		cd.Generated = optString(c.Generated.String(), true)
+	}
+	if c.OnUpdate != nil {
+		cd.OnUpdate = optString(c.OnUpdate.String(), true)
+	}
+	return cd
+}
+
+// newTableMeta parses a stored definition.
+func newTableMeta(db string, def tableDef, version uint64) (*tableMeta, error) {
+	m := &tableMeta{def: def, db: db, version: version, autoCol: -1}
+	pk := make(map[string]bool, len(def.PK))
+	for _, n := range def.PK {
+		pk[strings.ToLower(n)] = true
+	}
+	for i, cd := range def.Columns {
+		typ, err := planbuilder.ParseColumnTypeString(cd.Type)
+		if err != nil {
+			return nil, fmt.Errorf("sqlfront: table %s column %s: type %q: %w", def.Name, cd.Name, cd.Type, err)
+		}
+		col := &sql.Column{
+			Name:           cd.Name,
+			Type:           typ,
+			Nullable:       cd.Nullable,
+			AutoIncrement:  cd.AutoInc,
+			Source:         def.Name,
+			DatabaseSource: db,
+			PrimaryKey:     pk[strings.ToLower(cd.Name)],
+			Comment:        cd.Comment,
+			Extra:          cd.Extra,
+			Virtual:        cd.Virtual,
+		}
+		if cd.Default != nil {
+			col.Default = sql.NewUnresolvedColumnDefaultValue(*cd.Default)
+		}
+		if cd.Generated != nil {
+			col.Generated = sql.NewUnresolvedColumnDefaultValue(*cd.Generated)
+		}
+		if cd.OnUpdate != nil {
+			col.OnUpdate = sql.NewUnresolvedColumnDefaultValue(*cd.OnUpdate)
+		}
+		if cd.AutoInc {
+			m.autoCol = i
+		}
+		m.schema = append(m.schema, col)
+	}
+	for _, n := range def.PK {
+		ord := m.schema.IndexOfColName(n)
+		if ord < 0 {
+			return nil, fmt.Errorf("sqlfront: table %s: primary key column %s missing", def.Name, n)
+		}
+		m.pkOrds = append(m.pkOrds, ord)
+	}
+	for _, id := range def.Indexes {
+		im := &indexMeta{def: id, prefix: make([]uint16, len(id.Columns))}
+		for j, c := range id.Columns {
+			ord := m.schema.IndexOfColName(c)
+			if ord < 0 {
+				return nil, fmt.Errorf("sqlfront: table %s index %s: column %s missing", def.Name, id.Name, c)
+			}
+			im.ords = append(im.ords, ord)
+			if j < len(id.Prefix) {
+				im.prefix[j] = id.Prefix[j]
+			}
+		}
+		m.indexes = append(m.indexes, im)
+	}
+	return m, nil
+}
+
+func (m *tableMeta) pkSchema() sql.PrimaryKeySchema {
+	return sql.NewPrimaryKeySchema(m.schema, m.pkOrds...)
+}
+
+func (m *tableMeta) marshal() ([]byte, error) { return json.Marshal(m.def) }
+
+func (m *tableMeta) findIndex(name string) *indexMeta {
+	for _, im := range m.indexes {
+		if strings.EqualFold(im.def.Name, name) {
+			return im
+		}
+	}
+	return nil
+}

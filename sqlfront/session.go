@@ -1,0 +1,448 @@
+package sqlfront
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/vitess/go/mysql"
+	"github.com/google/btree"
+
+	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/kv/lock"
+)
+
+// Session is one client connection's state: the engine's base session plus
+// the open transaction, if any.
+type Session struct {
+	*sql.BaseSession
+	p *Provider
+
+	// mu guards txn against the idle reaper; the connection's own goroutine
+	// is the only other user.
+	mu  sync.Mutex
+	txn *txn
+	// aborted is set when the reaper rolled back an idle transaction: the
+	// next statement of that transaction reports it instead of silently
+	// running in a fresh one.
+	aborted   bool
+	lastUsed  time.Time
+	stmtState stmtState
+}
+
+var (
+	_ sql.Session               = (*Session)(nil)
+	_ sql.TransactionSession    = (*Session)(nil)
+	_ sql.LifecycleAwareSession = (*Session)(nil)
+	_ sql.Transaction           = (*Transaction)(nil)
+)
+
+// NewSession wraps a base session.
+func (p *Provider) NewSession(base *sql.BaseSession) *Session {
+	s := &Session{BaseSession: base, p: p, lastUsed: time.Now()}
+	p.sessions.Store(s, struct{}{})
+	return s
+}
+
+// Transaction is the engine's handle on a fogdb transaction.
+type Transaction struct {
+	t *txn
+}
+
+func (t *Transaction) String() string { return fmt.Sprintf("fogdb transaction %d", t.t.id) }
+
+// IsReadOnly implements sql.Transaction.
+func (t *Transaction) IsReadOnly() bool { return t.t.readOnly }
+
+// bufItem is one buffered write. del marks a delete.
+type bufItem struct {
+	key string
+	val []byte
+	del bool
+}
+
+func bufLess(a, b bufItem) bool { return a.key < b.key }
+
+type undoRec struct {
+	key  string
+	had  bool
+	prev bufItem
+	size int64
+}
+
+// observed is what a current read saw of a key: the commit precondition
+// that turns a lock lost to a leader change into a failed commit instead of
+// a lost update.
+type observed struct {
+	exists  bool
+	version kv.Timestamp
+}
+
+type savepoint struct {
+	name string
+	undo int
+}
+
+// txn is the state of one open transaction.
+type txn struct {
+	id        lock.TxnID
+	readOnly  bool
+	snap      *kv.Snapshot
+	buf       *btree.BTreeG[bufItem]
+	undo      []undoRec
+	seen      map[string]observed
+	uniqueMsg map[string]string     // unique-index keys this txn claimed, with the duplicate-entry message their failed precondition means
+	tables    map[uint64]*tableMeta // definitions of the tables written, checked at commit
+	size      int64
+	saves     []savepoint
+}
+
+func (p *Provider) newTxn(readOnly bool) *txn {
+	return &txn{
+		id:        lock.TxnID(p.nextTxn.Add(1)),
+		readOnly:  readOnly,
+		buf:       btree.NewG[bufItem](16, bufLess),
+		seen:      map[string]observed{},
+		uniqueMsg: map[string]string{},
+		tables:    map[uint64]*tableMeta{},
+	}
+}
+
+// readTS returns the snapshot of the transaction, taken at its first read
+// as InnoDB does for REPEATABLE READ.
+func (t *txn) readTS(p *Provider) kv.Timestamp {
+	if t.snap == nil {
+		t.snap = p.eng.Snapshot()
+	}
+	return t.snap.TS()
+}
+
+func (t *txn) get(key string) (bufItem, bool) {
+	return t.buf.Get(bufItem{key: key})
+}
+
+func (t *txn) write(p *Provider, key string, val []byte, del bool) error {
+	prev, had := t.buf.ReplaceOrInsert(bufItem{key: key, val: val, del: del})
+	sz := int64(len(key) + len(val) + 32)
+	t.undo = append(t.undo, undoRec{key: key, had: had, prev: prev, size: sz})
+	t.size += sz
+	if p.cfg.MaxTxnBytes > 0 && t.size > p.cfg.MaxTxnBytes {
+		return errTxnTooLarge(p.cfg.MaxTxnBytes)
+	}
+	return nil
+}
+
+// rollbackTo undoes buffered writes back to undo position n. Locks stay
+// held, as InnoDB keeps them after a statement or savepoint rollback.
+func (t *txn) rollbackTo(n int) {
+	for i := len(t.undo) - 1; i >= n; i-- {
+		u := t.undo[i]
+		if u.had {
+			t.buf.ReplaceOrInsert(u.prev)
+		} else {
+			t.buf.Delete(bufItem{key: u.key})
+		}
+		t.size -= u.size
+	}
+	t.undo = t.undo[:n]
+}
+
+func (t *txn) release(p *Provider) {
+	p.locks.ReleaseAll(t.id)
+	if t.snap != nil {
+		t.snap.Release()
+		t.snap = nil
+	}
+}
+
+// lockMode is how a statement reads a table.
+type lockMode uint8
+
+const (
+	readSnapshot  lockMode = iota // plain consistent read
+	readShared                    // current read + shared lock
+	readExclusive                 // current read + exclusive lock
+)
+
+// stmtState is the per-statement part of the session, keyed by the engine's
+// query process ID so it resets itself at each new statement.
+type stmtState struct {
+	pid     uint64
+	kind    stmtKind
+	targets map[uint64]bool // tables this statement writes: their rows are read with X locks
+	undo    int             // undo position at statement start
+	begun   bool
+	claimed map[string]bool // keyless rows already matched by this statement
+}
+
+func (s *Session) stmt(ctx *sql.Context) *stmtState {
+	pid := ctx.Pid()
+	if s.stmtState.pid != pid || s.stmtState.kind == stmtUnknown {
+		s.stmtState = stmtState{pid: pid, kind: classify(ctx.Query())}
+	}
+	return &s.stmtState
+}
+
+// readMode decides how this statement reads table id. The cost for a plain
+// SELECT is one classification of the query text per statement.
+func (s *Session) readMode(ctx *sql.Context, id uint64) lockMode {
+	st := s.stmt(ctx)
+	switch st.kind {
+	case stmtLockExclusive:
+		return readExclusive
+	case stmtLockShared:
+		return readShared
+	case stmtWrite:
+		if st.targets[id] {
+			return readExclusive
+		}
+		return readShared
+	}
+	return readSnapshot
+}
+
+func (s *Session) markTarget(ctx *sql.Context, id uint64) {
+	st := s.stmt(ctx)
+	if st.targets == nil {
+		st.targets = map[uint64]bool{}
+	}
+	st.targets[id] = true
+}
+
+// statementBegin records where the statement started, once per statement
+// however many editors it opens (triggers, cascades).
+func (s *Session) statementBegin(ctx *sql.Context) {
+	st := s.stmt(ctx)
+	if st.begun {
+		return
+	}
+	st.begun = true
+	if t := s.txn; t != nil {
+		st.undo = len(t.undo)
+	}
+}
+
+// statementRollback undoes the current statement's writes, keeping locks:
+// a failed statement leaves nothing behind, as in InnoDB.
+func (s *Session) statementRollback(ctx *sql.Context) {
+	st := s.stmt(ctx)
+	if t := s.txn; t != nil && st.begun && st.undo <= len(t.undo) {
+		t.rollbackTo(st.undo)
+	}
+}
+
+// current returns the open transaction, starting an implicit one for
+// engine paths that run without (DDL row rewrites, for example).
+func (s *Session) current(ctx *sql.Context) (*txn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aborted {
+		s.aborted = false
+		return nil, errIdleAborted
+	}
+	if s.txn == nil {
+		s.txn = s.p.newTxn(false)
+	}
+	s.lastUsed = time.Now()
+	return s.txn, nil
+}
+
+// StartTransaction implements sql.TransactionSession. The engine drops an
+// autocommit transaction whose statement failed without rolling it back, so
+// any transaction still here is rolled back first.
+func (s *Session) StartTransaction(ctx *sql.Context, chr sql.TransactionCharacteristic) (sql.Transaction, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.txn != nil {
+		s.txn.release(s.p)
+	}
+	s.aborted = false
+	s.txn = s.p.newTxn(chr == sql.ReadOnly)
+	s.lastUsed = time.Now()
+	return &Transaction{t: s.txn}, nil
+}
+
+// CommitTransaction implements sql.TransactionSession.
+func (s *Session) CommitTransaction(ctx *sql.Context, tx sql.Transaction) error {
+	s.mu.Lock()
+	t := s.txn
+	aborted := s.aborted
+	s.txn = nil
+	s.aborted = false
+	s.mu.Unlock()
+	if aborted {
+		return errIdleAborted
+	}
+	if t == nil {
+		return nil
+	}
+	defer t.release(s.p)
+	return s.p.commit(ctx, t)
+}
+
+// Rollback implements sql.TransactionSession.
+func (s *Session) Rollback(ctx *sql.Context, tx sql.Transaction) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.txn != nil {
+		s.txn.release(s.p)
+		s.txn = nil
+	}
+	s.aborted = false
+	return nil
+}
+
+// CreateSavepoint implements sql.TransactionSession.
+func (s *Session) CreateSavepoint(ctx *sql.Context, tx sql.Transaction, name string) error {
+	t, err := s.current(ctx)
+	if err != nil {
+		return err
+	}
+	for i, sp := range t.saves {
+		if strings.EqualFold(sp.name, name) {
+			t.saves = append(t.saves[:i], t.saves[i+1:]...)
+			break
+		}
+	}
+	t.saves = append(t.saves, savepoint{name: name, undo: len(t.undo)})
+	return nil
+}
+
+func (s *Session) findSavepoint(name string) (*txn, int, error) {
+	t := s.txn
+	if t != nil {
+		for i := len(t.saves) - 1; i >= 0; i-- {
+			if strings.EqualFold(t.saves[i].name, name) {
+				return t, i, nil
+			}
+		}
+	}
+	return nil, 0, sql.ErrSavepointDoesNotExist.New(name)
+}
+
+// RollbackToSavepoint implements sql.TransactionSession. Later savepoints
+// are forgotten; the named one stays, as in MySQL.
+func (s *Session) RollbackToSavepoint(ctx *sql.Context, tx sql.Transaction, name string) error {
+	t, i, err := s.findSavepoint(name)
+	if err != nil {
+		return err
+	}
+	t.rollbackTo(t.saves[i].undo)
+	t.saves = t.saves[:i+1]
+	return nil
+}
+
+// ReleaseSavepoint implements sql.TransactionSession.
+func (s *Session) ReleaseSavepoint(ctx *sql.Context, tx sql.Transaction, name string) error {
+	t, i, err := s.findSavepoint(name)
+	if err != nil {
+		return err
+	}
+	t.saves = t.saves[:i]
+	return nil
+}
+
+// CommandBegin implements sql.LifecycleAwareSession.
+func (s *Session) CommandBegin() error {
+	s.mu.Lock()
+	s.lastUsed = time.Now()
+	s.mu.Unlock()
+	return nil
+}
+
+// CommandEnd implements sql.LifecycleAwareSession. When the engine let go of
+// an autocommit transaction after a failed statement, its locks go now
+// rather than at the connection's next statement.
+func (s *Session) CommandEnd() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastUsed = time.Now()
+	if s.txn != nil && s.GetTransaction() == nil {
+		s.txn.release(s.p)
+		s.txn = nil
+	}
+}
+
+// SessionEnd implements sql.LifecycleAwareSession: a dropped connection
+// rolls back its transaction.
+func (s *Session) SessionEnd() {
+	s.mu.Lock()
+	if s.txn != nil {
+		s.txn.release(s.p)
+		s.txn = nil
+	}
+	s.mu.Unlock()
+	s.p.sessions.Delete(s)
+}
+
+func (s *Session) abortIfIdle(now time.Time, limit time.Duration) {
+	if !s.mu.TryLock() {
+		return // a statement is running: not idle
+	}
+	defer s.mu.Unlock()
+	if s.txn == nil || now.Sub(s.lastUsed) < limit {
+		return
+	}
+	if s.txn.size == 0 && s.p.locks.HeldBy(s.txn.id) == 0 && s.txn.snap == nil {
+		return // holds nothing; an idle empty transaction costs nothing
+	}
+	s.p.log.Info("rolling back idle transaction", "connection", s.ID(), "idle", now.Sub(s.lastUsed).Round(time.Second))
+	s.txn.release(s.p)
+	s.txn = nil
+	s.aborted = true
+}
+
+// lockWait returns the session's innodb_lock_wait_timeout.
+func (s *Session) lockWait(ctx *sql.Context) time.Duration {
+	v, err := s.GetSessionVariable(ctx, "innodb_lock_wait_timeout")
+	if err == nil {
+		switch n := v.(type) {
+		case int64:
+			return time.Duration(n) * time.Second
+		case int:
+			return time.Duration(n) * time.Second
+		case uint64:
+			return time.Duration(n) * time.Second
+		}
+	}
+	return s.p.cfg.DefaultLockWaitTimeout
+}
+
+// lockKey takes a row lock for the transaction. A deadlock rolls the whole
+// transaction back, as InnoDB does; a timeout only fails the statement.
+func (s *Session) lockKey(ctx *sql.Context, t *txn, key []byte, mode lock.Mode) error {
+	err := s.p.locks.Acquire(ctx, t.id, key, mode, s.lockWait(ctx))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, lock.ErrDeadlock):
+		s.abortTxn(t)
+		return errDeadlock
+	case errors.Is(err, lock.ErrTimeout):
+		return errLockWaitTimeout
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return errInterrupted
+	}
+	return err
+}
+
+// abortTxn rolls back t in place: its buffer and locks go, and the
+// transaction the engine holds becomes empty, so later statements start
+// from scratch as after an InnoDB deadlock rollback.
+func (s *Session) abortTxn(t *txn) {
+	t.release(s.p)
+	t.buf.Clear(false)
+	t.undo = nil
+	t.size = 0
+	t.saves = nil
+	t.seen = map[string]observed{}
+	t.uniqueMsg = map[string]string{}
+	t.tables = map[uint64]*tableMeta{}
+	s.stmtState.undo = 0
+}
+
+var _ = mysql.ERLockDeadlock

@@ -1,0 +1,38 @@
+package sqlfront
+
+import (
+	"sync"
+
+	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/types"
+)
+
+var sysvarsOnce sync.Once
+
+// registerSystemVariables replaces the engine's placeholders for the
+// variables whose behaviour fogdb implements: innodb_lock_wait_timeout is a
+// real session variable here (1 to 1073741824 seconds, MySQL's range), and
+// the server reports itself as fogdb.
+func registerSystemVariables(cfg Config) {
+	sysvarsOnce.Do(func() {
+		wait := int64(cfg.DefaultLockWaitTimeout.Seconds())
+		if wait < 1 {
+			wait = 1
+		}
+		sql.SystemVariables.AddSystemVariables([]sql.SystemVariable{
+			&sql.MysqlSystemVariable{
+				Name:    "innodb_lock_wait_timeout",
+				Scope:   sql.GetMysqlScope(sql.SystemVariableScope_Both),
+				Dynamic: true,
+				Type:    types.NewSystemIntType("innodb_lock_wait_timeout", 1, 1073741824, false),
+				Default: wait,
+			},
+			&sql.MysqlSystemVariable{
+				Name:    "version_comment",
+				Scope:   sql.GetMysqlScope(sql.SystemVariableScope_Global),
+				Type:    types.NewSystemStringType("version_comment"),
+				Default: "fogdb",
+			},
+		})
+	})
+}

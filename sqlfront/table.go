@@ -1,0 +1,329 @@
+package sqlfront
+
+import (
+	"bytes"
+	"io"
+
+	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/google/btree"
+
+	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/kv/keys"
+	"github.com/fogdb/fogdb/kv/lock"
+)
+
+// Table is a SQL table over the kv store. A Table value carries the table
+// definition current when the engine looked it up; the rows it reads and
+// writes go through the session's transaction.
+type Table struct {
+	p *Provider
+	m *tableMeta
+}
+
+var (
+	_ sql.Table                    = (*Table)(nil)
+	_ sql.CommentedTable           = (*Table)(nil)
+	_ sql.Databaseable             = (*Table)(nil)
+	_ sql.PrimaryKeyTable          = (*Table)(nil)
+	_ sql.IndexAddressableTable    = (*Table)(nil)
+	_ sql.InsertableTable          = (*Table)(nil)
+	_ sql.UpdatableTable           = (*Table)(nil)
+	_ sql.DeletableTable           = (*Table)(nil)
+	_ sql.ReplaceableTable         = (*Table)(nil)
+	_ sql.TruncateableTable        = (*Table)(nil)
+	_ sql.AutoIncrementTable       = (*Table)(nil)
+	_ sql.StatisticsTable          = (*Table)(nil)
+	_ sql.ForeignKeyTable          = (*Table)(nil)
+	_ sql.CheckTable               = (*Table)(nil)
+	_ sql.CheckAlterableTable      = (*Table)(nil)
+	_ sql.IndexAlterableTable      = (*Table)(nil)
+	_ sql.IndexBuildingTable       = (*Table)(nil)
+	_ sql.AlterableTable           = (*Table)(nil)
+	_ sql.RewritableTable          = (*Table)(nil)
+	_ sql.PrimaryKeyAlterableTable = (*Table)(nil)
+	_ sql.CollationAlterableTable  = (*Table)(nil)
+	_ sql.IndexedTable             = (*IndexedTable)(nil)
+)
+
+func newTable(p *Provider, m *tableMeta) *Table { return &Table{p: p, m: m} }
+
+// Name implements sql.Nameable.
+func (t *Table) Name() string { return t.m.def.Name }
+
+// String implements fmt.Stringer.
+func (t *Table) String() string { return t.m.def.Name }
+
+// Schema implements sql.Table.
+func (t *Table) Schema() sql.Schema { return t.m.schema }
+
+// Collation implements sql.Table.
+func (t *Table) Collation() sql.CollationID { return t.m.def.Collation }
+
+// Comment implements sql.CommentedTable.
+func (t *Table) Comment() string { return t.m.def.Comment }
+
+// Database implements sql.Databaseable.
+func (t *Table) Database() string { return t.m.db }
+
+// PrimaryKeySchema implements sql.PrimaryKeyTable.
+func (t *Table) PrimaryKeySchema() sql.PrimaryKeySchema { return t.m.pkSchema() }
+
+// spanPartition is a key range of one index to read.
+type spanPartition struct {
+	start, end []byte
+	index      *indexMeta // nil: the rows themselves
+	reverse    bool
+}
+
+func (s *spanPartition) Key() []byte { return s.start }
+
+type partitionIter struct {
+	parts []sql.Partition
+}
+
+func (it *partitionIter) Next(*sql.Context) (sql.Partition, error) {
+	if len(it.parts) == 0 {
+		return nil, io.EOF
+	}
+	p := it.parts[0]
+	it.parts = it.parts[1:]
+	return p, nil
+}
+
+func (it *partitionIter) Close(*sql.Context) error { return nil }
+
+// Partitions implements sql.Table: a table is one partition, its row range.
+func (t *Table) Partitions(*sql.Context) (sql.PartitionIter, error) {
+	rp := t.m.rowPrefix()
+	return &partitionIter{parts: []sql.Partition{&spanPartition{start: rp, end: keys.PrefixEnd(rp)}}}, nil
+}
+
+// PartitionRows implements sql.Table.
+func (t *Table) PartitionRows(ctx *sql.Context, part sql.Partition) (sql.RowIter, error) {
+	sp, ok := part.(*spanPartition)
+	if !ok {
+		return nil, sql.ErrPartitionNotFound.New(string(part.Key()))
+	}
+	sess := ctx.Session.(*Session)
+	tx, err := sess.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &rowIter{t: t, sess: sess, tx: tx, span: sp}, nil
+}
+
+// rowIter streams rows of a span. It decides on its first row whether the
+// statement reads with locks: by then the engine has opened the statement's
+// editors, which mark the tables it writes.
+type rowIter struct {
+	t     *Table
+	sess  *Session
+	tx    *txn
+	span  *spanPartition
+	mode  lockMode
+	ts    kv.Timestamp
+	it    *mergeIter
+	ready bool
+}
+
+func (r *rowIter) init(ctx *sql.Context) {
+	r.ready = true
+	r.mode = r.sess.readMode(ctx, r.t.m.def.ID)
+	r.ts = kv.MaxTimestamp
+	if r.mode == readSnapshot {
+		r.ts = r.tx.readTS(r.t.p)
+	}
+	r.it = newMergeIter(r.t.p.eng, r.tx, r.span.start, r.span.end, r.ts, r.span.reverse)
+}
+
+func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
+	if !r.ready {
+		r.init(ctx)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, errInterrupted
+		}
+		key, val, fromBuf, ok := r.it.next()
+		if !ok {
+			if err := r.it.err(); err != nil {
+				return nil, err
+			}
+			return nil, io.EOF
+		}
+		rowKey, rowVal := key, val
+		if r.span.index != nil {
+			// Index entries hold the row's key suffix as their value.
+			rowKey = append(r.t.m.rowPrefix(), val...)
+			rowVal = nil
+		}
+		data, found, err := r.fetch(ctx, rowKey, rowVal, fromBuf && r.span.index == nil)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			continue
+		}
+		return decodeRow(data, len(r.t.m.schema))
+	}
+}
+
+// fetch returns a row's stored value as this statement must see it: from
+// the transaction's own writes, from its snapshot, or, for a locking read,
+// the newest committed version after the lock is granted.
+func (r *rowIter) fetch(ctx *sql.Context, rowKey, have []byte, haveFromBuf bool) ([]byte, bool, error) {
+	if haveFromBuf {
+		return have, true, nil
+	}
+	if it, ok := r.tx.get(string(rowKey)); ok {
+		return it.val, !it.del, nil
+	}
+	if r.mode == readSnapshot {
+		if have != nil {
+			return have, true, nil
+		}
+		v, err := r.t.p.eng.Get(rowKey, r.ts)
+		if err != nil {
+			return nil, false, err
+		}
+		return v.Data, v.Exists, nil
+	}
+	mode := lock.Shared
+	if r.mode == readExclusive {
+		mode = lock.Exclusive
+	}
+	return r.sess.lockedRead(ctx, r.tx, rowKey, mode)
+}
+
+func (r *rowIter) Close(*sql.Context) error {
+	if r.it != nil {
+		r.it.close()
+	}
+	return nil
+}
+
+// lockedRead locks key and reads its newest committed version, remembering
+// the version as a commit precondition.
+func (s *Session) lockedRead(ctx *sql.Context, t *txn, key []byte, mode lock.Mode) ([]byte, bool, error) {
+	if err := s.lockKey(ctx, t, key, mode); err != nil {
+		return nil, false, err
+	}
+	if it, ok := t.get(string(key)); ok {
+		return it.val, !it.del, nil
+	}
+	v, err := s.p.eng.Get(key, kv.MaxTimestamp)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, ok := t.seen[string(key)]; !ok {
+		t.seen[string(key)] = observed{exists: v.Exists, version: v.Version}
+	}
+	return v.Data, v.Exists, nil
+}
+
+// mergeIter merges the transaction's buffered writes over a kv iterator.
+// The buffered part is copied when the iterator opens, so rows a statement
+// writes while it scans (UPDATE t SET pk = pk + 1) are not seen again.
+type mergeIter struct {
+	kvIt    *kv.Iterator
+	buf     []bufItem
+	reverse bool
+	kvKey   []byte
+	kvVal   []byte
+	kvOK    bool
+	started bool
+}
+
+func newMergeIter(eng *kv.Engine, t *txn, start, end []byte, ts kv.Timestamp, reverse bool) *mergeIter {
+	m := &mergeIter{kvIt: eng.NewIterator(start, end, ts, reverse), reverse: reverse}
+	if t != nil && t.buf.Len() > 0 {
+		collect := func(it bufItem) bool {
+			m.buf = append(m.buf, it)
+			return true
+		}
+		lo, hi := bufItem{key: string(start)}, bufItem{key: string(end)}
+		if end == nil {
+			t.buf.AscendGreaterOrEqual(lo, collect)
+		} else {
+			t.buf.AscendRange(lo, hi, collect)
+		}
+		if reverse {
+			for i, j := 0, len(m.buf)-1; i < j; i, j = i+1, j-1 {
+				m.buf[i], m.buf[j] = m.buf[j], m.buf[i]
+			}
+		}
+	}
+	return m
+}
+
+func (m *mergeIter) advanceKV() {
+	m.kvOK = m.kvIt.Next()
+	if m.kvOK {
+		m.kvKey = append(m.kvKey[:0], m.kvIt.Key()...)
+		m.kvVal = append(m.kvVal[:0], m.kvIt.Value()...)
+	}
+}
+
+// next returns the next live key and value; fromBuf reports whether they
+// are the transaction's own.
+func (m *mergeIter) next() (key, val []byte, fromBuf, ok bool) {
+	if !m.started {
+		m.started = true
+		m.advanceKV()
+	}
+	for {
+		hasBuf := len(m.buf) > 0
+		if !hasBuf && !m.kvOK {
+			return nil, nil, false, false
+		}
+		var c int
+		switch {
+		case !hasBuf:
+			c = -1
+		case !m.kvOK:
+			c = 1
+		default:
+			c = bytes.Compare(m.kvKey, []byte(m.buf[0].key))
+			if m.reverse {
+				c = -c
+			}
+		}
+		if c < 0 {
+			key, val = append([]byte(nil), m.kvKey...), append([]byte(nil), m.kvVal...)
+			m.advanceKV()
+			return key, val, false, true
+		}
+		b := m.buf[0]
+		m.buf = m.buf[1:]
+		if c == 0 {
+			m.advanceKV()
+		}
+		if b.del {
+			continue
+		}
+		return []byte(b.key), b.val, true, true
+	}
+}
+
+func (m *mergeIter) err() error { return m.kvIt.Err() }
+
+func (m *mergeIter) close() { m.kvIt.Close() }
+
+// DataLength implements sql.StatisticsTable (an estimate is enough).
+func (t *Table) DataLength(ctx *sql.Context) (uint64, error) {
+	n, _, err := t.RowCount(ctx)
+	return n * 64, err
+}
+
+// RowCount implements sql.StatisticsTable with an estimate kept by commits
+// (counted once per table and process, then adjusted), so planning a query
+// never scans a table. It is reported as inexact: COUNT(*) still counts.
+func (t *Table) RowCount(ctx *sql.Context) (uint64, bool, error) {
+	n, err := t.p.rowCount(t.m)
+	if n < 0 {
+		n = 0
+	}
+	return uint64(n), false, err
+}
+
+var _ = btree.NewG[bufItem]
