@@ -30,12 +30,12 @@ var (
 )
 
 func errTxnTooLarge(limit int64) error {
-	return mysql.NewSQLError(1197, mysql.SSUnknownSQLState,
+	return mysql.NewSQLError(1197, mysql.SSUnknownSQLState, "%s",
 		fmt.Sprintf("Multi-statement transaction required more than %d bytes of storage (fogdb max transaction size); split the transaction", limit))
 }
 
 var errInterrupted = mysql.NewSQLError(1317, "70100", "Query execution was interrupted")
 
 func errDupCheck(name string) error {
-	return mysql.NewSQLError(3822, mysql.SSUnknownSQLState, fmt.Sprintf("Duplicate check constraint name '%s'.", name))
+	return mysql.NewSQLError(3822, mysql.SSUnknownSQLState, "%s", fmt.Sprintf("Duplicate check constraint name '%s'.", name))
 }

@@ -168,10 +168,10 @@ const (
 	readExclusive                 // current read + exclusive lock
 )
 
-// stmtState is the per-statement part of the session, keyed by the engine's
-// query process ID so it resets itself at each new statement.
+// stmtState is the per-statement part of the session. The engine calls
+// ValidateSession at the start of every statement it runs, which resets it.
 type stmtState struct {
-	pid     uint64
+	query   string
 	kind    stmtKind
 	targets map[uint64]bool // tables this statement writes: their rows are read with X locks
 	undo    int             // undo position at statement start
@@ -179,12 +179,23 @@ type stmtState struct {
 	claimed map[string]bool // keyless rows already matched by this statement
 }
 
+// ValidateSession implements sql.Session; fogdb uses it as the hook that
+// marks the start of a statement.
+func (s *Session) ValidateSession(ctx *sql.Context) error {
+	s.stmtState = stmtState{query: ctx.Query()}
+	return s.BaseSession.ValidateSession(ctx)
+}
+
 func (s *Session) stmt(ctx *sql.Context) *stmtState {
-	pid := ctx.Pid()
-	if s.stmtState.pid != pid || s.stmtState.kind == stmtUnknown {
-		s.stmtState = stmtState{pid: pid, kind: classify(ctx.Query())}
+	st := &s.stmtState
+	if st.kind == stmtUnknown {
+		q := st.query
+		if q == "" {
+			q = ctx.Query()
+		}
+		st.kind = classify(q)
 	}
-	return &s.stmtState
+	return st
 }
 
 // readMode decides how this statement reads table id. The cost for a plain
