@@ -1,0 +1,118 @@
+package kv
+
+import "fmt"
+
+// Apply is the deterministic primitive under Commit, for a replicated state
+// machine: it applies batches in one bbolt write transaction, batch i at
+// commit timestamp ts[i], and stores appliedIndex in the same transaction
+// when it is above zero. Given the same file and the same arguments, every
+// replica writes the same versions.
+//
+// Replay is idempotent: when appliedIndex is above zero and at or below the
+// stored applied index, Apply writes nothing and returns (nil, nil).
+//
+// The result holds one error per batch: nil when it was written, or the
+// *ConflictError of its first failing precondition (nothing of it written).
+// Later batches see earlier ones. The second result reports why nothing at
+// all was applied: ErrInvalidBatch, ErrTimestampOrder (ts must be strictly
+// increasing and above every earlier commit), ErrClosed, ErrCorrupt or an
+// I/O error.
+//
+// Once durable, ReadTS moves to the largest ts and the Clock is moved past
+// it, so a node that becomes leader stamps above what it applied.
+func (e *Engine) Apply(appliedIndex uint64, batches []*Batch, ts []Timestamp) ([]error, error) {
+	if len(batches) != len(ts) {
+		return nil, fmt.Errorf("%w: %d batches but %d timestamps", ErrInvalidBatch, len(batches), len(ts))
+	}
+	for i, b := range batches {
+		if err := validateBatch(b); err != nil {
+			return nil, fmt.Errorf("batch %d: %w", i, err)
+		}
+		if ts[i] == 0 || ts[i] == MaxTimestamp || (i > 0 && ts[i] <= ts[i-1]) {
+			return nil, fmt.Errorf("%w: batch %d at %s", ErrTimestampOrder, i, ts[i])
+		}
+	}
+	if len(batches) == 0 && appliedIndex == 0 {
+		return nil, nil
+	}
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	return e.applyLocked(appliedIndex, batches, ts)
+}
+
+func (e *Engine) applyLocked(appliedIndex uint64, batches []*Batch, ts []Timestamp) (_ []error, err error) {
+	tx, err := e.db.Begin(true)
+	if err != nil {
+		return nil, boltErr(err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+		e.arena.reset()
+	}()
+	w, err := newTxWriter(tx, &e.arena)
+	if err != nil {
+		return nil, err
+	}
+	if appliedIndex > 0 {
+		stored, err := appliedIndexTx(tx)
+		if err != nil {
+			return nil, err
+		}
+		if appliedIndex <= stored {
+			_ = tx.Rollback()
+			return nil, nil
+		}
+		if err := w.meta.Put(metaAppliedIndex, encodeUint64(appliedIndex)); err != nil {
+			return nil, err
+		}
+	}
+	errs := make([]error, len(batches))
+	var last Timestamp
+	written, conflicts := 0, 0
+	if len(ts) > 0 {
+		// The stored value, not the clock, decides, so every replica decides
+		// the same.
+		stored, err := lastCommitTSTx(tx)
+		if err != nil {
+			return nil, err
+		}
+		if ts[0] <= stored {
+			return nil, fmt.Errorf("%w: batch 0 at %s, last commit at %s", ErrTimestampOrder, ts[0], stored)
+		}
+		last = ts[len(ts)-1]
+		if err := w.setLastCommitTS(last); err != nil {
+			return nil, err
+		}
+	}
+	for i, b := range batches {
+		c, err := w.check(b)
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			errs[i] = c
+			conflicts++
+			continue
+		}
+		if err := w.apply(b, ts[i]); err != nil {
+			return nil, err
+		}
+		written++
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("kv: apply: %w", err)
+	}
+	e.stats.fsyncs.Add(1)
+	e.stats.batches.Add(uint64(written))
+	e.stats.conflicts.Add(uint64(conflicts))
+	if last > 0 {
+		e.clock.Update(last)
+		e.publishLocked(last)
+	}
+	return errs, nil
+}
