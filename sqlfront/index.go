@@ -1,11 +1,11 @@
 package sqlfront
 
 import (
+	"bytes"
 	"fmt"
-	"strings"
+	"sort"
 
 	"github.com/dolthub/go-mysql-server/sql"
-	"github.com/dolthub/go-mysql-server/sql/expression"
 
 	"github.com/fogdb/fogdb/kv/keys"
 )
@@ -145,7 +145,14 @@ func (i *Index) CanSupport(*sql.Context, ...sql.Range) bool { return true }
 func (i *Index) CanSupportOrderBy(sql.Expression) bool { return false }
 
 // PrefixLengths implements sql.Index.
-func (i *Index) PrefixLengths() []uint16 { return i.prefix }
+func (i *Index) PrefixLengths() []uint16 {
+	for _, p := range i.prefix {
+		if p > 0 {
+			return i.prefix
+		}
+	}
+	return nil // the engine reads any non-empty slice as "has prefixes"
+}
 
 // Order implements sql.OrderedIndex. Keys are stored in collation order, but
 // a prefix-length column orders only by its prefix.
@@ -184,19 +191,39 @@ func (t *IndexedTable) LookupPartitions(ctx *sql.Context, lookup sql.IndexLookup
 	if !ok {
 		return nil, fmt.Errorf("sqlfront: unsupported range collection %T", lookup.Ranges)
 	}
-	var parts []sql.Partition
 	if lookup.IsEmptyRange {
 		return &partitionIter{}, nil
 	}
+	var spans []*spanPartition
 	for _, r := range ranges {
 		start, end, err := idx.rangeSpan(ctx, r)
 		if err != nil {
 			return nil, err
 		}
-		if end != nil && strings.Compare(string(start), string(end)) >= 0 {
+		if end != nil && bytes.Compare(start, end) >= 0 {
 			continue
 		}
-		parts = append(parts, &spanPartition{start: start, end: end, index: idx.im, reverse: lookup.IsReverse})
+		spans = append(spans, &spanPartition{start: start, end: end, index: idx.im, reverse: lookup.IsReverse})
+	}
+	// Ranges that differ only after their first non-point column map to
+	// the same or overlapping spans: merge them so no row is read twice.
+	sort.Slice(spans, func(i, j int) bool { return bytes.Compare(spans[i].start, spans[j].start) < 0 })
+	var parts []sql.Partition
+	var last *spanPartition
+	for _, sp := range spans {
+		if last != nil && (last.end == nil || bytes.Compare(sp.start, last.end) <= 0) {
+			if last.end != nil && (sp.end == nil || bytes.Compare(sp.end, last.end) > 0) {
+				last.end = sp.end
+			}
+			continue
+		}
+		parts = append(parts, sp)
+		last = sp
+	}
+	if lookup.IsReverse {
+		for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
+			parts[i], parts[j] = parts[j], parts[i]
+		}
 	}
 	return &partitionIter{parts: parts}, nil
 }
@@ -335,4 +362,3 @@ func upperKey(ctx *sql.Context, prefix []byte, typ sql.Type, cut sql.MySQLRangeC
 	return keys.PrefixEnd(prefix), nil
 }
 
-var _ = expression.NewGetField

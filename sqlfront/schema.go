@@ -130,6 +130,14 @@ func newTableMeta(db string, def tableDef, version uint64) (*tableMeta, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sqlfront: table %s column %s: type %q: %w", def.Name, cd.Name, cd.Type, err)
 		}
+		// A type's SQL spelling leaves out the default collation, and the
+		// parser reads that back as "unspecified", which the engine treats
+		// as no collation at all (LIKE then never matches).
+		if tc, ok := typ.(sql.TypeWithCollation); ok && tc.Collation() == sql.Collation_Unspecified {
+			if typ, err = tc.WithNewCollation(sql.Collation_Default); err != nil {
+				return nil, err
+			}
+		}
 		col := &sql.Column{
 			Name:           cd.Name,
 			Type:           typ,

@@ -42,6 +42,7 @@ var (
 	_ sql.RewritableTable          = (*Table)(nil)
 	_ sql.PrimaryKeyAlterableTable = (*Table)(nil)
 	_ sql.CollationAlterableTable  = (*Table)(nil)
+	_ sql.TemporaryTable           = (*Table)(nil)
 	_ sql.IndexedTable             = (*IndexedTable)(nil)
 )
 
@@ -61,6 +62,10 @@ func (t *Table) Collation() sql.CollationID { return t.m.def.Collation }
 
 // Comment implements sql.CommentedTable.
 func (t *Table) Comment() string { return t.m.def.Comment }
+
+// IsTemporary implements sql.TemporaryTable: fogdb tables are never
+// temporary (the engine's READ ONLY check asks every table).
+func (t *Table) IsTemporary() bool { return false }
 
 // Database implements sql.Databaseable.
 func (t *Table) Database() string { return t.m.db }
