@@ -5,10 +5,12 @@ package lock
 // from one of them in the wait-for graph. Called with detect and own.mu held.
 //
 // The graph is not stored: a waiting transaction's edges are recomputed from
-// the entry it is queued on. Edges only appear while detect is held (a new
-// wait, or a grant made under detect), and grants and departures made
-// concurrently only remove edges, so the walk can miss no cycle; at worst it
-// sees an edge that has just gone.
+// the entry it is queued on, and every shard visited stays locked until the
+// walk ends, so the edges it follows are all still there when it answers.
+// New edges only appear under detect: a new wait, or an upgrade granted over
+// queued requests. Grants made elsewhere either find nobody waiting on the key
+// or turn a waiter into a holder that those behind it already waited for, and
+// departures only remove edges, so no cycle can form behind the walk's back.
 func (m *Manager) closesCycle(req TxnID, blockers []TxnID, own *shard) bool {
 	locked := []*shard{own}
 	defer func() {

@@ -184,8 +184,8 @@ func (m *Manager) wait(ctx context.Context, w *waiter, timeout time.Duration) er
 	defer sh.mu.Unlock()
 	switch w.state {
 	case granted:
-		// A grant that races with the timeout wins: the lock is already
-		// recorded as held, and giving it back would only redo the work.
+		// A grant that races with the timeout or cancellation wins: the lock is
+		// already recorded as held, and giving it back would only redo the work.
 		m.acquired.Add(1)
 		return nil
 	case aborted:
@@ -229,7 +229,7 @@ func (m *Manager) ReleaseAll(txn TxnID) {
 			}
 			w.sh.mu.Unlock()
 		}
-		for k := range keys {
+		for _, k := range keys {
 			m.release(txn, k)
 		}
 	}

@@ -118,15 +118,19 @@ func TestTimeout(t *testing.T) {
 	requireEmpty(t, m)
 }
 
-func TestTimeoutOfHeadWaiterLetsSharersIn(t *testing.T) {
+func TestDepartureOfHeadWaiterLetsSharersIn(t *testing.T) {
 	m := NewManager()
 	acquire(t, m, 1, "k", Shared)
-	x := acquireAsync(context.Background(), m, 2, "k", Exclusive, 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	x := acquireAsync(ctx, m, 2, "k", Exclusive, long)
 	awaitWaiting(t, m, 1)
 	s := acquireAsync(context.Background(), m, 3, "k", Shared, long)
 	awaitWaiting(t, m, 2)
+	requirePending(t, s)
 
-	require.ErrorIs(t, result(t, x), ErrTimeout)
+	cancel()
+	require.ErrorIs(t, result(t, x), context.Canceled)
 	// With the writer gone, the reader queued behind it is compatible with
 	// the current holder.
 	require.NoError(t, result(t, s))
@@ -365,28 +369,35 @@ func TestDeadlockThroughQueuedWaiter(t *testing.T) {
 	requireEmpty(t, m)
 }
 
-func TestNoFalseDeadlockAmongSharers(t *testing.T) {
-	// Two readers queued behind the same writer do not wait for each other,
-	// so a reader may wait for the other one's lock elsewhere.
+func TestWaitChainIsNotADeadlock(t *testing.T) {
 	m := NewManager()
 	ctx := context.Background()
 	acquire(t, m, 1, "a", Exclusive)
-	acquire(t, m, 3, "b", Exclusive)
-	r2 := acquireAsync(ctx, m, 2, "a", Shared, long)
+	acquire(t, m, 1, "s", Shared)
+	acquire(t, m, 2, "b", Exclusive)
+	acquire(t, m, 3, "c", Exclusive)
+
+	w2 := acquireAsync(ctx, m, 2, "c", Exclusive, long) // 2 -> 3
 	awaitWaiting(t, m, 1)
-	r3 := acquireAsync(ctx, m, 3, "a", Shared, long)
+	w1 := acquireAsync(ctx, m, 1, "b", Shared, long) // 1 -> 2
 	awaitWaiting(t, m, 2)
+	w4 := acquireAsync(ctx, m, 4, "a", Shared, long) // 4 -> 1
+	awaitWaiting(t, m, 3)
 	require.Zero(t, m.Stats().Deadlocks)
-	m.ReleaseAll(1)
-	require.NoError(t, result(t, r2))
-	require.NoError(t, result(t, r3))
-	// 2 now waits for 3 on "b"; 3 waits for nobody.
-	w2 := acquireAsync(ctx, m, 2, "b", Shared, long)
-	awaitWaiting(t, m, 1)
-	require.Zero(t, m.Stats().Deadlocks)
+
+	// A compatible lock held by a waiting transaction is no edge.
+	require.NoError(t, m.Acquire(ctx, 3, []byte("s"), Shared, 0))
+	// A conflicting one is: 3 -> 1 -> 2 -> 3.
+	require.ErrorIs(t, m.Acquire(ctx, 3, []byte("a"), Shared, long), ErrDeadlock)
+	require.Equal(t, uint64(1), m.Stats().Deadlocks)
+
 	m.ReleaseAll(3)
 	require.NoError(t, result(t, w2))
 	m.ReleaseAll(2)
+	require.NoError(t, result(t, w1))
+	m.ReleaseAll(1)
+	require.NoError(t, result(t, w4))
+	m.ReleaseAll(4)
 	requireEmpty(t, m)
 }
 

@@ -18,6 +18,9 @@ type shard struct {
 type entry struct {
 	key     string
 	holders []holder
+	// inline backs holders for the common case of few holders, saving an
+	// allocation per locked key.
+	inline [2]holder
 	// queue is FIFO, except that waiters already holding the key (upgrades)
 	// sit ahead of those that do not.
 	queue []*waiter
@@ -57,7 +60,9 @@ type txnShard struct {
 }
 
 type txnState struct {
-	keys map[string]struct{}
+	// keys has no duplicates: a key is recorded only when txn becomes one of
+	// its holders, and forgotten only when it stops being one.
+	keys []string
 	// wait is the transaction's queued request, if any; the deadlock
 	// detector follows it to find what the transaction waits for.
 	wait *waiter
@@ -134,7 +139,10 @@ func (e *entry) appendBlockers(dst []TxnID, txn TxnID, mode Mode, pos int) []Txn
 func (m *Manager) tryGrant(sh *shard, e *entry, txn TxnID, key []byte, mode Mode, underDetect bool) bool {
 	if e == nil {
 		k := string(key)
-		sh.entries[k] = &entry{key: k, holders: []holder{{txn: txn, mode: mode}}}
+		e := &entry{key: k}
+		e.inline[0] = holder{txn: txn, mode: mode}
+		e.holders = e.inline[:1]
+		sh.entries[k] = e
 		m.recordHeld(txn, k)
 		return true
 	}
@@ -224,7 +232,7 @@ func forgetIfIdle(sh *shard, e *entry) {
 	}
 }
 
-func (m *Manager) state(ts *txnShard, txn TxnID) *txnState {
+func (ts *txnShard) state(txn TxnID) *txnState {
 	st := ts.txns[txn]
 	if st == nil {
 		st = &txnState{}
@@ -236,18 +244,15 @@ func (m *Manager) state(ts *txnShard, txn TxnID) *txnState {
 func (m *Manager) recordHeld(txn TxnID, key string) {
 	ts := m.txnShardOf(txn)
 	ts.mu.Lock()
-	st := m.state(ts, txn)
-	if st.keys == nil {
-		st.keys = make(map[string]struct{})
-	}
-	st.keys[key] = struct{}{}
+	st := ts.state(txn)
+	st.keys = append(st.keys, key)
 	ts.mu.Unlock()
 }
 
 func (m *Manager) setWait(txn TxnID, w *waiter) {
 	ts := m.txnShardOf(txn)
 	ts.mu.Lock()
-	m.state(ts, txn).wait = w
+	ts.state(txn).wait = w
 	ts.mu.Unlock()
 }
 
@@ -258,15 +263,12 @@ func (m *Manager) endWait(w *waiter, newHolder bool) {
 	ts := m.txnShardOf(w.txn)
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	st := m.state(ts, w.txn)
+	st := ts.state(w.txn)
 	if st.wait == w {
 		st.wait = nil
 	}
 	if newHolder {
-		if st.keys == nil {
-			st.keys = make(map[string]struct{})
-		}
-		st.keys[w.key] = struct{}{}
+		st.keys = append(st.keys, w.key)
 	} else if st.wait == nil && len(st.keys) == 0 {
 		// A transaction whose only request timed out may never call
 		// ReleaseAll.
