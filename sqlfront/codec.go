@@ -236,7 +236,7 @@ func decodeValue(b []byte) (interface{}, []byte, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		return append([]byte(nil), s...), b, nil
+		return append(make([]byte, 0, len(s)), s...), b, nil
 	case tagDecimal:
 		s, err := bytesField()
 		if err != nil {

@@ -58,7 +58,10 @@ func (e *editor) DiscardChanges(ctx *sql.Context, _ error) error {
 }
 
 // StatementComplete implements sql.EditOpenerCloser.
-func (e *editor) StatementComplete(*sql.Context) error { return nil }
+func (e *editor) StatementComplete(ctx *sql.Context) error {
+	e.sess.statementComplete(ctx)
+	return nil
+}
 
 // Close implements sql.Closer.
 func (e *editor) Close(*sql.Context) error { return nil }
@@ -245,7 +248,7 @@ func (e *editor) rowKeyOf(ctx *sql.Context, t *txn, row sql.Row) ([]byte, []byte
 		st.claimed = map[string]bool{}
 	}
 	rp := m.rowPrefix()
-	it := newMergeIter(e.p.eng, t, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := newMergeIter(e.p.eng, t.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	defer it.close()
 	for {
 		k, v, _, ok := it.next()

@@ -387,7 +387,7 @@ func (t *Table) Truncate(ctx *sql.Context) (int, error) {
 		return 0, err
 	}
 	rp := t.m.rowPrefix()
-	it := newMergeIter(t.p.eng, tx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := newMergeIter(t.p.eng, tx.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	var victims []sql.Row
 	for {
 		k, _, _, ok := it.next()
@@ -472,14 +472,37 @@ func (t *Table) GetNextAutoIncrementValue(ctx *sql.Context, given interface{}) (
 		st.next++
 		return v, nil
 	}
-	v, _, err := types.Uint64.Convert(ctx, given)
-	if err != nil {
-		return 0, err
-	}
-	if g := v.(uint64); g >= st.next {
+	g, ok := autoValue(ctx, given)
+	if ok && g >= st.next {
 		st.next = g + 1
 	}
-	return v.(uint64), nil
+	return g, nil
+}
+
+// autoValue converts an AUTO_INCREMENT column value to the sequence's
+// domain; negative values (allowed in signed columns) never move it.
+func autoValue(ctx *sql.Context, v interface{}) (uint64, bool) {
+	switch x := v.(type) {
+	case int8:
+		return uint64(x), x >= 0
+	case int16:
+		return uint64(x), x >= 0
+	case int32:
+		return uint64(x), x >= 0
+	case int64:
+		return uint64(x), x >= 0
+	case int:
+		return uint64(x), x >= 0
+	case float32:
+		return uint64(x), x >= 0
+	case float64:
+		return uint64(x), x >= 0
+	}
+	u, _, err := types.Uint64.Convert(ctx, v)
+	if err != nil {
+		return 0, false
+	}
+	return u.(uint64), true
 }
 
 // AutoIncrementSetter implements sql.AutoIncrementTable.
@@ -516,8 +539,8 @@ func (p *Provider) noteAutoInc(ctx *sql.Context, m *tableMeta, row sql.Row) {
 	if m.autoCol < 0 || row[m.autoCol] == nil {
 		return
 	}
-	v, _, err := types.Uint64.Convert(ctx, row[m.autoCol])
-	if err != nil {
+	g, ok := autoValue(ctx, row[m.autoCol])
+	if !ok {
 		return
 	}
 	st, err := p.loadAutoInc(m)
@@ -525,7 +548,7 @@ func (p *Provider) noteAutoInc(ctx *sql.Context, m *tableMeta, row sql.Row) {
 		return
 	}
 	st.mu.Lock()
-	if g := v.(uint64); g >= st.next {
+	if g >= st.next {
 		st.next = g + 1
 	}
 	st.mu.Unlock()
@@ -570,8 +593,8 @@ func (p *Provider) maxAutoValue(m *tableMeta) (uint64, error) {
 			return 0, err
 		}
 		if v := row[m.autoCol]; v != nil {
-			if u, _, err := types.Uint64.Convert(nil, v); err == nil && u.(uint64) > max {
-				max = u.(uint64)
+			if u, ok := autoValue(nil, v); ok && u > max {
+				max = u
 			}
 		}
 		if leads {

@@ -174,9 +174,11 @@ type stmtState struct {
 	query   string
 	kind    stmtKind
 	targets map[uint64]bool // tables this statement writes: their rows are read with X locks
-	undo    int             // undo position at statement start
-	begun   bool
+	undo    int             // undo position where the open statement (or row checkpoint) began
+	depth   int             // editors that began and have not completed or discarded
 	claimed map[string]bool // keyless rows already matched by this statement
+	view    *btree.BTreeG[bufItem]
+	viewOf  *txn
 }
 
 // ValidateSession implements sql.Session; fogdb uses it as the hook that
@@ -224,16 +226,40 @@ func (s *Session) markTarget(ctx *sql.Context, id uint64) {
 	st.targets[id] = true
 }
 
-// statementBegin records where the statement started, once per statement
-// however many editors it opens (triggers, cascades).
+// statementBegin marks where a statement (or, for INSERT IGNORE, one row)
+// starts. Editors of one statement nest (triggers, cascades): only the
+// outermost begin sets the mark.
 func (s *Session) statementBegin(ctx *sql.Context) {
 	st := s.stmt(ctx)
-	if st.begun {
-		return
-	}
-	st.begun = true
 	if t := s.txn; t != nil {
-		st.undo = len(t.undo)
+		s.readView(ctx, t)
+	}
+	if st.depth == 0 {
+		st.undo = 0
+		if t := s.txn; t != nil {
+			st.undo = len(t.undo)
+		}
+	}
+	st.depth++
+}
+
+// readView is the transaction's writes as they stood when the statement
+// began: a statement never reads rows it wrote itself (an UPDATE over a
+// join would otherwise update a row again each time the join meets it).
+// The copy is a copy-on-write clone, so taking it costs nothing up front.
+func (s *Session) readView(ctx *sql.Context, t *txn) *btree.BTreeG[bufItem] {
+	st := s.stmt(ctx)
+	if st.view == nil || st.viewOf != t {
+		st.view = t.buf.Clone()
+		st.viewOf = t
+	}
+	return st.view
+}
+
+// statementComplete closes one editor's statement.
+func (s *Session) statementComplete(ctx *sql.Context) {
+	if st := s.stmt(ctx); st.depth > 0 {
+		st.depth--
 	}
 }
 
@@ -241,8 +267,11 @@ func (s *Session) statementBegin(ctx *sql.Context) {
 // a failed statement leaves nothing behind, as in InnoDB.
 func (s *Session) statementRollback(ctx *sql.Context) {
 	st := s.stmt(ctx)
-	if t := s.txn; t != nil && st.begun && st.undo <= len(t.undo) {
+	if t := s.txn; t != nil && st.undo <= len(t.undo) {
 		t.rollbackTo(st.undo)
+	}
+	if st.depth > 0 {
+		st.depth--
 	}
 }
 
@@ -430,7 +459,7 @@ func (s *Session) lockKey(ctx *sql.Context, t *txn, key []byte, mode lock.Mode) 
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, lock.ErrDeadlock):
+	case errors.Is(err, lock.ErrDeadlock), errors.Is(err, lock.ErrAborted):
 		s.abortTxn(t)
 		return errDeadlock
 	case errors.Is(err, lock.ErrTimeout):

@@ -128,6 +128,7 @@ type rowIter struct {
 	mode  lockMode
 	ts    kv.Timestamp
 	it    *mergeIter
+	view  *btree.BTreeG[bufItem]
 	ready bool
 }
 
@@ -138,7 +139,8 @@ func (r *rowIter) init(ctx *sql.Context) {
 	if r.mode == readSnapshot {
 		r.ts = r.tx.readTS(r.t.p)
 	}
-	r.it = newMergeIter(r.t.p.eng, r.tx, r.span.start, r.span.end, r.ts, r.span.reverse)
+	r.view = r.sess.readView(ctx, r.tx)
+	r.it = newMergeIter(r.t.p.eng, r.view, r.span.start, r.span.end, r.ts, r.span.reverse)
 }
 
 func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
@@ -173,14 +175,15 @@ func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
 	}
 }
 
-// fetch returns a row's stored value as this statement must see it: from
-// the transaction's own writes, from its snapshot, or, for a locking read,
-// the newest committed version after the lock is granted.
+// fetch returns a row's stored value as this statement must see it: the
+// transaction's writes as they stood when the statement began, then its
+// snapshot or, for a locking read, the newest committed version once the
+// lock is granted.
 func (r *rowIter) fetch(ctx *sql.Context, rowKey, have []byte, haveFromBuf bool) ([]byte, bool, error) {
 	if haveFromBuf {
 		return have, true, nil
 	}
-	if it, ok := r.tx.get(string(rowKey)); ok {
+	if it, ok := r.view.Get(bufItem{key: string(rowKey)}); ok {
 		return it.val, !it.del, nil
 	}
 	if r.mode == readSnapshot {
@@ -197,7 +200,10 @@ func (r *rowIter) fetch(ctx *sql.Context, rowKey, have []byte, haveFromBuf bool)
 	if r.mode == readExclusive {
 		mode = lock.Exclusive
 	}
-	return r.sess.lockedRead(ctx, r.tx, rowKey, mode)
+	if err := r.sess.lockKey(ctx, r.tx, rowKey, mode); err != nil {
+		return nil, false, err
+	}
+	return r.sess.currentRead(r.tx, rowKey)
 }
 
 func (r *rowIter) Close(*sql.Context) error {
@@ -207,8 +213,8 @@ func (r *rowIter) Close(*sql.Context) error {
 	return nil
 }
 
-// lockedRead locks key and reads its newest committed version, remembering
-// the version as a commit precondition.
+// lockedRead locks key and reads it as the transaction's writes so far
+// leave it, or else its newest committed version.
 func (s *Session) lockedRead(ctx *sql.Context, t *txn, key []byte, mode lock.Mode) ([]byte, bool, error) {
 	if err := s.lockKey(ctx, t, key, mode); err != nil {
 		return nil, false, err
@@ -216,6 +222,12 @@ func (s *Session) lockedRead(ctx *sql.Context, t *txn, key []byte, mode lock.Mod
 	if it, ok := t.get(string(key)); ok {
 		return it.val, !it.del, nil
 	}
+	return s.currentRead(t, key)
+}
+
+// currentRead reads the newest committed version of a key the transaction
+// has locked, remembering the version as a commit precondition.
+func (s *Session) currentRead(t *txn, key []byte) ([]byte, bool, error) {
 	v, err := s.p.eng.Get(key, kv.MaxTimestamp)
 	if err != nil {
 		return nil, false, err
@@ -239,18 +251,18 @@ type mergeIter struct {
 	started bool
 }
 
-func newMergeIter(eng *kv.Engine, t *txn, start, end []byte, ts kv.Timestamp, reverse bool) *mergeIter {
+func newMergeIter(eng *kv.Engine, buf *btree.BTreeG[bufItem], start, end []byte, ts kv.Timestamp, reverse bool) *mergeIter {
 	m := &mergeIter{kvIt: eng.NewIterator(start, end, ts, reverse), reverse: reverse}
-	if t != nil && t.buf.Len() > 0 {
+	if buf != nil && buf.Len() > 0 {
 		collect := func(it bufItem) bool {
 			m.buf = append(m.buf, it)
 			return true
 		}
 		lo, hi := bufItem{key: string(start)}, bufItem{key: string(end)}
 		if end == nil {
-			t.buf.AscendGreaterOrEqual(lo, collect)
+			buf.AscendGreaterOrEqual(lo, collect)
 		} else {
-			t.buf.AscendRange(lo, hi, collect)
+			buf.AscendRange(lo, hi, collect)
 		}
 		if reverse {
 			for i, j := 0, len(m.buf)-1; i < j; i, j = i+1, j-1 {
@@ -331,4 +343,3 @@ func (t *Table) RowCount(ctx *sql.Context) (uint64, bool, error) {
 	return uint64(n), false, err
 }
 
-var _ = btree.NewG[bufItem]

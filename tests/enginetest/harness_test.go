@@ -117,7 +117,11 @@ func (h *fogHarness) NewEngine(t *testing.T) (enginetest.QueryEngine, error) {
 	h.t = t
 	h.prov = h.openProvider(t)
 	h.session = nil
-	return enginetest.NewEngine(t, h, h.prov, h.setup, memory.NewStatsProv())
+	e, err := enginetest.NewEngine(t, h, h.prov, h.setup, memory.NewStatsProv())
+	// Tests start on a fresh session, not the one the setup ran on (its
+	// LAST_INSERT_ID and variables would leak into results).
+	h.session = nil
+	return e, err
 }
 
 func (h *fogHarness) SupportsNativeIndexCreation() bool { return true }
