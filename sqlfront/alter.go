@@ -3,6 +3,7 @@ package sqlfront
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/dolthub/go-mysql-server/sql"
@@ -105,7 +106,9 @@ func (t *Table) alterDef(ctx *sql.Context, fn func(def *tableDef, cur *tableMeta
 
 // GetDeclaredForeignKeys implements sql.ForeignKeyTable.
 func (t *Table) GetDeclaredForeignKeys(*sql.Context) ([]sql.ForeignKeyConstraint, error) {
-	return append([]sql.ForeignKeyConstraint(nil), t.m.def.FKs...), nil
+	fks := append([]sql.ForeignKeyConstraint(nil), t.m.def.FKs...)
+	sort.Slice(fks, func(i, j int) bool { return fks[i].Name < fks[j].Name })
+	return fks, nil
 }
 
 // GetReferencedForeignKeys implements sql.ForeignKeyTable.

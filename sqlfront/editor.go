@@ -30,7 +30,7 @@ var (
 func (t *Table) editor(ctx *sql.Context) *editor {
 	s := ctx.Session.(*Session)
 	s.markTarget(ctx, t.m.def.ID)
-	return &editor{Table: t, sess: s}
+	return &editor{Table: &Table{p: t.p, m: t.m, live: true}, sess: s}
 }
 
 // Inserter implements sql.InsertableTable.
@@ -73,6 +73,12 @@ func (e *editor) txn(ctx *sql.Context) (*txn, error) {
 	}
 	if t.readOnly {
 		return nil, errReadOnlyTxn
+	}
+	if cur := e.p.table(e.m.db, e.m.def.Name); cur != nil && cur != e.m && cur.def.ID == e.m.def.ID && sameIndexes(cur, e.m) {
+		// A schema change that kept the row format and indexes (a foreign
+		// key resolved, a comment) happened since the statement looked the
+		// table up: write under the current definition.
+		e.m = cur
 	}
 	if _, ok := t.tables[e.m.def.ID]; !ok {
 		// The shared metadata lock keeps DDL off the table until this
@@ -439,3 +445,15 @@ func (p *Provider) nextRowID(m *tableMeta) (uint64, error) {
 }
 
 var _ = types.Uint64
+
+func sameIndexes(a, b *tableMeta) bool {
+	if len(a.indexes) != len(b.indexes) {
+		return false
+	}
+	for i := range a.indexes {
+		if a.indexes[i].def.ID != b.indexes[i].def.ID || a.indexes[i].def.Unique != b.indexes[i].def.Unique {
+			return false
+		}
+	}
+	return true
+}

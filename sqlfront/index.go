@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/expression"
 
 	"github.com/fogdb/fogdb/kv/keys"
 )
@@ -35,17 +36,23 @@ func (t *Table) GetIndexes(*sql.Context) ([]sql.Index, error) {
 	if len(t.m.pkOrds) > 0 {
 		out = append(out, &Index{t: t, name: "PRIMARY", ords: t.m.pkOrds, unique: true})
 	}
+	secondary := make([]sql.Index, 0, len(t.m.indexes))
 	for _, im := range t.m.indexes {
-		out = append(out, &Index{t: t, name: im.def.Name, ords: im.ords, prefix: im.prefix, unique: im.def.Unique, comment: im.def.Comment, im: im})
+		secondary = append(secondary, &Index{t: t, name: im.def.Name, ords: im.ords, prefix: im.prefix, unique: im.def.Unique, comment: im.def.Comment, im: im})
 	}
-	return out, nil
+	// SHOW CREATE TABLE lists keys in this order; go-mysql-server's own
+	// backends order them by name.
+	sort.Slice(secondary, func(i, j int) bool { return secondary[i].ID() < secondary[j].ID() })
+	return append(out, secondary...), nil
 }
 
-// PreciseMatch implements sql.IndexAddressable. Ranges on columns after
-// the first non-equality one, prefix-length columns and rows re-read after
-// a lock wait can all return rows outside a lookup, so the engine keeps
-// its filters.
-func (t *Table) PreciseMatch() bool { return false }
+// PreciseMatch implements sql.IndexAddressable: every row a lookup returns
+// is checked against the lookup's ranges (see spanPartition.filter), so the
+// engine may drop filters the lookup covers. The check matters: a span is
+// wider than its ranges past the first non-equality column, a prefix
+// column matches more than its range, and a row re-read after a lock wait
+// may no longer be in range. Foreign key checks rely on it too.
+func (t *Table) PreciseMatch() bool { return true }
 
 // IndexedAccess implements sql.IndexAddressable.
 func (t *Table) IndexedAccess(_ *sql.Context, lookup sql.IndexLookup) sql.IndexedTable {
@@ -204,6 +211,21 @@ func (t *IndexedTable) LookupPartitions(ctx *sql.Context, lookup sql.IndexLookup
 			continue
 		}
 		spans = append(spans, &spanPartition{start: start, end: end, index: idx.im, reverse: lookup.IsReverse})
+	}
+	// Every row read is checked against all the lookup's ranges, over the
+	// index's columns and the primary key columns it extends to.
+	ords := idx.extendedOrds()
+	exprs := make([]sql.Expression, len(ords))
+	for j, o := range ords {
+		c := idx.t.m.schema[o]
+		exprs[j] = expression.NewGetFieldWithTable(o, 0, c.Type, idx.t.m.db, idx.t.m.def.Name, c.Name, c.Nullable)
+	}
+	filter, err := expression.NewRangeFilterExpr(exprs, ranges)
+	if err != nil {
+		return nil, err
+	}
+	for _, sp := range spans {
+		sp.filter = filter
 	}
 	// Ranges that differ only after their first non-point column map to
 	// the same or overlapping spans: merge them so no row is read twice.

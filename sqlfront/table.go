@@ -18,6 +18,10 @@ import (
 type Table struct {
 	p *Provider
 	m *tableMeta
+	// live tables read the transaction's writes as they are now, not as
+	// the statement found them: foreign key checks and cascades reading
+	// through an editor must see the rows the statement already changed.
+	live bool
 }
 
 var (
@@ -78,6 +82,7 @@ type spanPartition struct {
 	start, end []byte
 	index      *indexMeta // nil: the rows themselves
 	reverse    bool
+	filter     sql.Expression // the lookup's ranges, checked on every row; nil for a full scan
 }
 
 func (s *spanPartition) Key() []byte { return s.start }
@@ -139,7 +144,11 @@ func (r *rowIter) init(ctx *sql.Context) {
 	if r.mode == readSnapshot {
 		r.ts = r.tx.readTS(r.t.p)
 	}
-	r.view = r.sess.readView(ctx, r.tx)
+	if r.t.live {
+		r.view = r.tx.buf
+	} else {
+		r.view = r.sess.readView(ctx, r.tx)
+	}
 	r.it = newMergeIter(r.t.p.eng, r.view, r.span.start, r.span.end, r.ts, r.span.reverse)
 }
 
@@ -171,7 +180,20 @@ func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
 		if !found {
 			continue
 		}
-		return decodeRow(data, len(r.t.m.schema))
+		row, err := decodeRow(data, len(r.t.m.schema))
+		if err != nil {
+			return nil, err
+		}
+		if r.span.filter != nil {
+			ok, err := r.span.filter.Eval(ctx, row)
+			if err != nil {
+				return nil, err
+			}
+			if !sql.IsTrue(ok) {
+				continue
+			}
+		}
+		return row, nil
 	}
 }
 
