@@ -98,8 +98,11 @@ func appendValue(b []byte, v interface{}) ([]byte, error) {
 		b = binary.AppendUvarint(append(b, tagBytes), uint64(len(x)))
 		return append(b, x...), nil
 	case decimal.Decimal:
-		s := x.String()
-		b = binary.AppendUvarint(append(b, tagDecimal), uint64(len(s)))
+		// Coefficient and exponent, not the decimal string: the string
+		// form drops trailing zeros, and DECIMAL(p,s) values keep them.
+		s := x.Coefficient().String()
+		b = binary.AppendVarint(append(b, tagDecimal), int64(x.Exponent()))
+		b = binary.AppendUvarint(b, uint64(len(s)))
 		return append(b, s...), nil
 	case time.Time:
 		// Nanoseconds since the epoch overflow int64 past 2262; MySQL's
@@ -238,15 +241,19 @@ func decodeValue(b []byte) (interface{}, []byte, error) {
 		}
 		return append(make([]byte, 0, len(s)), s...), b, nil
 	case tagDecimal:
+		exp, err := varint()
+		if err != nil {
+			return nil, nil, err
+		}
 		s, err := bytesField()
 		if err != nil {
 			return nil, nil, err
 		}
-		d, err := decimal.NewFromString(string(s))
-		if err != nil {
+		coef, ok := new(big.Int).SetString(string(s), 10)
+		if !ok {
 			return nil, nil, errCorruptRow
 		}
-		return d, b, nil
+		return decimal.NewFromBigInt(coef, int32(exp)), b, nil
 	case tagTime:
 		sec, err := varint()
 		if err != nil {

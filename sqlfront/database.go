@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/analyzer/analyzererrors"
+	"github.com/dolthub/go-mysql-server/sql/types"
 
 	"github.com/fogdb/fogdb/kv/keys"
 )
@@ -26,6 +28,7 @@ var (
 	_ sql.TriggerDatabase         = (*Database)(nil)
 	_ sql.StoredProcedureDatabase = (*Database)(nil)
 	_ sql.ViewDatabase            = (*Database)(nil)
+	_ sql.SchemaValidator         = (*Database)(nil)
 )
 
 // Name implements sql.Nameable.
@@ -301,4 +304,40 @@ func (d *Database) AllViews(*sql.Context) ([]sql.ViewDefinition, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// ValidateSchema implements sql.SchemaValidator with InnoDB's row size
+// limit: the declared maximum sizes of a row's columns, off-page types
+// counted by their in-row pointer, may not exceed 65535 bytes.
+func (d *Database) ValidateSchema(sch sql.Schema) error {
+	var n int64
+	for _, c := range sch {
+		n += maxColumnBytes(c.Type)
+	}
+	if n > types.MaxRowLength {
+		return analyzererrors.ErrInvalidRowLength.New(types.MaxRowLength, n)
+	}
+	return nil
+}
+
+func maxColumnBytes(t sql.Type) int64 {
+	switch x := t.(type) {
+	case sql.StringType:
+		if types.IsTextBlob(x) {
+			return 12
+		}
+		if x.MaxByteLength() < 256 {
+			return x.MaxByteLength() + 1
+		}
+		return x.MaxByteLength() + 2
+	case sql.DecimalType:
+		return int64(x.Precision())/2 + 1
+	case sql.EnumType:
+		return 2
+	case sql.SetType:
+		return 8
+	case sql.NumberType, sql.DatetimeType, sql.YearType, types.BitType:
+		return 8
+	}
+	return 12
 }

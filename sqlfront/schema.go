@@ -92,6 +92,9 @@ func defFromSchema(id uint64, name string, sch sql.PrimaryKeySchema, coll sql.Co
 	}
 	for _, ord := range sch.PkOrdinals {
 		def.PK = append(def.PK, sch.Schema[ord].Name)
+		// Primary key columns are NOT NULL, whatever the definition says
+		// (MySQL silently makes them so).
+		def.Columns[ord].Nullable = false
 	}
 	return def
 }
@@ -106,16 +109,27 @@ func colDefFromColumn(c *sql.Column) colDef {
 		Comment:  c.Comment,
 		Extra:    c.Extra,
 	}
-	if c.Default != nil {
-		cd.Default = optString(c.Default.String(), true)
-	}
-	if c.Generated != nil {
-		cd.Generated = optString(c.Generated.String(), true)
-	}
-	if c.OnUpdate != nil {
-		cd.OnUpdate = optString(c.OnUpdate.String(), true)
-	}
+	cd.Default = defaultString(c.Default)
+	cd.Generated = defaultString(c.Generated)
+	cd.OnUpdate = defaultString(c.OnUpdate)
 	return cd
+}
+
+// defaultString is the stored spelling of a default or generated
+// expression. A definition loaded from the catalog and not yet resolved by
+// the engine keeps its stored text as is: printing it through the engine
+// would wrap a literal in parentheses, changing what SHOW CREATE TABLE says.
+func defaultString(d *sql.ColumnDefaultValue) *string {
+	if d == nil {
+		return nil
+	}
+	if u, ok := d.Expr.(*sql.UnresolvedColumnDefault); ok {
+		return optString(u.ExprString, true)
+	}
+	if u, ok := d.Expr.(sql.UnresolvedColumnDefault); ok {
+		return optString(u.ExprString, true)
+	}
+	return optString(d.String(), true)
 }
 
 // newTableMeta parses a stored definition.
