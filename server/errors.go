@@ -7,6 +7,8 @@ import (
 	"github.com/dolthub/vitess/go/mysql"
 	"github.com/dolthub/vitess/go/sqltypes"
 	querypb "github.com/dolthub/vitess/go/vt/proto/query"
+
+	"github.com/fogdb/fogdb/sqlfront"
 )
 
 // sqlStates is MySQL's SQLSTATE for the error codes the engine reports
@@ -40,7 +42,7 @@ var sqlStates = map[uint16]string{
 // mysqlError finishes an engine error for the wire: MySQL's SQLSTATE for
 // its code, and MySQL's exact duplicate-entry text, which oslo.db parses
 // (the engine prefixes it with its own words).
-func mysqlError(err error) error {
+func (h errorEdge) mysqlError(c *mysql.Conn, err error) error {
 	se, ok := err.(*mysql.SQLError)
 	if !ok || se == nil {
 		return err
@@ -50,6 +52,11 @@ func mysqlError(err error) error {
 		out.State = st
 	}
 	if out.Num == mysql.ERDupEntry {
+		if s := h.prov.SessionByConn(c.ConnectionID); s != nil {
+			if m := s.TakeDupMessage(); m != "" {
+				out.Message = m
+			}
+		}
 		if i := strings.Index(out.Message, "Duplicate entry '"); i > 0 {
 			out.Message = out.Message[i:]
 		}
@@ -61,26 +68,27 @@ func mysqlError(err error) error {
 // passes through mysqlError.
 type errorEdge struct {
 	mysql.Handler
+	prov *sqlfront.Provider
 }
 
 func (h errorEdge) ComInitDB(c *mysql.Conn, schemaName string) error {
-	return mysqlError(h.Handler.ComInitDB(c, schemaName))
+	return h.mysqlError(c, h.Handler.ComInitDB(c, schemaName))
 }
 
 func (h errorEdge) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) error {
-	return mysqlError(h.Handler.ComQuery(ctx, c, query, cb))
+	return h.mysqlError(c, h.Handler.ComQuery(ctx, c, query, cb))
 }
 
 func (h errorEdge) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) (string, error) {
 	rest, err := h.Handler.ComMultiQuery(ctx, c, query, cb)
-	return rest, mysqlError(err)
+	return rest, h.mysqlError(c, err)
 }
 
 func (h errorEdge) ComPrepare(ctx context.Context, c *mysql.Conn, query string, prepare *mysql.PrepareData) ([]*querypb.Field, error) {
 	f, err := h.Handler.ComPrepare(ctx, c, query, prepare)
-	return f, mysqlError(err)
+	return f, h.mysqlError(c, err)
 }
 
 func (h errorEdge) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepare *mysql.PrepareData, cb func(*sqltypes.Result) error) error {
-	return mysqlError(h.Handler.ComStmtExecute(ctx, c, prepare, cb))
+	return h.mysqlError(c, h.Handler.ComStmtExecute(ctx, c, prepare, cb))
 }

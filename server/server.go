@@ -121,7 +121,7 @@ func (s *Server) Start() error {
 	s.ln = ln
 	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: ln}
 	srv, err := gmsserver.NewServerWithHandler(gcfg, s.engine, sql.NewContext, s.sessionBuilder, nil,
-		func(h mysql.Handler) (mysql.Handler, error) { return errorEdge{h}, nil })
+		func(h mysql.Handler) (mysql.Handler, error) { return errorEdge{Handler: h, prov: s.prov}, nil })
 	if err != nil {
 		ln.Close()
 		return err

@@ -137,6 +137,18 @@ func (m *tableMeta) dupMessage(ctx *sql.Context, keyName string, ords []int, row
 	return fmt.Sprintf("Duplicate entry '%s' for key '%s.%s'", strings.Join(parts, "-"), m.def.Name, keyName)
 }
 
+// dupErr is the engine's duplicate-key error, which drives INSERT IGNORE,
+// REPLACE and ON DUPLICATE KEY UPDATE. Its text is the engine's; MySQL's
+// text, which names the key, is kept on the session for the wire edge.
+func (e *editor) dupErr(ctx *sql.Context, keyName string, ords []int, row sql.Row, isPK bool, existing sql.Row) error {
+	e.sess.setDupMessage(e.m.dupMessage(ctx, keyName, ords, row))
+	parts := make([]string, len(ords))
+	for i, o := range ords {
+		parts[i] = fmt.Sprint(row[o])
+	}
+	return sql.NewUniqueKeyErr("["+strings.Join(parts, ",")+"]", isPK, existing)
+}
+
 func formatValue(ctx *sql.Context, typ sql.Type, v interface{}) string {
 	if v == nil {
 		return "NULL"
@@ -179,7 +191,7 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 			if err != nil {
 				return err
 			}
-			return sql.NewUniqueKeyErr(m.dupMessage(ctx, "PRIMARY", m.pkOrds, row), true, existing)
+			return e.dupErr(ctx, "PRIMARY", m.pkOrds, row, true, existing)
 		}
 	}
 	var entries [][]byte
@@ -198,7 +210,7 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 				if err != nil {
 					return err
 				}
-				return sql.NewUniqueKeyErr(m.dupMessage(ctx, im.def.Name, im.ords, row), false, existing)
+				return e.dupErr(ctx, im.def.Name, im.ords, row, false, existing)
 			}
 			t.uniqueMsg[string(ik)] = m.dupMessage(ctx, im.def.Name, im.ords, row)
 		}
@@ -368,7 +380,7 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 				if err != nil {
 					return err
 				}
-				return sql.NewUniqueKeyErr(m.dupMessage(ctx, im.def.Name, im.ords, new), false, existing)
+				return e.dupErr(ctx, im.def.Name, im.ords, new, false, existing)
 			}
 			t.uniqueMsg[string(nk)] = m.dupMessage(ctx, im.def.Name, im.ords, new)
 		}

@@ -383,4 +383,3 @@ func upperKey(ctx *sql.Context, prefix []byte, typ sql.Type, cut sql.MySQLRangeC
 	}
 	return keys.PrefixEnd(prefix), nil
 }
-

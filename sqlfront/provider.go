@@ -57,6 +57,7 @@ type Provider struct {
 	rowCounts map[uint64]*rowCountState
 	nextTxn   atomic.Uint64
 	sessions  sync.Map // *Session, for the idle reaper
+	byConn    sync.Map // connection ID -> *Session, for the wire edge
 
 	stop chan struct{}
 	done chan struct{}
@@ -105,6 +106,14 @@ func (p *Provider) Close() {
 		close(p.stop)
 		<-p.done
 	}
+}
+
+// SessionByConn returns the session of a client connection, if any.
+func (p *Provider) SessionByConn(id uint32) *Session {
+	if s, ok := p.byConn.Load(id); ok {
+		return s.(*Session)
+	}
+	return nil
 }
 
 // Engine returns the kv store under the provider.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dolthub/go-mysql-server/sql"
@@ -32,6 +33,18 @@ type Session struct {
 	aborted   bool
 	lastUsed  time.Time
 	stmtState stmtState
+	dupMsg    atomic.Pointer[string]
+}
+
+func (s *Session) setDupMessage(m string) { s.dupMsg.Store(&m) }
+
+// TakeDupMessage returns MySQL's text for the last duplicate-key error the
+// session raised, once.
+func (s *Session) TakeDupMessage() string {
+	if m := s.dupMsg.Swap(nil); m != nil {
+		return *m
+	}
+	return ""
 }
 
 var (
@@ -45,6 +58,7 @@ var (
 func (p *Provider) NewSession(base *sql.BaseSession) *Session {
 	s := &Session{BaseSession: base, p: p, lastUsed: time.Now()}
 	p.sessions.Store(s, struct{}{})
+	p.byConn.Store(base.ID(), s)
 	return s
 }
 
@@ -417,6 +431,7 @@ func (s *Session) SessionEnd() {
 	}
 	s.mu.Unlock()
 	s.p.sessions.Delete(s)
+	s.p.byConn.CompareAndDelete(s.ID(), s)
 }
 
 func (s *Session) abortIfIdle(now time.Time, limit time.Duration) {

@@ -364,4 +364,3 @@ func (t *Table) RowCount(ctx *sql.Context) (uint64, bool, error) {
 	}
 	return uint64(n), false, err
 }
-
