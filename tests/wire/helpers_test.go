@@ -82,6 +82,18 @@ func clientConn(t testing.TB, db *sql.DB) *sql.Conn {
 	return c
 }
 
+// soloConn opens a connection of its own, closed (not returned to a pool)
+// when the test ends, so whatever state a test leaves in its session dies
+// with the test instead of leaking into the next one.
+func soloConn(t testing.TB, srv *server.Server, dbname string) *sql.Conn {
+	t.Helper()
+	db, err := sql.Open("mysql", dsn(srv, dbname))
+	require.NoError(t, err)
+	db.SetMaxIdleConns(0)
+	t.Cleanup(func() { db.Close() })
+	return clientConn(t, db)
+}
+
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
