@@ -1,3 +1,5 @@
+//go:build enginetest
+
 package enginetest
 
 import (
