@@ -1,0 +1,138 @@
+package sqlfront
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	sqle "github.com/dolthub/go-mysql-server"
+	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fogdb/fogdb/kv"
+)
+
+type testDB struct {
+	t    *testing.T
+	eng  *kv.Engine
+	prov *Provider
+	e    *sqle.Engine
+	sess *Session
+}
+
+func newTestDB(t *testing.T) *testDB {
+	opts := kv.DefaultOptions(filepath.Join(t.TempDir(), "state.db"))
+	opts.GCInterval = 0
+	eng, err := kv.Open(opts)
+	require.NoError(t, err)
+	prov, err := NewProvider(eng, DefaultConfig())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		prov.Close()
+		eng.Close()
+	})
+	db := &testDB{t: t, eng: eng, prov: prov, e: sqle.NewDefault(prov)}
+	db.sess = prov.NewSession(sql.NewBaseSession())
+	return db
+}
+
+func (db *testDB) query(q string) []sql.Row {
+	db.t.Helper()
+	ctx := sql.NewContext(context.Background(), sql.WithSession(db.sess)).WithQuery(q)
+	_, it, _, err := db.e.Query(ctx, q)
+	require.NoError(db.t, err, q)
+	rows, err := sql.RowIterToRows(ctx, it)
+	require.NoError(db.t, err, q)
+	return rows
+}
+
+func (db *testDB) plan(q string) string {
+	var b strings.Builder
+	for _, r := range db.query("EXPLAIN PLAN " + q) {
+		fmt.Fprintln(&b, r[0])
+	}
+	return b.String()
+}
+
+// TestLookupsDoNotScan proves index lookups read only their range: the
+// plan uses the index, and the store examines a handful of keys for a
+// lookup in a 2000-row table.
+func TestLookupsDoNotScan(t *testing.T) {
+	db := newTestDB(t)
+	db.query("CREATE DATABASE d")
+	db.sess.SetCurrentDatabase("d")
+	db.query("CREATE TABLE t (id INT PRIMARY KEY, host VARCHAR(64) COLLATE utf8mb3_general_ci, n INT, UNIQUE KEY uh (host), KEY kn (n))")
+	var vals []string
+	for i := 0; i < 2000; i++ {
+		vals = append(vals, fmt.Sprintf("(%d, 'Host-%04d', %d)", i, i, i%100))
+	}
+	db.query("INSERT INTO t VALUES " + strings.Join(vals, ","))
+
+	cases := []struct {
+		q       string
+		rows    int
+		maxKeys uint64
+		planHas string
+	}{
+		{"SELECT * FROM t WHERE id = 1234", 1, 4, "IndexedTableAccess"},
+		{"SELECT * FROM t WHERE host = 'host-0042'", 1, 6, "IndexedTableAccess"},
+		{"SELECT * FROM t WHERE n = 7", 20, 50, "IndexedTableAccess"},
+		{"SELECT * FROM t WHERE id BETWEEN 100 AND 109", 10, 15, "IndexedTableAccess"},
+	}
+	for _, c := range cases {
+		require.Contains(t, db.plan(c.q), c.planHas, c.q)
+		before := db.eng.Stats().KeysRead
+		rows := db.query(c.q)
+		read := db.eng.Stats().KeysRead - before
+		require.Len(t, rows, c.rows, c.q)
+		require.LessOrEqual(t, read, c.maxKeys, "%s read %d keys", c.q, read)
+	}
+	// A full scan, for contrast, reads every row.
+	before := db.eng.Stats().KeysRead
+	db.query("SELECT * FROM t WHERE id + 0 = 5")
+	require.GreaterOrEqual(t, db.eng.Stats().KeysRead-before, uint64(2000))
+}
+
+// TestOrderByIndexNeedsNoSort: keys are stored in index order, so ORDER BY
+// an index prefix (both directions) is served without a sort.
+func TestOrderByIndexNeedsNoSort(t *testing.T) {
+	db := newTestDB(t)
+	db.query("CREATE DATABASE d")
+	db.sess.SetCurrentDatabase("d")
+	db.query("CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(10), KEY ab (a, b))")
+	db.query("INSERT INTO t VALUES (1, 3, 'x'), (2, 1, 'z'), (3, 2, 'y'), (4, 1, 'a'), (5, NULL, 'q')")
+	for _, q := range []string{
+		"SELECT a, b FROM t ORDER BY a, b",
+		"SELECT a, b FROM t ORDER BY a DESC, b DESC",
+		"SELECT * FROM t ORDER BY id DESC",
+		"SELECT a, b FROM t WHERE a > 0 ORDER BY a",
+	} {
+		p := db.plan(q)
+		require.NotContains(t, p, "Sort", "%s\n%s", q, p)
+	}
+	require.Equal(t, []sql.Row{{nil, "q"}, {int32(1), "a"}, {int32(1), "z"}, {int32(2), "y"}, {int32(3), "x"}}, db.query("SELECT a, b FROM t ORDER BY a, b"))
+	require.Equal(t, []sql.Row{{int32(3), "x"}, {int32(2), "y"}, {int32(1), "z"}, {int32(1), "a"}, {nil, "q"}}, db.query("SELECT a, b FROM t ORDER BY a DESC, b DESC"))
+}
+
+// TestCaseInsensitiveUnique: under utf8mb3_general_ci (what OpenStack's
+// CHARSET=utf8 tables get) 'Nova' and 'nova ' are one key, as in MySQL.
+func TestCaseInsensitiveUnique(t *testing.T) {
+	db := newTestDB(t)
+	db.query("CREATE DATABASE d")
+	db.sess.SetCurrentDatabase("d")
+	db.query("CREATE TABLE s (id INT PRIMARY KEY, name VARCHAR(20), UNIQUE KEY un (name)) CHARSET=utf8")
+	db.query("INSERT INTO s VALUES (1, 'Nova')")
+	ctx := sql.NewContext(context.Background(), sql.WithSession(db.sess))
+	for _, v := range []string{"nova", "NOVA", "nova "} {
+		q := fmt.Sprintf("INSERT INTO s VALUES (2, '%s')", v)
+		_, it, _, err := db.e.Query(ctx.WithQuery(q), q)
+		if err == nil {
+			_, err = sql.RowIterToRows(ctx, it)
+		}
+		require.Error(t, err, v)
+		require.True(t, sql.ErrUniqueKeyViolation.Is(sql.UnwrapError(err)), "%v", err)
+	}
+	require.Equal(t, []sql.Row{{int32(1), "Nova"}}, db.query("SELECT * FROM s WHERE name = 'NOVA'"))
+}
