@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	sqle "github.com/dolthub/go-mysql-server"
 	"github.com/dolthub/go-mysql-server/sql"
@@ -135,4 +136,79 @@ func TestCaseInsensitiveUnique(t *testing.T) {
 		require.True(t, sql.ErrUniqueKeyViolation.Is(sql.UnwrapError(err)), "%v", err)
 	}
 	require.Equal(t, []sql.Row{{int32(1), "Nova"}}, db.query("SELECT * FROM s WHERE name = 'NOVA'"))
+}
+
+func newTestDBWith(t *testing.T, cfg Config) *testDB {
+	opts := kv.DefaultOptions(filepath.Join(t.TempDir(), "state.db"))
+	opts.GCInterval = 0
+	eng, err := kv.Open(opts)
+	require.NoError(t, err)
+	prov, err := NewProvider(eng, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		prov.Close()
+		eng.Close()
+	})
+	db := &testDB{t: t, eng: eng, prov: prov, e: sqle.NewDefault(prov)}
+	db.sess = prov.NewSession(sql.NewBaseSession())
+	return db
+}
+
+func (db *testDB) exec(s *Session, q string) error {
+	ctx := sql.NewContext(context.Background(), sql.WithSession(s)).WithQuery(q)
+	_, it, _, err := db.e.Query(ctx, q)
+	if err != nil {
+		return err
+	}
+	_, err = sql.RowIterToRows(ctx, it)
+	return err
+}
+
+// TestTransactionSizeLimit: a transaction buffering more than MaxTxnBytes
+// fails with MySQL's 1197, and nothing of it is committed.
+func TestTransactionSizeLimit(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxTxnBytes = 64 << 10
+	db := newTestDBWith(t, cfg)
+	db.query("CREATE DATABASE d")
+	db.sess.SetCurrentDatabase("d")
+	db.query("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)")
+	big := strings.Repeat("x", 20<<10)
+	require.NoError(t, db.exec(db.sess, "START TRANSACTION"))
+	var err error
+	for i := 0; i < 10 && err == nil; i++ {
+		err = db.exec(db.sess, fmt.Sprintf("INSERT INTO t VALUES (%d, '%s')", i, big))
+	}
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "1197")
+	require.NoError(t, db.exec(db.sess, "ROLLBACK"))
+	require.Equal(t, []sql.Row{{int64(0)}}, db.query("SELECT COUNT(*) FROM t"))
+}
+
+// TestIdleTransactionReleased: a transaction idle past IdleTxnTimeout is
+// rolled back, its locks go, and its next statement says so.
+func TestIdleTransactionReleased(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.IdleTxnTimeout = 200 * time.Millisecond
+	db := newTestDBWith(t, cfg)
+	db.query("CREATE DATABASE d")
+	db.sess.SetCurrentDatabase("d")
+	db.query("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+	db.query("INSERT INTO t VALUES (1, 0)")
+
+	idle := db.prov.NewSession(sql.NewBaseSession())
+	idle.SetCurrentDatabase("d")
+	require.NoError(t, db.exec(idle, "START TRANSACTION"))
+	require.NoError(t, db.exec(idle, "UPDATE t SET v = 1 WHERE id = 1"))
+	txnID := idle.txn.id
+	require.NotZero(t, db.prov.Locks().HeldBy(txnID))
+	require.Eventually(t, func() bool { return db.prov.Locks().HeldBy(txnID) == 0 }, 10*time.Second, 10*time.Millisecond)
+
+	// Another session's update proceeds at once (it would wait otherwise).
+	require.NoError(t, db.exec(db.sess, "SET SESSION innodb_lock_wait_timeout = 1"))
+	require.NoError(t, db.exec(db.sess, "UPDATE t SET v = 2 WHERE id = 1"))
+	err := db.exec(idle, "UPDATE t SET v = 3 WHERE id = 1")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "idle")
+	require.Equal(t, []sql.Row{{int32(2)}}, db.query("SELECT v FROM t WHERE id = 1"))
 }

@@ -1,0 +1,33 @@
+package sqlfront
+
+import "testing"
+
+func TestClassify(t *testing.T) {
+	cases := map[string]stmtKind{
+		"SELECT * FROM t":                                        stmtRead,
+		"select * from t where id = 1 for update":                stmtLockExclusive,
+		"SELECT v FROM c WHERE id=1 FOR\n  UPDATE":               stmtLockExclusive,
+		"select * from t lock in share mode":                     stmtLockShared,
+		"SELECT * FROM t FOR SHARE":                              stmtLockShared,
+		"SELECT * FROM t FOR SHARE NOWAIT":                       stmtLockShared,
+		"/* client */ select 1":                                  stmtRead,
+		"  (SELECT a FROM t) UNION (SELECT b FROM u) FOR UPDATE": stmtLockExclusive,
+		"SELECT formula FROM t":                                  stmtRead,
+		"SELECT * FROM forums":                                   stmtRead,
+		"UPDATE t SET v = v + 1":                                 stmtWrite,
+		"delete from t":                                          stmtWrite,
+		"INSERT INTO t SELECT * FROM u":                          stmtWrite,
+		"replace into t values (1)":                              stmtWrite,
+		"CALL p()":                                               stmtWrite,
+		"-- comment\nUPDATE t SET a=1":                           stmtWrite,
+		"# comment\nselect 1":                                    stmtRead,
+		"SET autocommit = 0":                                     stmtRead,
+		"WITH x AS (SELECT 1) SELECT * FROM x FOR UPDATE":        stmtLockExclusive,
+		"": stmtRead,
+	}
+	for q, want := range cases {
+		if got := classify(q); got != want {
+			t.Errorf("classify(%q) = %d, want %d", q, got, want)
+		}
+	}
+}
