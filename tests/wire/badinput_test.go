@@ -424,3 +424,45 @@ func (c *rawConn) login(t *testing.T) {
 		}
 	}
 }
+
+// A user is refused what it was not granted with MySQL's access errors.
+func TestAccessDenied(t *testing.T) {
+	srv, db := startWithDB(t, "d", badInputSchema)
+	mustExec(t, db, "CREATE USER 'app'@'%' IDENTIFIED BY 's3cret'")
+	mustExec(t, db, "GRANT SELECT, INSERT ON d.t TO 'app'@'%'")
+	app := openDSN(t, userDSN(srv, "app", "s3cret", "d"))
+	ctx := context.Background()
+
+	for _, tc := range []struct {
+		query string
+		num   uint16
+		state string
+	}{
+		{"DELETE FROM t WHERE id = 1", 1142, "42000"},
+		{"UPDATE t SET n = 0", 1142, "42000"},
+		{"SELECT * FROM child", 1142, "42000"},
+		{"DROP TABLE t", 1142, "42000"},
+		{"CREATE TABLE t2 (id INT PRIMARY KEY)", 1142, "42000"},
+		{"CREATE DATABASE other", 1044, "42000"},
+		{"CREATE USER 'x'@'%'", 1227, "42000"},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			c := clientConn(t, app)
+			_, err := c.ExecContext(ctx, tc.query)
+			requireMySQLError(t, err, tc.num, tc.state, tc.query)
+			require.EqualValues(t, 1, queryInt(t, c, "SELECT 1"))
+		})
+	}
+
+	for _, login := range []struct{ user, password string }{{"app", "wrong"}, {"app", ""}, {"nobody", "x"}} {
+		t.Run("login "+login.user+":"+login.password, func(t *testing.T) {
+			bad := openDSN(t, userDSN(srv, login.user, login.password, "d"))
+			me := requireMySQLError(t, bad.Ping(), 1045, "28000")
+			require.Contains(t, me.Message, "Access denied for user '"+login.user+"'")
+		})
+	}
+
+	require.Equal(t, committedRows, readCommitted(t, db))
+	mustExec(t, app, "INSERT INTO t (id, name) VALUES (90, 'granted')")
+	require.EqualValues(t, 4, queryInt(t, db, "SELECT COUNT(*) FROM t"))
+}
