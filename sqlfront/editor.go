@@ -282,6 +282,7 @@ func (e *editor) rowKeyOf(ctx *sql.Context, t *txn, row sql.Row) ([]byte, []byte
 			continue
 		}
 		st.claimed[string(k)] = true
+		k = append([]byte(nil), k...)
 		return k, k[len(rp):], nil
 	}
 }

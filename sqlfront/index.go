@@ -202,11 +202,13 @@ func (t *IndexedTable) LookupPartitions(ctx *sql.Context, lookup sql.IndexLookup
 		return &partitionIter{}, nil
 	}
 	var spans []*spanPartition
+	exact := true
 	for _, r := range ranges {
-		start, end, err := idx.rangeSpan(ctx, r)
+		start, end, ok, err := idx.rangeSpan(ctx, r)
 		if err != nil {
 			return nil, err
 		}
+		exact = exact && ok
 		if end != nil && bytes.Compare(start, end) >= 0 {
 			continue
 		}
@@ -226,6 +228,7 @@ func (t *IndexedTable) LookupPartitions(ctx *sql.Context, lookup sql.IndexLookup
 	}
 	for _, sp := range spans {
 		sp.filter = filter
+		sp.exact = exact
 	}
 	// Ranges that differ only after their first non-point column map to
 	// the same or overlapping spans: merge them so no row is read twice.
@@ -257,12 +260,14 @@ func (t *IndexedTable) Partitions(ctx *sql.Context) (sql.PartitionIter, error) {
 
 // rangeSpan turns one range into the smallest key span holding it: leading
 // point columns extend a common prefix; the first non-point column bounds
-// the span; later columns are left to the engine's filter.
-func (i *Index) rangeSpan(ctx *sql.Context, r sql.MySQLRange) (start, end []byte, err error) {
+// the span; later columns are left to the row filter. exact reports that
+// the span holds the range's rows and no others, so the filter can be
+// skipped.
+func (i *Index) rangeSpan(ctx *sql.Context, r sql.MySQLRange) (start, end []byte, exact bool, err error) {
 	prefix := i.keyPrefix()
 	for j, ce := range r {
 		if j >= len(i.ords) {
-			break
+			return prefix, keys.PrefixEnd(prefix), unconstrained(r[j:]), nil
 		}
 		col := i.t.m.schema[i.ords[j]]
 		var pl uint16
@@ -274,29 +279,46 @@ func (i *Index) rangeSpan(ctx *sql.Context, r sql.MySQLRange) (start, end []byte
 				prefix = keys.AppendNull(prefix)
 				continue
 			}
-			k, exact, err := keyFor(ctx, col.Type, pt, pl)
+			k, ok, err := keyFor(ctx, col.Type, pt, pl)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
-			if !exact {
+			if !ok {
 				// The value has no exact representation in the column's
 				// type (2.5 for an INT column): nothing equals it.
-				return prefix, prefix, nil
+				return prefix, prefix, true, nil
 			}
 			prefix = append(prefix, k...)
 			if pl > 0 {
-				break // a prefix column cannot narrow further columns
+				// A prefix column matches more than its value, and cannot
+				// narrow the columns after it.
+				return prefix, keys.PrefixEnd(prefix), false, nil
 			}
 			continue
 		}
-		start, err = lowerKey(ctx, prefix, col.Type, ce.LowerBound, pl)
+		var loExact, hiExact bool
+		start, loExact, err = lowerKey(ctx, prefix, col.Type, ce.LowerBound, pl)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
-		end, err = upperKey(ctx, prefix, col.Type, ce.UpperBound, pl)
-		return start, end, err
+		end, hiExact, err = upperKey(ctx, prefix, col.Type, ce.UpperBound, pl)
+		return start, end, loExact && hiExact && pl == 0 && unconstrained(r[j+1:]), err
 	}
-	return prefix, keys.PrefixEnd(prefix), nil
+	return prefix, keys.PrefixEnd(prefix), true, nil
+}
+
+// unconstrained reports whether column ranges admit every value, NULL
+// included.
+func unconstrained(r []sql.MySQLRangeColumnExpr) bool {
+	for _, ce := range r {
+		if _, ok := ce.LowerBound.(sql.BelowNull); !ok {
+			return false
+		}
+		if _, ok := ce.UpperBound.(sql.AboveAll); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // pointOf reports whether a column range is a single value ([v, v] or the
@@ -335,51 +357,55 @@ func keyFor(ctx *sql.Context, typ sql.Type, v interface{}, prefixLen uint16) ([]
 }
 
 // lowerKey is the first key of a lower bound. When a bound value has no
-// exact key, the bound is dropped (widened): the engine's filter decides.
-func lowerKey(ctx *sql.Context, prefix []byte, typ sql.Type, cut sql.MySQLRangeCut, pl uint16) ([]byte, error) {
+// exact key, the bound is dropped (widened) and exact is false: the row
+// filter decides.
+func lowerKey(ctx *sql.Context, prefix []byte, typ sql.Type, cut sql.MySQLRangeCut, pl uint16) ([]byte, bool, error) {
+	afterNull := func() []byte { return keys.PrefixEnd(keys.AppendNull(append([]byte(nil), prefix...))) }
 	switch c := cut.(type) {
 	case sql.BelowNull:
-		return prefix, nil
+		return prefix, true, nil
 	case sql.AboveNull:
-		return keys.PrefixEnd(keys.AppendNull(append([]byte(nil), prefix...))), nil
+		return afterNull(), true, nil
 	case sql.Below:
-		k, exact, err := keyFor(ctx, typ, c.Key, pl)
-		if err != nil || !exact {
-			return keys.PrefixEnd(keys.AppendNull(append([]byte(nil), prefix...))), err
+		k, ok, err := keyFor(ctx, typ, c.Key, pl)
+		if err != nil || !ok {
+			return afterNull(), false, err
 		}
-		return append(append([]byte(nil), prefix...), k...), nil
+		return append(append([]byte(nil), prefix...), k...), true, nil
 	case sql.Above:
-		k, exact, err := keyFor(ctx, typ, c.Key, pl)
-		if err != nil || !exact {
-			return keys.PrefixEnd(keys.AppendNull(append([]byte(nil), prefix...))), err
+		k, ok, err := keyFor(ctx, typ, c.Key, pl)
+		if err != nil || !ok {
+			return afterNull(), false, err
 		}
 		if pl > 0 {
-			return append(append([]byte(nil), prefix...), k...), nil
+			return append(append([]byte(nil), prefix...), k...), false, nil
 		}
-		return keys.PrefixEnd(append(append([]byte(nil), prefix...), k...)), nil
+		return keys.PrefixEnd(append(append([]byte(nil), prefix...), k...)), true, nil
 	}
-	return prefix, nil
+	return prefix, false, nil
 }
 
-func upperKey(ctx *sql.Context, prefix []byte, typ sql.Type, cut sql.MySQLRangeCut, pl uint16) ([]byte, error) {
+func upperKey(ctx *sql.Context, prefix []byte, typ sql.Type, cut sql.MySQLRangeCut, pl uint16) ([]byte, bool, error) {
 	switch c := cut.(type) {
+	case sql.AboveAll:
+		return keys.PrefixEnd(prefix), true, nil
 	case sql.AboveNull:
-		return keys.PrefixEnd(keys.AppendNull(append([]byte(nil), prefix...))), nil
+		return keys.PrefixEnd(keys.AppendNull(append([]byte(nil), prefix...))), true, nil
 	case sql.Above:
-		k, exact, err := keyFor(ctx, typ, c.Key, pl)
-		if err != nil || !exact {
-			return keys.PrefixEnd(prefix), err
+		k, ok, err := keyFor(ctx, typ, c.Key, pl)
+		if err != nil || !ok {
+			return keys.PrefixEnd(prefix), false, err
 		}
-		return keys.PrefixEnd(append(append([]byte(nil), prefix...), k...)), nil
+		return keys.PrefixEnd(append(append([]byte(nil), prefix...), k...)), true, nil
 	case sql.Below:
-		k, exact, err := keyFor(ctx, typ, c.Key, pl)
-		if err != nil || !exact {
-			return keys.PrefixEnd(prefix), err
+		k, ok, err := keyFor(ctx, typ, c.Key, pl)
+		if err != nil || !ok {
+			return keys.PrefixEnd(prefix), false, err
 		}
 		if pl > 0 {
-			return keys.PrefixEnd(append(append([]byte(nil), prefix...), k...)), nil
+			return keys.PrefixEnd(append(append([]byte(nil), prefix...), k...)), false, nil
 		}
-		return append(append([]byte(nil), prefix...), k...), nil
+		return append(append([]byte(nil), prefix...), k...), true, nil
 	}
-	return keys.PrefixEnd(prefix), nil
+	return keys.PrefixEnd(prefix), false, nil
 }

@@ -1,8 +1,8 @@
 package sqlfront
 
 import (
-	"bytes"
 	"io"
+	"strings"
 
 	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/google/btree"
@@ -82,7 +82,11 @@ type spanPartition struct {
 	start, end []byte
 	index      *indexMeta // nil: the rows themselves
 	reverse    bool
-	filter     sql.Expression // the lookup's ranges, checked on every row; nil for a full scan
+	filter     sql.Expression // the lookup's ranges; nil for a full scan
+	// exact spans hold only rows in range: their rows skip the filter,
+	// except rows re-read through a secondary index after a lock wait,
+	// whose indexed columns may have changed meanwhile.
+	exact bool
 }
 
 func (s *spanPartition) Key() []byte { return s.start }
@@ -184,7 +188,7 @@ func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
 		if err != nil {
 			return nil, err
 		}
-		if r.span.filter != nil {
+		if r.span.filter != nil && (!r.span.exact || (r.span.index != nil && r.mode != readSnapshot)) {
 			ok, err := r.span.filter.Eval(ctx, row)
 			if err != nil {
 				return nil, err
@@ -261,20 +265,19 @@ func (s *Session) currentRead(t *txn, key []byte) ([]byte, bool, error) {
 }
 
 // mergeIter merges the transaction's buffered writes over a kv iterator.
-// The buffered part is copied when the iterator opens, so rows a statement
-// writes while it scans (UPDATE t SET pk = pk + 1) are not seen again.
+// The buffered part is collected when the iterator opens. Keys and values
+// it returns are valid until the next call (they may be the kv iterator's
+// own buffers): callers copy what they keep.
 type mergeIter struct {
 	kvIt    *kv.Iterator
 	buf     []bufItem
 	reverse bool
-	kvKey   []byte
-	kvVal   []byte
 	kvOK    bool
-	started bool
+	advance bool // the kv iterator must step before its head is compared
 }
 
 func newMergeIter(eng *kv.Engine, buf *btree.BTreeG[bufItem], start, end []byte, ts kv.Timestamp, reverse bool) *mergeIter {
-	m := &mergeIter{kvIt: eng.NewIterator(start, end, ts, reverse), reverse: reverse}
+	m := &mergeIter{kvIt: eng.NewIterator(start, end, ts, reverse), reverse: reverse, advance: true}
 	if buf != nil && buf.Len() > 0 {
 		collect := func(it bufItem) bool {
 			m.buf = append(m.buf, it)
@@ -295,22 +298,14 @@ func newMergeIter(eng *kv.Engine, buf *btree.BTreeG[bufItem], start, end []byte,
 	return m
 }
 
-func (m *mergeIter) advanceKV() {
-	m.kvOK = m.kvIt.Next()
-	if m.kvOK {
-		m.kvKey = append(m.kvKey[:0], m.kvIt.Key()...)
-		m.kvVal = append(m.kvVal[:0], m.kvIt.Value()...)
-	}
-}
-
 // next returns the next live key and value; fromBuf reports whether they
 // are the transaction's own.
 func (m *mergeIter) next() (key, val []byte, fromBuf, ok bool) {
-	if !m.started {
-		m.started = true
-		m.advanceKV()
-	}
 	for {
+		if m.advance {
+			m.kvOK = m.kvIt.Next()
+			m.advance = false
+		}
 		hasBuf := len(m.buf) > 0
 		if !hasBuf && !m.kvOK {
 			return nil, nil, false, false
@@ -322,20 +317,19 @@ func (m *mergeIter) next() (key, val []byte, fromBuf, ok bool) {
 		case !m.kvOK:
 			c = 1
 		default:
-			c = bytes.Compare(m.kvKey, []byte(m.buf[0].key))
+			c = strings.Compare(string(m.kvIt.Key()), m.buf[0].key)
 			if m.reverse {
 				c = -c
 			}
 		}
 		if c < 0 {
-			key, val = append([]byte(nil), m.kvKey...), append([]byte(nil), m.kvVal...)
-			m.advanceKV()
-			return key, val, false, true
+			m.advance = true
+			return m.kvIt.Key(), m.kvIt.Value(), false, true
 		}
 		b := m.buf[0]
 		m.buf = m.buf[1:]
 		if c == 0 {
-			m.advanceKV()
+			m.advance = true
 		}
 		if b.del {
 			continue
