@@ -271,6 +271,9 @@ func TestConcurrentDuplicateInserts(t *testing.T) {
 			conns := make([]*sql.Conn, clients)
 			for i := range conns {
 				conns[i] = clientConn(t, db)
+				// A loser only ever waits for the winner's commit; the
+				// bound keeps a failing run short.
+				mustExec(t, conns[i], "SET innodb_lock_wait_timeout = 10")
 			}
 			var (
 				mu      sync.Mutex
@@ -718,6 +721,28 @@ func TestFailedAutocommitStatementReleasesLocks(t *testing.T) {
 	// The failed statements' session goes on normally.
 	mustExec(t, a, "UPDATE r SET v = v + 1")
 	require.Equal(t, []int64{12, 3, 5}, queryInts(t, db, "SELECT v FROM r ORDER BY id"))
+}
+
+// In autocommit mode every statement reads the newest commits, including
+// the first one after a statement that failed half way through reading.
+func TestAutocommitReadAfterFailedStatementIsFresh(t *testing.T) {
+	_, db := startWithDB(t, "d",
+		"CREATE TABLE r (id INT PRIMARY KEY, v INT NOT NULL)",
+		"INSERT INTO r VALUES (1, 1), (2, 1)")
+	a, b := clientConn(t, db), clientConn(t, db)
+
+	// Fails while reading r, after its snapshot is taken.
+	_, err := a.ExecContext(context.Background(), "SELECT (SELECT v FROM r)")
+	require.True(t, isMySQLError(err, 1242), "want error 1242, got %v", err)
+	mustExec(t, b, "UPDATE r SET v = 2 WHERE id = 1")
+	require.EqualValues(t, 2, queryInt(t, a, "SELECT v FROM r WHERE id = 1"), "autocommit read after a failed statement is stale")
+
+	_, err = a.ExecContext(context.Background(), "INSERT INTO r VALUES (3, 3), (1, 0)")
+	requireMySQLError(t, err, 1062, "23000")
+	mustExec(t, b, "SET innodb_lock_wait_timeout = 1")
+	mustExec(t, b, "UPDATE r SET v = 4 WHERE id = 2")
+	require.EqualValues(t, 4, queryInt(t, a, "SELECT v FROM r WHERE id = 2"), "autocommit read after a failed statement is stale")
+	require.EqualValues(t, 0, queryInt(t, a, "SELECT COUNT(*) FROM r WHERE id = 3"), "a row of the failed INSERT")
 }
 
 // The binary protocol (server-side prepared statements, which database/sql
