@@ -43,11 +43,26 @@ var sqlStates = map[uint16]string{
 // its code, and MySQL's exact duplicate-entry text, which oslo.db parses
 // (the engine prefixes it with its own words).
 func (h errorEdge) mysqlError(c *mysql.Conn, err error) error {
+	return h.mysqlErrorFor(c, "", err)
+}
+
+func (h errorEdge) mysqlErrorFor(c *mysql.Conn, query string, err error) error {
+	if err == nil {
+		return nil
+	}
 	se, ok := err.(*mysql.SQLError)
-	if !ok || se == nil {
-		return err
+	if !ok {
+		se, ok = mysql.NewSQLErrorFromError(err).(*mysql.SQLError)
+		if !ok {
+			return err
+		}
 	}
 	out := *se
+	env := errEnv{prov: h.prov, query: query}
+	if s := h.prov.SessionByConn(c.ConnectionID); s != nil {
+		env.db = s.GetCurrentDatabase()
+	}
+	translate(&out, env)
 	if st, ok := sqlStates[uint16(out.Num)]; ok && (out.State == "" || out.State == mysql.SSUnknownSQLState) {
 		out.State = st
 	}
@@ -76,19 +91,26 @@ func (h errorEdge) ComInitDB(c *mysql.Conn, schemaName string) error {
 }
 
 func (h errorEdge) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) error {
-	return h.mysqlError(c, h.Handler.ComQuery(ctx, c, query, cb))
+	if strings.TrimSpace(strings.Trim(strings.TrimSpace(query), ";")) == "" {
+		return mysql.NewSQLError(mysql.EREmptyQuery, "42000", "Query was empty")
+	}
+	err := h.Handler.ComQuery(ctx, c, sqlfront.RewriteForShare(query), cb)
+	return h.mysqlErrorFor(c, query, err)
 }
 
 func (h errorEdge) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) (string, error) {
-	rest, err := h.Handler.ComMultiQuery(ctx, c, query, cb)
-	return rest, h.mysqlError(c, err)
+	if strings.TrimSpace(strings.Trim(strings.TrimSpace(query), ";")) == "" {
+		return "", mysql.NewSQLError(mysql.EREmptyQuery, "42000", "Query was empty")
+	}
+	rest, err := h.Handler.ComMultiQuery(ctx, c, sqlfront.RewriteForShare(query), cb)
+	return rest, h.mysqlErrorFor(c, query, err)
 }
 
 func (h errorEdge) ComPrepare(ctx context.Context, c *mysql.Conn, query string, prepare *mysql.PrepareData) ([]*querypb.Field, error) {
 	f, err := h.Handler.ComPrepare(ctx, c, query, prepare)
-	return f, h.mysqlError(c, err)
+	return f, h.mysqlErrorFor(c, query, err)
 }
 
 func (h errorEdge) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepare *mysql.PrepareData, cb func(*sqltypes.Result) error) error {
-	return h.mysqlError(c, h.Handler.ComStmtExecute(ctx, c, prepare, cb))
+	return h.mysqlErrorFor(c, prepare.PrepareStmt, h.Handler.ComStmtExecute(ctx, c, prepare, cb))
 }

@@ -26,6 +26,7 @@ import (
 //	("proc", db, procedure)  sql.StoredProcedureDetails (JSON)
 //	("seq", "table")         last table ID handed out (8 bytes, big-endian)
 //	("mysqldb")              users and grants, in the engine's own format
+//	("autoinc", id, next)    AUTO_INCREMENT watermark of a table (empty value)
 //
 // Names in keys are lower-cased: MySQL compares database and table names
 // case-insensitively here (lower_case_table_names=1 semantics); the
@@ -38,7 +39,21 @@ var (
 	catProc    = []byte("proc")
 	catSeq     = []byte("seq")
 	catMySQLDB = []byte("mysqldb")
+	catAutoInc = []byte("autoinc")
 )
+
+// AUTO_INCREMENT sequences survive restarts as MySQL 8's do: a commit that
+// moved a table's sequence adds a watermark key ("autoinc", table ID, next
+// value), empty-valued. Watermarks are blind writes, so concurrent commits
+// never conflict on them; the sequence restarts from the largest one, and
+// commits delete the watermarks their own made obsolete.
+func autoIncPrefix(id uint64) []byte {
+	return keys.CatalogKey(catAutoInc, binary.BigEndian.AppendUint64(nil, id))
+}
+
+func autoIncKey(id, next uint64) []byte {
+	return keys.CatalogKey(catAutoInc, binary.BigEndian.AppendUint64(nil, id), binary.BigEndian.AppendUint64(nil, next))
+}
 
 func lower(s string) []byte { return []byte(strings.ToLower(s)) }
 
@@ -314,4 +329,18 @@ func (p *Provider) Persist(ctx *sql.Context, data []byte) error {
 		b.put(keys.CatalogKey(catMySQLDB), append([]byte(nil), data...))
 		return nil
 	})
+}
+
+// ForeignKey returns the foreign key named name declared by table db.table.
+func (p *Provider) ForeignKey(db, table, name string) (sql.ForeignKeyConstraint, bool) {
+	m := p.table(db, table)
+	if m == nil {
+		return sql.ForeignKeyConstraint{}, false
+	}
+	for _, fk := range m.def.FKs {
+		if strings.EqualFold(fk.Name, name) {
+			return fk, true
+		}
+	}
+	return sql.ForeignKeyConstraint{}, false
 }

@@ -37,8 +37,10 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 	if err := p.checkBatchSize(b); err != nil {
 		return err
 	}
+	done := p.autoIncWatermarks(t, b)
 	_, err := p.eng.Commit(ctx, b)
 	if err == nil {
+		done()
 		p.noteCommitted(t)
 		return nil
 	}

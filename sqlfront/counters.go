@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 
@@ -13,9 +14,88 @@ import (
 // the stored rows the first time it is needed.
 
 type autoIncState struct {
-	mu     sync.Mutex
-	loaded bool
-	next   uint64
+	mu        sync.Mutex
+	loaded    bool
+	next      uint64
+	persisted uint64   // largest watermark committed
+	stale     []uint64 // committed watermarks below persisted, to delete
+}
+
+// autoIncWatermarks adds to a commit batch the watermark of every table the
+// transaction wrote whose sequence moved, and the deletion of watermarks
+// already superseded. done is called once the batch is durable.
+func (p *Provider) autoIncWatermarks(t *txn, b *kv.Batch) (done func()) {
+	type mark struct {
+		st   *autoIncState
+		next uint64
+		del  []uint64
+	}
+	var marks []mark
+	for id, m := range t.tables {
+		if m.autoCol < 0 {
+			continue
+		}
+		st := p.autoIncFor(id)
+		st.mu.Lock()
+		if st.loaded && st.next > st.persisted {
+			mk := mark{st: st, next: st.next, del: append([]uint64(nil), st.stale...)}
+			b.Mutations = append(b.Mutations, kv.Mutation{Key: autoIncKey(id, mk.next)})
+			for _, v := range mk.del {
+				b.Mutations = append(b.Mutations, kv.Mutation{Key: autoIncKey(id, v), Delete: true})
+			}
+			marks = append(marks, mk)
+		}
+		st.mu.Unlock()
+	}
+	return func() {
+		for _, mk := range marks {
+			mk.st.committed(mk.next, mk.del)
+		}
+	}
+}
+
+// committed records a durable watermark and the stale ones its batch
+// deleted. Concurrent commits may have listed the same stale watermarks;
+// deleting one twice is harmless, so they are removed by value.
+func (st *autoIncState) committed(next uint64, deleted []uint64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	gone := make(map[uint64]bool, len(deleted))
+	for _, v := range deleted {
+		gone[v] = true
+	}
+	kept := st.stale[:0]
+	for _, v := range st.stale {
+		if !gone[v] {
+			kept = append(kept, v)
+		}
+	}
+	st.stale = kept
+	switch {
+	case next > st.persisted:
+		if st.persisted > 0 {
+			st.stale = append(st.stale, st.persisted)
+		}
+		st.persisted = next
+	case next < st.persisted:
+		st.stale = append(st.stale, next)
+	}
+}
+
+// storedAutoInc returns the largest committed watermark of a table.
+func (p *Provider) storedAutoInc(id uint64) (uint64, error) {
+	pre := autoIncPrefix(id)
+	it := p.eng.NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, true)
+	defer it.Close()
+	if it.Next() {
+		rest := it.Key()[len(pre):]
+		v, _, err := keys.DecodeBytes(rest)
+		if err != nil || len(v) != 8 {
+			return 0, errCorruptRow
+		}
+		return binary.BigEndian.Uint64(v), nil
+	}
+	return 0, it.Err()
 }
 
 type rowCountState struct {

@@ -90,9 +90,10 @@ func (d *Database) DropTable(ctx *sql.Context, name string) error {
 		if m == nil {
 			return sql.ErrTableNotFound.New(name)
 		}
-		tp := keys.TablePrefix(m.def.ID)
-		if err := b.deleteRange(tp, keys.PrefixEnd(tp)); err != nil {
-			return err
+		for _, p := range [][]byte{keys.TablePrefix(m.def.ID), autoIncPrefix(m.def.ID)} {
+			if err := b.deleteRange(p, keys.PrefixEnd(p)); err != nil {
+				return err
+			}
 		}
 		key := keys.CatalogKey(catTable, lower(d.name), lower(m.def.Name))
 		b.expect(key, m.version)

@@ -126,3 +126,63 @@ func lowerASCII(s string) string {
 	}
 	return s
 }
+
+// RewriteForShare replaces MySQL 8's FOR SHARE with the equivalent LOCK IN
+// SHARE MODE, which go-mysql-server's parser knows. Quoted text and
+// comments are left alone; a query without FOR SHARE is returned as is.
+func RewriteForShare(q string) string {
+	var out []byte
+	last := 0
+	for i := 0; i < len(q); {
+		switch c := q[i]; {
+		case c == '\'' || c == '"' || c == '`':
+			i = skipQuoted(q, i)
+		case c == '#' || c == '-' && i+1 < len(q) && q[i+1] == '-' || c == '/' && i+1 < len(q) && q[i+1] == '*':
+			j := skipSpaceAndComments(q, i)
+			if j == i {
+				j++
+			}
+			i = j
+		case (c|0x20) == 'f' && (i == 0 || !isWordByte(q[i-1])):
+			w, next := word(q, i)
+			if w != "for" {
+				i = next
+				continue
+			}
+			j := skipSpaceAndComments(q, next)
+			w2, end := word(q, j)
+			if w2 != "share" {
+				i = next
+				continue
+			}
+			out = append(out, q[last:i]...)
+			out = append(out, "LOCK IN SHARE MODE"...)
+			last, i = end, end
+		default:
+			i++
+		}
+	}
+	if out == nil {
+		return q
+	}
+	return string(append(out, q[last:]...))
+}
+
+func skipQuoted(q string, i int) int {
+	quote := q[i]
+	for j := i + 1; j < len(q); j++ {
+		switch q[j] {
+		case '\\':
+			if quote != '`' {
+				j++
+			}
+		case quote:
+			if j+1 < len(q) && q[j+1] == quote {
+				j++
+				continue
+			}
+			return j + 1
+		}
+	}
+	return len(q)
+}

@@ -31,3 +31,19 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+func TestRewriteForShare(t *testing.T) {
+	cases := map[string]string{
+		"SELECT v FROM r WHERE id = 1 FOR SHARE":          "SELECT v FROM r WHERE id = 1 LOCK IN SHARE MODE",
+		"select v from r for  share":                      "select v from r LOCK IN SHARE MODE",
+		"SELECT 'for share' FROM t":                       "SELECT 'for share' FROM t",
+		"SELECT `for` FROM t FOR UPDATE":                  "SELECT `for` FROM t FOR UPDATE",
+		"SELECT * FROM forshare":                          "SELECT * FROM forshare",
+		"SELECT 'it''s' FROM t /* for share */ FOR SHARE": "SELECT 'it''s' FROM t /* for share */ LOCK IN SHARE MODE",
+	}
+	for in, want := range cases {
+		if got := RewriteForShare(in); got != want {
+			t.Errorf("RewriteForShare(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

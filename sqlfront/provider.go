@@ -188,9 +188,10 @@ func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 		}
 		ln := lower(name)
 		for _, m := range st.tables {
-			tp := keys.TablePrefix(m.def.ID)
-			if err := b.deleteRange(tp, keys.PrefixEnd(tp)); err != nil {
-				return err
+			for _, p := range [][]byte{keys.TablePrefix(m.def.ID), autoIncPrefix(m.def.ID)} {
+				if err := b.deleteRange(p, keys.PrefixEnd(p)); err != nil {
+					return err
+				}
 			}
 		}
 		for _, kind := range [][]byte{catTable, catView, catTrigger, catProc} {

@@ -173,9 +173,10 @@ func (r *rewriter) Close(ctx *sql.Context) error {
 		if err := writeRows(b, nm, r.rows); err != nil {
 			return err
 		}
-		tp := keys.TablePrefix(cur.def.ID)
-		if err := b.deleteRange(tp, keys.PrefixEnd(tp)); err != nil {
-			return err
+		for _, p := range [][]byte{keys.TablePrefix(cur.def.ID), autoIncPrefix(cur.def.ID)} {
+			if err := b.deleteRange(p, keys.PrefixEnd(p)); err != nil {
+				return err
+			}
 		}
 		b.expect(tableLockKey(cur), cur.version)
 		if err := b.putTable(nm); err != nil {
@@ -439,6 +440,10 @@ func (t *Table) truncateDDL(ctx *sql.Context) (int, error) {
 		if err := b.deleteRange(tp, keys.PrefixEnd(tp)); err != nil {
 			return err
 		}
+		ap := autoIncPrefix(cur.def.ID)
+		if err := b.deleteRange(ap, keys.PrefixEnd(ap)); err != nil {
+			return err
+		}
 		def.AutoInc = 0
 		t.p.forgetCounters(cur.def.ID)
 		return nil
@@ -567,10 +572,18 @@ func (p *Provider) loadAutoInc(m *tableMeta) (*autoIncState, error) {
 	if err != nil {
 		return nil, err
 	}
+	stored, err := p.storedAutoInc(m.def.ID)
+	if err != nil {
+		return nil, err
+	}
 	st.next = max + 1
 	if m.def.AutoInc > st.next {
 		st.next = m.def.AutoInc
 	}
+	if stored > st.next {
+		st.next = stored
+	}
+	st.persisted = stored
 	st.loaded = true
 	return st, nil
 }

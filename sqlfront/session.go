@@ -317,6 +317,11 @@ func (s *Session) StartTransaction(ctx *sql.Context, chr sql.TransactionCharacte
 	s.aborted = false
 	s.txn = s.p.newTxn(chr == sql.ReadOnly)
 	s.lastUsed = time.Now()
+	// The engine drops WITH CONSISTENT SNAPSHOT; honour it by taking the
+	// snapshot now instead of at the first read.
+	if strings.Contains(lowerASCII(ctx.Query()), "consistent snapshot") {
+		s.txn.readTS(s.p)
+	}
 	return &Transaction{t: s.txn}, nil
 }
 
@@ -408,17 +413,37 @@ func (s *Session) CommandBegin() error {
 	return nil
 }
 
-// CommandEnd implements sql.LifecycleAwareSession. When the engine let go of
-// an autocommit transaction after a failed statement, its locks go now
-// rather than at the connection's next statement.
+// CommandEnd implements sql.LifecycleAwareSession. A statement that fails
+// while its rows are being sent leaves the engine's autocommit transaction
+// in place; a successful autocommit statement always clears it. So an
+// autocommit transaction still open at the end of a command belongs to a
+// failed statement: it is rolled back now, releasing its locks, rather than
+// lingering until the connection's next statement.
 func (s *Session) CommandEnd() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastUsed = time.Now()
-	if s.txn != nil && s.GetTransaction() == nil {
-		s.txn.release(s.p)
-		s.txn = nil
+	if s.txn == nil {
+		return
 	}
+	if s.GetTransaction() != nil {
+		if s.GetIgnoreAutoCommit() || !s.autocommit() {
+			return
+		}
+		s.SetTransaction(nil)
+	}
+	s.txn.release(s.p)
+	s.txn = nil
+}
+
+func (s *Session) autocommit() bool {
+	ctx := sql.NewContext(context.Background(), sql.WithSession(s))
+	v, err := s.GetSessionVariable(ctx, sql.AutoCommitSessionVar)
+	if err != nil {
+		return true
+	}
+	on, err := sql.ConvertToBool(ctx, v)
+	return err != nil || on
 }
 
 // SessionEnd implements sql.LifecycleAwareSession: a dropped connection
