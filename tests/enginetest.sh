@@ -12,7 +12,7 @@ cd "$root"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-go test -c -o "$work/enginetest.test" ./tests/enginetest
+go test -tags enginetest -c -o "$work/enginetest.test" ./tests/enginetest
 go build -o "$work/etcount" ./tests/enginetest/etcount
 
 # Each suite runs in its own process, so a crash in one (go-mysql-server
