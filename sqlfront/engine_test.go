@@ -34,10 +34,12 @@ func newTestDB(t *testing.T) *testDB {
 		prov.Close()
 		eng.Close()
 	})
-	db := &testDB{t: t, eng: eng, prov: prov, e: sqle.NewDefault(prov)}
+	db := &testDB{t: t, eng: eng, prov: prov, e: newEngine(prov)}
 	db.sess = prov.NewSession(sql.NewBaseSession())
 	return db
 }
+
+func newEngine(p *Provider) *sqle.Engine { return sqle.NewDefault(p) }
 
 func (db *testDB) query(q string) []sql.Row {
 	db.t.Helper()
