@@ -94,7 +94,7 @@ func (h errorEdge) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb
 	if strings.TrimSpace(strings.Trim(strings.TrimSpace(query), ";")) == "" {
 		return mysql.NewSQLError(mysql.EREmptyQuery, "42000", "Query was empty")
 	}
-	err := h.Handler.ComQuery(ctx, c, sqlfront.RewriteForShare(query), cb)
+	err := h.Handler.ComQuery(ctx, c, sqlfront.RewriteQuery(query), cb)
 	return h.mysqlErrorFor(c, query, err)
 }
 
@@ -102,7 +102,7 @@ func (h errorEdge) ComMultiQuery(ctx context.Context, c *mysql.Conn, query strin
 	if strings.TrimSpace(strings.Trim(strings.TrimSpace(query), ";")) == "" {
 		return "", mysql.NewSQLError(mysql.EREmptyQuery, "42000", "Query was empty")
 	}
-	rest, err := h.Handler.ComMultiQuery(ctx, c, sqlfront.RewriteForShare(query), cb)
+	rest, err := h.Handler.ComMultiQuery(ctx, c, sqlfront.RewriteQuery(query), cb)
 	return rest, h.mysqlErrorFor(c, query, err)
 }
 
@@ -113,4 +113,12 @@ func (h errorEdge) ComPrepare(ctx context.Context, c *mysql.Conn, query string, 
 
 func (h errorEdge) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepare *mysql.PrepareData, cb func(*sqltypes.Result) error) error {
 	return h.mysqlErrorFor(c, prepare.PrepareStmt, h.Handler.ComStmtExecute(ctx, c, prepare, cb))
+}
+
+// NewConnection announces autocommit in the handshake, as MySQL does: the
+// session starts with autocommit on, and drivers (PyMySQL) trust the
+// handshake's status flags to decide whether SET AUTOCOMMIT=0 is needed.
+func (h errorEdge) NewConnection(c *mysql.Conn) {
+	h.Handler.NewConnection(c)
+	c.StatusFlags |= uint16(mysql.ServerStatusAutocommit)
 }

@@ -175,7 +175,7 @@ func (t *Table) UpdateForeignKey(ctx *sql.Context, name string, fk sql.ForeignKe
 
 // CreateIndexForForeignKey implements sql.ForeignKeyTable.
 func (t *Table) CreateIndexForForeignKey(ctx *sql.Context, idx sql.IndexDef) error {
-	return t.CreateIndex(ctx, idx)
+	return t.createIndex(ctx, idx, true)
 }
 
 // GetChecks implements sql.CheckTable.
@@ -186,12 +186,19 @@ func (t *Table) GetChecks(*sql.Context) ([]sql.CheckDefinition, error) {
 // CreateCheck implements sql.CheckAlterableTable.
 func (t *Table) CreateCheck(ctx *sql.Context, check *sql.CheckDefinition) error {
 	return t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
-		for _, c := range def.Checks {
-			if strings.EqualFold(c.Name, check.Name) {
-				return errDupCheck(check.Name)
+		c := *check
+		if c.Name == "" {
+			// MySQL names an unnamed check <table>_chk_<n>.
+			for n := 1; ; n++ {
+				c.Name = fmt.Sprintf("%s_chk_%d", def.Name, n)
+				if !hasCheck(def, c.Name) {
+					break
+				}
 			}
+		} else if hasCheck(def, c.Name) {
+			return errDupCheck(c.Name)
 		}
-		def.Checks = append(def.Checks, *check)
+		def.Checks = append(def.Checks, c)
 		return nil
 	})
 }
@@ -213,6 +220,10 @@ func (t *Table) DropCheck(ctx *sql.Context, name string) error {
 // entry of the new index commit in one batch, after a uniqueness check over
 // all rows, so a failed CREATE UNIQUE INDEX leaves nothing behind.
 func (t *Table) CreateIndex(ctx *sql.Context, idx sql.IndexDef) error {
+	return t.createIndex(ctx, idx, false)
+}
+
+func (t *Table) createIndex(ctx *sql.Context, idx sql.IndexDef, implicit bool) error {
 	if idx.IsFullText() || idx.IsSpatial() || idx.IsVector() {
 		return sql.ErrUnsupportedFeature.New("FULLTEXT, SPATIAL and VECTOR indexes")
 	}
@@ -221,12 +232,7 @@ func (t *Table) CreateIndex(ctx *sql.Context, idx sql.IndexDef) error {
 	}
 	return t.alterDef(ctx, func(def *tableDef, cur *tableMeta, b *ddlBatch) error {
 		name := idx.Name
-		for _, other := range def.Indexes {
-			if strings.EqualFold(other.Name, name) {
-				return sql.ErrDuplicateKey.New(name)
-			}
-		}
-		id := indexDef{ID: def.NextIndexID, Name: name, Unique: idx.IsUnique(), Comment: idx.Comment}
+		id := indexDef{ID: def.NextIndexID, Name: name, Unique: idx.IsUnique(), Comment: idx.Comment, Implicit: implicit}
 		def.NextIndexID++
 		for _, c := range idx.Columns {
 			ord := cur.schema.IndexOfColName(c.Name)
@@ -236,7 +242,24 @@ func (t *Table) CreateIndex(ctx *sql.Context, idx sql.IndexDef) error {
 			id.Columns = append(id.Columns, cur.schema[ord].Name)
 			id.Prefix = append(id.Prefix, uint16(c.Length))
 		}
-		def.Indexes = append(def.Indexes, id)
+		// An index made only for a foreign key gives way to an explicit one
+		// that can serve the key (same name, or its columns lead the new
+		// index's), as in MySQL.
+		kept := def.Indexes[:0]
+		for _, other := range def.Indexes {
+			if !implicit && other.Implicit && (strings.EqualFold(other.Name, name) || columnsLead(other, id)) {
+				ip := keys.IndexPrefix(def.ID, other.ID)
+				if err := b.deleteRange(ip, keys.PrefixEnd(ip)); err != nil {
+					return err
+				}
+				continue
+			}
+			if strings.EqualFold(other.Name, name) {
+				return sql.ErrDuplicateKey.New(name)
+			}
+			kept = append(kept, other)
+		}
+		def.Indexes = append(kept, id)
 		nm, err := newTableMeta(cur.db, *def, 0)
 		if err != nil {
 			return err
@@ -351,15 +374,63 @@ func (c *indexChecker) Insert(ctx *sql.Context, row sql.Row) error {
 	return nil
 }
 
-// ModifyStoredCollation implements sql.CollationAlterableTable.
+// ModifyStoredCollation implements sql.CollationAlterableTable (ALTER
+// TABLE ... CONVERT TO CHARACTER SET): every character column takes the
+// new collation, and the table is rebuilt, since index keys are collation
+// weights.
 func (t *Table) ModifyStoredCollation(ctx *sql.Context, collation sql.CollationID) error {
+	cols := t.m.schema.Copy()
+	for _, c := range cols {
+		tc, ok := c.Type.(sql.TypeWithCollation)
+		if !ok || tc.Collation() == sql.Collation_binary {
+			continue
+		}
+		nt, err := tc.WithNewCollation(collation)
+		if err != nil {
+			return err
+		}
+		c.Type = nt
+	}
+	if err := t.rewriteWith(ctx, sql.NewPrimaryKeySchema(cols, t.m.pkOrds...), nil, nil, func(r sql.Row) (sql.Row, error) { return r, nil }); err != nil {
+		return err
+	}
 	return t.ModifyDefaultCollation(ctx, collation)
 }
 
-// ModifyDefaultCollation implements sql.CollationAlterableTable.
+// ModifyDefaultCollation implements sql.CollationAlterableTable. The
+// engine calls it for ALTER TABLE ... CONVERT TO CHARACTER SET too, which
+// must convert the columns as well: the statement text tells them apart.
 func (t *Table) ModifyDefaultCollation(ctx *sql.Context, collation sql.CollationID) error {
+	if q := lowerASCII(ctx.Query()); strings.Contains(q, "convert to") && !t.converting {
+		t.converting = true
+		defer func() { t.converting = false }()
+		return t.ModifyStoredCollation(ctx, collation)
+	}
 	return t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
 		def.Collation = collation
 		return nil
 	})
+}
+
+// columnsLead reports whether index a's columns are the leading columns of
+// index b, so b can do whatever a did for a foreign key.
+func columnsLead(a, b indexDef) bool {
+	if len(a.Columns) > len(b.Columns) {
+		return false
+	}
+	for i, c := range a.Columns {
+		if !strings.EqualFold(c, b.Columns[i]) || (i < len(b.Prefix) && b.Prefix[i] != 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasCheck(def *tableDef, name string) bool {
+	for _, c := range def.Checks {
+		if strings.EqualFold(c.Name, name) {
+			return true
+		}
+	}
+	return false
 }

@@ -127,10 +127,12 @@ func lowerASCII(s string) string {
 	return s
 }
 
-// RewriteForShare replaces MySQL 8's FOR SHARE with the equivalent LOCK IN
-// SHARE MODE, which go-mysql-server's parser knows. Quoted text and
-// comments are left alone; a query without FOR SHARE is returned as is.
-func RewriteForShare(q string) string {
+// RewriteQuery adapts MySQL 8 text the engine's parser does not take to an
+// equivalent it does: FOR SHARE becomes LOCK IN SHARE MODE, and ENCRYPTED,
+// an ordinary identifier in MySQL 8 (Nova has a column of that name) but a
+// keyword to the parser, is quoted. Quoted text and comments are left
+// alone; a query needing neither is returned as is, without copying.
+func RewriteQuery(q string) string {
 	var out []byte
 	last := 0
 	for i := 0; i < len(q); {
@@ -143,21 +145,27 @@ func RewriteForShare(q string) string {
 				j++
 			}
 			i = j
-		case (c|0x20) == 'f' && (i == 0 || !isWordByte(q[i-1])):
+		case ((c|0x20) == 'f' || (c|0x20) == 'e') && (i == 0 || !isWordByte(q[i-1])):
 			w, next := word(q, i)
-			if w != "for" {
-				i = next
-				continue
+			switch w {
+			case "for":
+				j := skipSpaceAndComments(q, next)
+				if w2, end := word(q, j); w2 == "share" {
+					out = append(out, q[last:i]...)
+					out = append(out, "LOCK IN SHARE MODE"...)
+					last, next = end, end
+				}
+			case "encrypted":
+				out = append(out, q[last:i]...)
+				out = append(out, '`')
+				out = append(out, q[i:next]...)
+				out = append(out, '`')
+				last = next
 			}
-			j := skipSpaceAndComments(q, next)
-			w2, end := word(q, j)
-			if w2 != "share" {
-				i = next
-				continue
-			}
-			out = append(out, q[last:i]...)
-			out = append(out, "LOCK IN SHARE MODE"...)
-			last, i = end, end
+			i = next
+		case isWordByte(c):
+			_, next := word(q, i)
+			i = next
 		default:
 			i++
 		}

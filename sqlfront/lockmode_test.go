@@ -32,7 +32,7 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func TestRewriteForShare(t *testing.T) {
+func TestRewriteQuery(t *testing.T) {
 	cases := map[string]string{
 		"SELECT v FROM r WHERE id = 1 FOR SHARE":          "SELECT v FROM r WHERE id = 1 LOCK IN SHARE MODE",
 		"select v from r for  share":                      "select v from r LOCK IN SHARE MODE",
@@ -40,10 +40,14 @@ func TestRewriteForShare(t *testing.T) {
 		"SELECT `for` FROM t FOR UPDATE":                  "SELECT `for` FROM t FOR UPDATE",
 		"SELECT * FROM forshare":                          "SELECT * FROM forshare",
 		"SELECT 'it''s' FROM t /* for share */ FOR SHARE": "SELECT 'it''s' FROM t /* for share */ LOCK IN SHARE MODE",
+		"ALTER TABLE bdm ADD COLUMN encrypted BOOL":       "ALTER TABLE bdm ADD COLUMN `encrypted` BOOL",
+		"SELECT bdm.encrypted FROM bdm":                   "SELECT bdm.`encrypted` FROM bdm",
+		"SELECT `encrypted`, 'encrypted' FROM bdm":        "SELECT `encrypted`, 'encrypted' FROM bdm",
+		"SELECT unencrypted FROM t":                       "SELECT unencrypted FROM t",
 	}
 	for in, want := range cases {
-		if got := RewriteForShare(in); got != want {
-			t.Errorf("RewriteForShare(%q) = %q, want %q", in, got, want)
+		if got := RewriteQuery(in); got != want {
+			t.Errorf("RewriteQuery(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"strings"
 
 	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/expression"
 	"github.com/dolthub/go-mysql-server/sql/planbuilder"
+	"github.com/dolthub/go-mysql-server/sql/types"
 
 	"github.com/fogdb/fogdb/kv/keys"
 )
@@ -53,6 +55,9 @@ type indexDef struct {
 	Prefix  []uint16 `json:"prefix,omitempty"`
 	Unique  bool     `json:"unique,omitempty"`
 	Comment string   `json:"comment,omitempty"`
+	// Implicit marks an index created only to serve a foreign key; as in
+	// MySQL, a later index that can serve the key replaces it.
+	Implicit bool `json:"implicit,omitempty"`
 }
 
 // tableMeta is a table definition ready for use: the parsed schema and the
@@ -110,6 +115,20 @@ func colDefFromColumn(c *sql.Column) colDef {
 		Extra:    c.Extra,
 	}
 	cd.Default = defaultString(c.Default)
+	if cd.Default != nil && c.Default.Literal {
+		// An ENUM or SET literal resolves to its index or bits; store the
+		// value's text, as MySQL prints it.
+		switch c.Type.(type) {
+		case sql.EnumType, sql.SetType:
+			ctx := sql.NewEmptyContext()
+			if v, err := c.Default.Eval(ctx, nil); err == nil && v != nil {
+				if sv, err := c.Type.SQL(ctx, nil, v); err == nil {
+					q := "'" + strings.ReplaceAll(sv.ToString(), "'", "''") + "'"
+					cd.Default = &q
+				}
+			}
+		}
+	}
 	cd.Generated = defaultString(c.Generated)
 	cd.OnUpdate = defaultString(c.OnUpdate)
 	return cd
@@ -166,6 +185,9 @@ func newTableMeta(db string, def tableDef, version uint64) (*tableMeta, error) {
 		}
 		if cd.Default != nil {
 			col.Default = sql.NewUnresolvedColumnDefaultValue(*cd.Default)
+			if d := enumDefault(typ, *cd.Default); d != nil {
+				col.Default = d
+			}
 		}
 		if cd.Generated != nil {
 			col.Generated = sql.NewUnresolvedColumnDefaultValue(*cd.Generated)
@@ -215,4 +237,27 @@ func (m *tableMeta) findIndex(name string) *indexMeta {
 		}
 	}
 	return nil
+}
+
+// enumDefault resolves a quoted literal default of an ENUM or SET column
+// itself. Left to the engine, the literal is resolved to the member's
+// index, and SHOW CREATE TABLE then prints DEFAULT '1' instead of the name.
+func enumDefault(typ sql.Type, text string) *sql.ColumnDefaultValue {
+	switch typ.(type) {
+	case sql.EnumType, sql.SetType:
+	default:
+		return nil
+	}
+	if len(text) < 2 || text[0] != '\'' || text[len(text)-1] != '\'' {
+		return nil
+	}
+	v := strings.ReplaceAll(text[1:len(text)-1], "''", "'")
+	// The text type keeps the member's name through SHOW CREATE TABLE
+	// (which prints an ENUM-typed default by its index); inserts convert
+	// the name to the column's type like any value.
+	d, err := sql.NewColumnDefaultValue(expression.NewLiteral(v, types.LongText), types.LongText, true, false, false)
+	if err != nil {
+		return nil
+	}
+	return d
 }

@@ -22,6 +22,8 @@ type Table struct {
 	// the statement found them: foreign key checks and cascades reading
 	// through an editor must see the rows the statement already changed.
 	live bool
+	// converting is set while CONVERT TO CHARACTER SET rebuilds the table.
+	converting bool
 }
 
 var (

@@ -2,6 +2,7 @@ package sqlfront
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/dolthub/go-mysql-server/sql"
@@ -94,4 +95,34 @@ func TestCommitIsDurable(t *testing.T) {
 	before = db.eng.Stats().Fsyncs
 	db.query("SELECT COUNT(*) FROM t")
 	require.Equal(t, before, db.eng.Stats().Fsyncs)
+}
+
+// TestSchemaDetailsSurviveReload: details OpenStack's migrations depend on,
+// checked through SHOW CREATE TABLE after the catalog is reloaded.
+func TestSchemaDetailsSurviveReload(t *testing.T) {
+	db := newTestDB(t)
+	db.query("CREATE DATABASE d")
+	db.sess.SetCurrentDatabase("d")
+	db.query("CREATE TABLE p (id INT PRIMARY KEY)")
+	db.query("CREATE TABLE c (id INT PRIMARY KEY, pid INT, k ENUM('ssh','x509') NOT NULL DEFAULT 'ssh', a BOOL, b BOOL, " +
+		"CONSTRAINT c_pid_fkey FOREIGN KEY (pid) REFERENCES p (id), CHECK (a IN (0, 1)), CHECK (b IN (0, 1)))")
+	// An explicit index replaces the one made for the foreign key.
+	db.query("CREATE INDEX c_pid_fkey ON c (pid)")
+	db.query("CREATE TABLE e (id INT PRIMARY KEY, v VARCHAR(20)) CHARSET=utf8")
+	db.query("INSERT INTO e VALUES (1, 'a')")
+	db.query("ALTER TABLE e CONVERT TO CHARACTER SET utf8 COLLATE utf8_bin")
+
+	prov2, err := NewProvider(db.eng, DefaultConfig())
+	require.NoError(t, err)
+	defer prov2.Close()
+	db2 := &testDB{t: t, eng: db.eng, prov: prov2, e: newEngine(prov2)}
+	db2.sess = prov2.NewSession(sql.NewBaseSession())
+	db2.sess.SetCurrentDatabase("d")
+	show := db2.query("SHOW CREATE TABLE c")[0][1].(string)
+	require.Contains(t, show, "DEFAULT 'ssh'")
+	require.Contains(t, show, "CONSTRAINT `c_chk_1` CHECK")
+	require.Contains(t, show, "CONSTRAINT `c_chk_2` CHECK")
+	require.Equal(t, 1, strings.Count(show, "KEY `c_pid_fkey` (`pid`)"), show)
+	require.Equal(t, []sql.Row{{int64(0)}}, db2.query("SELECT COUNT(*) FROM e WHERE v = 'A'"), "utf8_bin is case-sensitive")
+	require.Equal(t, []sql.Row{{int64(1)}}, db2.query("SELECT COUNT(*) FROM e WHERE v = 'a'"))
 }
