@@ -49,7 +49,9 @@ var errRules = []errRule{
 	{regexp.MustCompile(`^Check constraint "(.+)" violated$`), 3819, "HY000",
 		func(m []string, _ errEnv) string { return fmt.Sprintf("Check constraint '%s' is violated.", m[1]) }},
 	{regexp.MustCompile(`^error: can't drop '(.+)'; check that column/key exists$`), mysql.ERCantDropFieldOrKey, "42000",
-		func(m []string, _ errEnv) string { return fmt.Sprintf("Can't DROP '%s'; check that column/key exists", m[1]) }},
+		func(m []string, _ errEnv) string {
+			return fmt.Sprintf("Can't DROP '%s'; check that column/key exists", m[1])
+		}},
 	{regexp.MustCompile(`^SAVEPOINT (.+) does not exist$`), 1305, "42000",
 		func(m []string, _ errEnv) string { return fmt.Sprintf("SAVEPOINT %s does not exist", m[1]) }},
 	{regexp.MustCompile(`(?i)^cannot execute statement in a READ ONLY transaction`), 1792, "25006",
