@@ -25,6 +25,9 @@ type Config struct {
 	IdleTxnTimeout time.Duration
 	// DefaultLockWaitTimeout is innodb_lock_wait_timeout's default.
 	DefaultLockWaitTimeout time.Duration
+	// DefaultCollation is the collation of a database created without one
+	// (and so of its tables and columns). MySQL 8's is utf8mb4_0900_ai_ci.
+	DefaultCollation sql.CollationID
 	Logger                 *slog.Logger
 }
 
@@ -35,6 +38,7 @@ func DefaultConfig() Config {
 		MaxTxnBytes:            256 << 20,
 		IdleTxnTimeout:         10 * time.Minute,
 		DefaultLockWaitTimeout: 50 * time.Second,
+		DefaultCollation:       sql.Collation_utf8mb4_0900_ai_ci,
 	}
 }
 
@@ -167,6 +171,11 @@ func (p *Provider) CreateDatabase(ctx *sql.Context, name string) error {
 
 // CreateCollatedDatabase implements sql.CollatedDatabaseProvider.
 func (p *Provider) CreateCollatedDatabase(ctx *sql.Context, name string, collation sql.CollationID) error {
+	// The engine fills in its own default when the statement names no
+	// collation; fogdb's default is MySQL 8's, unless configured otherwise.
+	if collation == sql.Collation_Default && p.cfg.DefaultCollation != sql.Collation_Unspecified && ctx != nil && !namesCollation(ctx.Query()) {
+		collation = p.cfg.DefaultCollation
+	}
 	return p.runDDL(ctx, func(b *ddlBatch) error {
 		if p.db(name) != nil {
 			return sql.ErrDatabaseExists.New(name)
@@ -233,4 +242,11 @@ func (p *Provider) reapIdle() {
 			})
 		}
 	}
+}
+
+// namesCollation reports whether a CREATE DATABASE statement names a
+// character set or collation.
+func namesCollation(q string) bool {
+	q = lowerASCII(q)
+	return strings.Contains(q, "collate") || strings.Contains(q, "character") || strings.Contains(q, "charset")
 }

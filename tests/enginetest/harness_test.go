@@ -64,6 +64,8 @@ func (h *fogHarness) openProvider(t *testing.T) *sqlfront.Provider {
 	require.NoError(t, err)
 	cfg := sqlfront.DefaultConfig()
 	cfg.IdleTxnTimeout = 0
+	// The suites expect go-mysql-server's default collation.
+	cfg.DefaultCollation = sql.Collation_Default
 	prov, err := sqlfront.NewProvider(eng, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
