@@ -79,3 +79,14 @@ func BenchmarkUpdateByPK(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkRangeSelect(b *testing.B) {
+	for _, tg := range benchTargets(b) {
+		b.Run(tg.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				lo := i%9900 + 1
+				run(b, tg, fmt.Sprintf("SELECT c FROM sbtest1 WHERE id BETWEEN %d AND %d", lo, lo+99))
+			}
+		})
+	}
+}
