@@ -2,7 +2,6 @@ package sqlfront
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/vitess/go/mysql"
@@ -73,5 +72,3 @@ func (p *Provider) checkBatchSize(b *kv.Batch) error {
 	}
 	return nil
 }
-
-var _ = strings.ToLower

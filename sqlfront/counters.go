@@ -99,9 +99,10 @@ func (p *Provider) storedAutoInc(id uint64) (uint64, error) {
 }
 
 type rowCountState struct {
-	once sync.Once
-	n    atomic.Int64
-	err  error
+	once  sync.Once
+	n     atomic.Int64
+	ready atomic.Bool // counted once; commits adjust from then on
+	err   error
 }
 
 func (p *Provider) forgetCounters(id uint64) {
@@ -144,8 +145,9 @@ func (p *Provider) rowCount(m *tableMeta) (int64, error) {
 		for it.Next() {
 			n++
 		}
-		st.n.Add(n)
+		st.n.Store(n)
 		st.err = it.Err()
+		st.ready.Store(true)
 	})
 	return st.n.Load(), st.err
 }
@@ -167,8 +169,8 @@ func (p *Provider) noteCommitted(t *txn) {
 		case !it.del && (!seen || !o.exists):
 			d = 1
 		}
-		if d != 0 {
-			p.rowCountFor(id).n.Add(d)
+		if st := p.rowCountFor(id); d != 0 && st.ready.Load() {
+			st.n.Add(d)
 		}
 		return true
 	})

@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/dolthub/go-mysql-server/sql"
-	"github.com/dolthub/go-mysql-server/sql/types"
 
 	"github.com/fogdb/fogdb/kv"
 	"github.com/fogdb/fogdb/kv/keys"
@@ -458,8 +457,6 @@ func (p *Provider) nextRowID(m *tableMeta) (uint64, error) {
 	st.next++
 	return st.next, nil
 }
-
-var _ = types.Uint64
 
 func sameIndexes(a, b *tableMeta) bool {
 	if len(a.indexes) != len(b.indexes) {

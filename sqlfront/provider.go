@@ -28,7 +28,7 @@ type Config struct {
 	// DefaultCollation is the collation of a database created without one
 	// (and so of its tables and columns). MySQL 8's is utf8mb4_0900_ai_ci.
 	DefaultCollation sql.CollationID
-	Logger                 *slog.Logger
+	Logger           *slog.Logger
 }
 
 // DefaultConfig returns the defaults: InnoDB's 50 s lock wait, a 256 MiB

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/dolthub/go-mysql-server/sql"
-	"github.com/dolthub/vitess/go/mysql"
 	"github.com/google/btree"
 
 	"github.com/fogdb/fogdb/kv"
@@ -524,5 +523,3 @@ func (s *Session) abortTxn(t *txn) {
 	t.tables = map[uint64]*tableMeta{}
 	s.stmtState.undo = 0
 }
-
-var _ = mysql.ERLockDeadlock
