@@ -156,7 +156,12 @@ func newTestDBWith(t *testing.T, cfg Config) *testDB {
 	return db
 }
 
+// exec runs one statement as the server does: one client command.
 func (db *testDB) exec(s *Session, q string) error {
+	if err := s.CommandBegin(); err != nil {
+		return err
+	}
+	defer s.CommandEnd()
 	ctx := sql.NewContext(context.Background(), sql.WithSession(s)).WithQuery(q)
 	_, it, _, err := db.e.Query(ctx, q)
 	if err != nil {

@@ -22,6 +22,10 @@ type Session struct {
 	*sql.BaseSession
 	p *Provider
 
+	// cmdMu is held for the whole of each client command (CommandBegin to
+	// CommandEnd), so the idle reaper never touches a session whose
+	// statement is running, and what it did is visible to the next one.
+	cmdMu sync.Mutex
 	// mu guards txn against the idle reaper; the connection's own goroutine
 	// is the only other user.
 	mu  sync.Mutex
@@ -406,6 +410,7 @@ func (s *Session) ReleaseSavepoint(ctx *sql.Context, tx sql.Transaction, name st
 
 // CommandBegin implements sql.LifecycleAwareSession.
 func (s *Session) CommandBegin() error {
+	s.cmdMu.Lock()
 	s.mu.Lock()
 	s.lastUsed = time.Now()
 	s.mu.Unlock()
@@ -419,6 +424,7 @@ func (s *Session) CommandBegin() error {
 // failed statement: it is rolled back now, releasing its locks, rather than
 // lingering until the connection's next statement.
 func (s *Session) CommandEnd() {
+	defer s.cmdMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastUsed = time.Now()
@@ -459,9 +465,11 @@ func (s *Session) SessionEnd() {
 }
 
 func (s *Session) abortIfIdle(now time.Time, limit time.Duration) {
-	if !s.mu.TryLock() {
-		return // a statement is running: not idle
+	if !s.cmdMu.TryLock() {
+		return // a command is running: not idle
 	}
+	defer s.cmdMu.Unlock()
+	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.txn == nil || now.Sub(s.lastUsed) < limit {
 		return
