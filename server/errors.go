@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/vitess/go/mysql"
 	"github.com/dolthub/vitess/go/sqltypes"
 	querypb "github.com/dolthub/vitess/go/vt/proto/query"
@@ -49,6 +50,9 @@ func (h errorEdge) mysqlError(c *mysql.Conn, err error) error {
 func (h errorEdge) mysqlErrorFor(c *mysql.Conn, query string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if s := h.prov.SessionByConn(c.ConnectionID); s != nil {
+		s.UndoFailedCreate(sql.NewContext(context.Background(), sql.WithSession(s)))
 	}
 	se, ok := err.(*mysql.SQLError)
 	if !ok {

@@ -78,6 +78,9 @@ func (d *Database) CreateTable(ctx *sql.Context, name string, sch sql.PrimaryKey
 			return err
 		}
 		b.expect(keys.CatalogKey(catTable, lower(d.name), lower(name)), 0)
+		if s := sessionOf(ctx); s != nil {
+			s.stmtState.created = append(s.stmtState.created, createdTable{db: d.name, name: name, id: id})
+		}
 		return b.putTable(m)
 	})
 }
@@ -85,9 +88,15 @@ func (d *Database) CreateTable(ctx *sql.Context, name string, sch sql.PrimaryKey
 // DropTable implements sql.TableDropper: the definition and every row go in
 // one batch.
 func (d *Database) DropTable(ctx *sql.Context, name string) error {
+	return d.p.dropTableID(ctx, d.name, name, 0)
+}
+
+// dropTableID drops db.name, if it still has table ID id (any ID when 0).
+func (p *Provider) dropTableID(ctx *sql.Context, db, name string, id uint64) error {
+	d := &Database{p: p, name: db}
 	return d.p.runDDL(ctx, func(b *ddlBatch) error {
 		m := d.p.table(d.name, name)
-		if m == nil {
+		if m == nil || (id != 0 && m.def.ID != id) {
 			return sql.ErrTableNotFound.New(name)
 		}
 		for _, p := range [][]byte{keys.TablePrefix(m.def.ID), autoIncPrefix(m.def.ID)} {

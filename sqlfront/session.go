@@ -194,8 +194,28 @@ type stmtState struct {
 	undo    int             // undo position where the open statement (or row checkpoint) began
 	depth   int             // editors that began and have not completed or discarded
 	claimed map[string]bool // keyless rows already matched by this statement
+	created []createdTable  // tables this statement created, undone if it fails
 	view    *btree.BTreeG[bufItem]
 	viewOf  *txn
+}
+
+type createdTable struct {
+	db, name string
+	id       uint64
+}
+
+// UndoFailedCreate drops the tables the failed statement created. The
+// engine creates a table and then, one by one, its checks, indexes and
+// foreign keys; when one of those fails, MySQL 8 (atomic DDL) leaves no
+// table behind, and neither does fogdb.
+func (s *Session) UndoFailedCreate(ctx *sql.Context) {
+	created := s.stmtState.created
+	s.stmtState.created = nil
+	for _, c := range created {
+		if err := s.p.dropTableID(ctx, c.db, c.name, c.id); err != nil && !sql.ErrTableNotFound.Is(err) {
+			s.p.log.Warn("could not drop the table of a failed CREATE TABLE", "table", c.db+"."+c.name, "err", err)
+		}
+	}
 }
 
 // ValidateSession implements sql.Session; fogdb uses it as the hook that

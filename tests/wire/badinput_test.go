@@ -476,3 +476,16 @@ func TestAccessDenied(t *testing.T) {
 	mustExec(t, app, "INSERT INTO t (id, name) VALUES (90, 'granted')")
 	require.EqualValues(t, 4, queryInt(t, db, "SELECT COUNT(*) FROM t"))
 }
+
+// A CREATE TABLE that fails part way (here on a foreign key to a missing
+// table) leaves no table behind, as MySQL 8's atomic DDL does, so running
+// it again after fixing the cause works.
+func TestFailedCreateTableLeavesNothing(t *testing.T) {
+	_, db := startWithDB(t, "d")
+	c := clientConn(t, db)
+	ctx := context.Background()
+	_, err := c.ExecContext(ctx, "CREATE TABLE kid (id INT PRIMARY KEY, pid INT, CONSTRAINT fk_p FOREIGN KEY (pid) REFERENCES nosuch (id))")
+	require.Error(t, err)
+	require.EqualValues(t, 0, queryInt(t, c, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'd' AND table_name = 'kid'"))
+	mustExec(t, c, "CREATE TABLE kid (id INT PRIMARY KEY, pid INT)")
+}
