@@ -1,0 +1,32 @@
+package server
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestValidateRefusesOpenListenerWithoutPassword(t *testing.T) {
+	cfg := DefaultConfig()
+	require.NoError(t, cfg.Validate(), "the embedded default is valid")
+
+	for _, addr := range []string{"127.0.0.1:3306", "localhost:3306", "[::1]:3306", "127.0.0.2:3306"} {
+		cfg.MySQLAddr = addr
+		require.NoError(t, cfg.Validate(), addr)
+	}
+	for _, addr := range []string{"0.0.0.0:3306", ":3306", "10.1.2.3:3306", "[::]:3306"} {
+		cfg.MySQLAddr = addr
+		err := cfg.Validate()
+		require.True(t, errors.Is(err, ErrInsecureListener), "%s: %v", addr, err)
+		cfg.RootPassword = "secret"
+		require.NoError(t, cfg.Validate(), addr)
+		cfg.RootPassword = ""
+	}
+	cfg = DefaultConfig()
+	cfg.DataDir = ""
+	require.Error(t, cfg.Validate())
+	cfg = DefaultConfig()
+	cfg.MySQLAddr = "no-port"
+	require.Error(t, cfg.Validate())
+}
