@@ -1,0 +1,125 @@
+package replication
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/fogdb/fogdb/kv"
+)
+
+// Config configures a Group. Build it with DefaultConfig and override fields;
+// NewGroup validates it.
+type Config struct {
+	// ID is this node's stable identity in the group.
+	ID raft.ServerID
+	// Dir holds the Raft log (raft.db) and the snapshots (snapshots/).
+	Dir string
+	// EngineOptions are the options the store was opened with. Restoring a
+	// snapshot reopens the file at EngineOptions.Path with them, and the
+	// leader stamps commits from EngineOptions.Clock, which must be set.
+	EngineOptions kv.Options
+
+	// Transport carries Raft traffic. When nil, NewGroup listens on BindAddr
+	// with hashicorp/raft's TCP transport.
+	Transport raft.Transport
+	// BindAddr is the TCP address to listen on when Transport is nil. It
+	// must name a host, not an unspecified address, since it is also the
+	// address the other nodes dial.
+	BindAddr string
+
+	// TrailingLogs is how many entries stay in the log after a snapshot, so
+	// a follower that is only a little behind catches up from the log
+	// rather than a whole snapshot.
+	TrailingLogs uint64
+	// SnapshotThreshold is how many new entries trigger a snapshot, checked
+	// every SnapshotInterval.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	// SnapshotRetain is how many snapshots stay on disk.
+	SnapshotRetain int
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+
+	// ApplyTimeout bounds a Propose or Barrier whose context has no
+	// deadline.
+	ApplyTimeout time.Duration
+
+	// LogOutput receives Raft's log lines (os.Stderr when nil) at LogLevel
+	// ("INFO" when empty).
+	LogOutput io.Writer
+	LogLevel  string
+}
+
+// DefaultConfig returns a configuration for node id keeping its Raft state in
+// dir over a store opened with engineOpts.
+func DefaultConfig(id raft.ServerID, dir string, engineOpts kv.Options) Config {
+	rc := raft.DefaultConfig()
+	return Config{
+		ID:                 id,
+		Dir:                dir,
+		EngineOptions:      engineOpts,
+		TrailingLogs:       rc.TrailingLogs,
+		SnapshotThreshold:  rc.SnapshotThreshold,
+		SnapshotInterval:   rc.SnapshotInterval,
+		SnapshotRetain:     2,
+		HeartbeatTimeout:   rc.HeartbeatTimeout,
+		ElectionTimeout:    rc.ElectionTimeout,
+		LeaderLeaseTimeout: rc.LeaderLeaseTimeout,
+		CommitTimeout:      rc.CommitTimeout,
+		ApplyTimeout:       10 * time.Second,
+		LogLevel:           "INFO",
+	}
+}
+
+// Validate reports the first setting that cannot work; the error wraps
+// ErrInvalidConfig.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.ID == "":
+		return bad("ID is empty")
+	case c.Dir == "":
+		return bad("Dir is empty")
+	case c.EngineOptions.Path == "":
+		return bad("EngineOptions.Path is empty")
+	case c.EngineOptions.Clock == nil:
+		return bad("EngineOptions.Clock is nil; the leader stamps commits from it")
+	case c.Transport == nil && c.BindAddr == "":
+		return bad("neither Transport nor BindAddr is set")
+	case c.SnapshotRetain < 1:
+		return bad("SnapshotRetain %d is below 1", c.SnapshotRetain)
+	case c.ApplyTimeout <= 0:
+		return bad("ApplyTimeout must be positive")
+	}
+	if err := c.EngineOptions.Validate(); err != nil {
+		return bad("EngineOptions: %v", err)
+	}
+	if err := raft.ValidateConfig(c.raftConfig()); err != nil {
+		return bad("%v", err)
+	}
+	return nil
+}
+
+func (c Config) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = c.ID
+	rc.TrailingLogs = c.TrailingLogs
+	rc.SnapshotThreshold = c.SnapshotThreshold
+	rc.SnapshotInterval = c.SnapshotInterval
+	rc.HeartbeatTimeout = c.HeartbeatTimeout
+	rc.ElectionTimeout = c.ElectionTimeout
+	rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
+	rc.CommitTimeout = c.CommitTimeout
+	// The store keeps its own applied index; NewGroup restores a snapshot
+	// only when the file is behind it, instead of on every start.
+	rc.NoSnapshotRestoreOnStart = true
+	return rc
+}

@@ -1,0 +1,56 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+)
+
+var (
+	// ErrNotLeader is wrapped by the *NotLeaderError returned when a write
+	// reaches a node that is not the group's leader. Nothing was proposed.
+	ErrNotLeader = errors.New("replication: not the leader")
+
+	// ErrOutcomeUnknown is returned when a proposal entered the leader's log
+	// but its commit was not confirmed: leadership was lost, the node shut
+	// down or the caller gave up waiting. The batches may or may not be
+	// applied; a caller must read before retrying.
+	ErrOutcomeUnknown = errors.New("replication: outcome unknown")
+
+	// ErrRejected is returned by Propose when every replica refused the whole
+	// entry (an invalid batch, or timestamps not above the last commit).
+	// Nothing of it was written anywhere.
+	ErrRejected = errors.New("replication: proposal rejected")
+
+	// ErrShutdown is returned by operations on a Group after Shutdown.
+	ErrShutdown = errors.New("replication: group shut down")
+
+	// ErrInvalidConfig is wrapped by the errors of Config.Validate.
+	ErrInvalidConfig = errors.New("replication: invalid config")
+
+	// ErrBadCommand is wrapped by the errors of DecodeCommand: the bytes are
+	// not a command this build knows.
+	ErrBadCommand = errors.New("replication: undecodable command")
+
+	// ErrBadSnapshot is returned when a snapshot stream is truncated, corrupt
+	// or of an unknown format. Nothing of the local state was replaced.
+	ErrBadSnapshot = errors.New("replication: bad snapshot")
+)
+
+// NotLeaderError says which node to ask instead. LeaderAddr and LeaderID are
+// empty while no leader is known (an election is in progress).
+type NotLeaderError struct {
+	LeaderAddr raft.ServerAddress
+	LeaderID   raft.ServerID
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderAddr == "" {
+		return fmt.Sprintf("%s: no leader known", ErrNotLeader)
+	}
+	return fmt.Sprintf("%s: leader is %s at %s", ErrNotLeader, e.LeaderID, e.LeaderAddr)
+}
+
+// Unwrap makes errors.Is(err, ErrNotLeader) hold.
+func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }

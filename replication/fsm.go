@@ -1,0 +1,209 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/fogdb/fogdb/kv"
+)
+
+var _ raft.FSM = (*FSM)(nil)
+
+// ApplyResult is what FSM.Apply returns for a CommandCommit entry, and what
+// the proposer reads from raft's ApplyFuture.
+type ApplyResult struct {
+	// Errs holds one entry per batch: nil when written, or the
+	// *kv.ConflictError of its first failing precondition. Nil when the
+	// entry had already been applied before a restart (a replay).
+	Errs []error
+	// Err is set when every replica refused the whole entry; it wraps
+	// ErrRejected and the kv error that decided it.
+	Err error
+}
+
+// commandHandlers is the one dispatch table from command type to its
+// applier. A type missing here makes DecodeCommand fail and Apply panic.
+var commandHandlers = map[CommandType]func(f *FSM, index uint64, payload []byte) any{
+	CommandCommit: (*FSM).applyCommit,
+}
+
+// FSMStats are counters since the FSM was created, for tests and metrics.
+type FSMStats struct {
+	// Entries counts commit entries written by Apply.
+	Entries uint64
+	// Replayed counts entries at or below the stored applied index, skipped.
+	Replayed uint64
+	// Rejected counts entries refused as a whole (ErrRejected).
+	Rejected uint64
+	// Batches counts batches written; Conflicts those refused by a
+	// precondition.
+	Batches   uint64
+	Conflicts uint64
+	// Restores counts snapshots installed by Restore.
+	Restores uint64
+}
+
+// FSM is the Raft state machine over one kv store. It only decodes entries
+// and hands them to kv.Engine.Apply, which stores the Raft index in the same
+// transaction as the data, so replaying the log after a crash is harmless.
+//
+// Restore replaces the store's file, so the *kv.Engine changes; callers read
+// through Engine() each time rather than keeping the pointer.
+type FSM struct {
+	opts   kv.Options
+	clock  *kv.Clock
+	logger hclog.Logger
+
+	// swapMu is held shared by everything that uses the engine outside the
+	// FSM goroutine (Persist, readers through Engine), and exclusively while
+	// Restore closes and replaces it.
+	swapMu sync.RWMutex
+	engine *kv.Engine
+
+	entries, replayed, rejected atomic.Uint64
+	batches, conflicts          atomic.Uint64
+	restores                    atomic.Uint64
+}
+
+// NewFSM returns the state machine over engine, which must have been opened
+// with opts: Restore reopens the file at opts.Path with them. opts.Clock
+// must be the clock the leader stamps commits with.
+func NewFSM(engine *kv.Engine, opts kv.Options, logger hclog.Logger) *FSM {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &FSM{opts: opts, clock: opts.Clock, logger: logger, engine: engine}
+}
+
+// Engine returns the current store. It changes when a snapshot is
+// installed; an engine returned before that fails with kv.ErrClosed.
+func (f *FSM) Engine() *kv.Engine {
+	f.swapMu.RLock()
+	defer f.swapMu.RUnlock()
+	return f.engine
+}
+
+// Stats returns the FSM's counters.
+func (f *FSM) Stats() FSMStats {
+	return FSMStats{
+		Entries:   f.entries.Load(),
+		Replayed:  f.replayed.Load(),
+		Rejected:  f.rejected.Load(),
+		Batches:   f.batches.Load(),
+		Conflicts: f.conflicts.Load(),
+		Restores:  f.restores.Load(),
+	}
+}
+
+// Apply applies one committed entry. An entry it cannot decode, or a store
+// that fails to write, panics: going on would let this replica diverge from
+// the others, and stopping lets an operator repair it from a snapshot.
+func (f *FSM) Apply(l *raft.Log) any {
+	t, payload, err := DecodeCommand(l.Data)
+	if err != nil {
+		panic(fmt.Sprintf("replication: entry %d: %v", l.Index, err))
+	}
+	return commandHandlers[t](f, l.Index, payload)
+}
+
+func (f *FSM) applyCommit(index uint64, payload []byte) any {
+	c, err := DecodeCommit(payload)
+	if err != nil {
+		panic(fmt.Sprintf("replication: entry %d: %v", index, err))
+	}
+	// Apply runs on raft's FSM goroutine, as does Restore, the only writer
+	// of f.engine, so no lock is needed here.
+	e := f.engine
+	errs, err := e.Apply(index, c.Batches, c.TS)
+	switch {
+	case err == nil && errs == nil:
+		f.replayed.Add(1)
+		return &ApplyResult{}
+	case err == nil:
+		f.entries.Add(1)
+		for _, be := range errs {
+			if be == nil {
+				f.batches.Add(1)
+			} else {
+				f.conflicts.Add(1)
+			}
+		}
+		if n := len(c.TS); n > 0 {
+			f.clock.Update(c.TS[n-1])
+		}
+		return &ApplyResult{Errs: errs}
+	case errors.Is(err, kv.ErrInvalidBatch) || errors.Is(err, kv.ErrTimestampOrder):
+		// Decided from the entry and the replicated state alone, so every
+		// replica refuses it alike. Record the index anyway so the stored
+		// applied index always names the last command entry.
+		if _, ierr := e.Apply(index, nil, nil); ierr != nil {
+			panic(fmt.Sprintf("replication: entry %d: storing applied index: %v", index, ierr))
+		}
+		f.rejected.Add(1)
+		return &ApplyResult{Err: fmt.Errorf("%w: %w", ErrRejected, err)}
+	default:
+		panic(fmt.Sprintf("replication: entry %d: %v", index, err))
+	}
+}
+
+// Snapshot registers a kv snapshot at the store's ReadTS, which, because raft
+// never runs Snapshot concurrently with Apply, is exactly the state at the
+// stored applied index. It opens no bbolt transaction and copies nothing;
+// Persist reads at that timestamp in short transactions while GC keeps the
+// versions it needs.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	e := f.engine
+	index, err := e.AppliedIndex()
+	if err != nil {
+		return nil, fmt.Errorf("replication: snapshot: %w", err)
+	}
+	return &fsmSnapshot{fsm: f, engine: e, snap: e.Snapshot(), index: index}, nil
+}
+
+// Restore discards all state and loads the snapshot in rc. The snapshot is
+// first written into a fresh file beside the store's and renamed over it
+// only when complete, so a crash mid-way leaves the old file, whose older
+// applied index makes the next start restore again.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	return f.restore(rc)
+}
+
+func (f *FSM) restore(r io.Reader) error {
+	hdr, err := buildFromSnapshot(r, f.opts, f.logger)
+	if err != nil {
+		return err
+	}
+	f.swapMu.Lock()
+	defer f.swapMu.Unlock()
+	if err := f.engine.Close(); err != nil {
+		return fmt.Errorf("replication: restore: closing store: %w", err)
+	}
+	if err := replaceFile(restorePath(f.opts.Path), f.opts.Path); err != nil {
+		return fmt.Errorf("replication: restore: %w", err)
+	}
+	e, err := kv.Open(f.opts)
+	if err != nil {
+		// f.engine stays closed: the next Apply panics, which is right for a
+		// replica that lost its store.
+		return fmt.Errorf("replication: restore: reopening store: %w", err)
+	}
+	f.engine = e
+	f.clock.Update(hdr.readTS)
+	f.restores.Add(1)
+	f.logger.Info("restored snapshot", "applied-index", hdr.index, "read-ts", hdr.readTS.String())
+	return nil
+}
+
+// close closes the current engine; the Group calls it once raft has stopped.
+func (f *FSM) close() error {
+	f.swapMu.Lock()
+	defer f.swapMu.Unlock()
+	return f.engine.Close()
+}
