@@ -1,0 +1,72 @@
+package mux
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config configures a Mux. Build it with DefaultConfig, set Secret, and
+// override what else needs to change; New validates it.
+type Config struct {
+	// Secret is the cluster secret every node shares. Peers prove they know
+	// it without sending it. Use at least 32 random bytes: its strength is
+	// the whole of the port's protection.
+	Secret []byte
+
+	// HandshakeTimeout bounds the whole handshake, on both sides, so a
+	// peer that connects and goes silent cannot hold a goroutine.
+	HandshakeTimeout time.Duration
+
+	// AdvertiseAddr is the host:port the other nodes dial to reach this
+	// node, reported by the raft layers' Addr. When empty, the listener's
+	// own address is used, which must then name a host.
+	AdvertiseAddr string
+
+	// Logger receives rejected connections and accept errors. Nil means
+	// silence.
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns a configuration with every setting but Secret.
+func DefaultConfig() Config {
+	return Config{
+		HandshakeTimeout: 5 * time.Second,
+		Logger:           hclog.NewNullLogger(),
+	}
+}
+
+// Validate reports the first setting that cannot work; the error wraps
+// ErrInvalidConfig.
+func (c Config) Validate() error {
+	if len(c.Secret) == 0 {
+		return fmt.Errorf("%w: a cluster secret is required", ErrInvalidConfig)
+	}
+	if c.HandshakeTimeout <= 0 {
+		return fmt.Errorf("%w: handshake timeout must be positive, got %s", ErrInvalidConfig, c.HandshakeTimeout)
+	}
+	if c.AdvertiseAddr != "" {
+		if err := checkDialable(c.AdvertiseAddr); err != nil {
+			return fmt.Errorf("%w: advertise address: %v", ErrInvalidConfig, err)
+		}
+	}
+	return nil
+}
+
+// checkDialable refuses addresses a peer could not dial: Raft hands this
+// address to the other nodes as the way back to this one.
+func checkDialable(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" || port == "" || port == "0" {
+		return fmt.Errorf("%q does not name a host and a port", addr)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("%q is an unspecified address", addr)
+	}
+	return nil
+}
