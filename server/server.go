@@ -28,6 +28,7 @@ type Server struct {
 	engine *sqle.Engine
 	mysql  *gmsserver.Server
 	ln     net.Listener
+	admin  *admin // admin.go
 
 	closeOnce sync.Once
 	closeErr  error
@@ -133,6 +134,10 @@ func (s *Server) Start() error {
 			s.log.Debug("MySQL listener stopped", "err", err)
 		}
 	}()
+	if err := s.startAdmin(); err != nil {
+		_ = srv.Close()
+		return err
+	}
 	return nil
 }
 
@@ -157,12 +162,14 @@ func (s *Server) KV() *kv.Engine { return s.kv }
 // acknowledged commit is already durable, so nothing more needs flushing.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.markNotReady()
 		if s.mysql != nil {
 			_ = s.mysql.Close()
 		}
 		if s.prov != nil {
 			s.prov.Close()
 		}
+		s.stopAdmin()
 		s.closeErr = s.kv.Close()
 	})
 	return s.closeErr

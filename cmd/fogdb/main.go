@@ -26,6 +26,7 @@ func run(args []string) int {
 	cfg := server.DefaultConfig()
 	fs := flag.NewFlagSet("fogdb serve", flag.ContinueOnError)
 	fs.StringVar(&cfg.MySQLAddr, "mysql-addr", cfg.MySQLAddr, "MySQL protocol listen address")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin HTTP listen address (/healthz, /readyz, /status, /metrics); empty disables it")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
 	fs.StringVar(&cfg.RootPassword, "root-password", os.Getenv("FOGDB_ROOT_PASSWORD"), "root password, set on first start (default $FOGDB_ROOT_PASSWORD); required to listen on a non-loopback address")
 	fs.DurationVar(&cfg.SQL.IdleTxnTimeout, "idle-txn-timeout", cfg.SQL.IdleTxnTimeout, "roll back transactions idle this long (0: never)")
