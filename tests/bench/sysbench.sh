@@ -197,7 +197,7 @@ start_fogdb() {
 	local bin=$1 port=$2 dir=$3 logf=$4
 	shift 4
 	rm -rf "$dir"
-	"$bin" --mysql-addr "127.0.0.1:$port" --data-dir "$dir" "$@" >"$logf" 2>&1 &
+	"$bin" --mysql-addr "127.0.0.1:$port" --data-dir "$dir" --admin-addr 127.0.0.1:0 "$@" >"$logf" 2>&1 &
 	STARTED_PID=$!
 	wait_tcp "$(basename "$bin")" "$STARTED_PID" "$port" "$logf"
 	# The port was free a moment ago; make sure it is this process that bound it.

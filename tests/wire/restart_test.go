@@ -276,7 +276,7 @@ func startFogdb(t *testing.T, bin, dir string, n int) *fogProc {
 	p := &fogProc{addr: freePort(t), log: filepath.Join(t.TempDir(), fmt.Sprintf("fogdb-%d.log", n)), exited: make(chan struct{})}
 	logf, err := os.Create(p.log)
 	require.NoError(t, err)
-	p.cmd = exec.Command(bin, "--mysql-addr", p.addr, "--data-dir", dir)
+	p.cmd = exec.Command(bin, "--mysql-addr", p.addr, "--data-dir", dir, "--admin-addr", "127.0.0.1:0")
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	require.NoError(t, p.cmd.Start())
 	go func() {

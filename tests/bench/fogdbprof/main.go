@@ -30,6 +30,7 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("fogdbprof", flag.ContinueOnError)
 	fs.StringVar(&cfg.MySQLAddr, "mysql-addr", cfg.MySQLAddr, "MySQL protocol listen address")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin HTTP listen address (empty: off)")
 	profPath := fs.String("cpuprofile", "fogdb.cpu.pprof", "CPU profile written between SIGUSR1 and SIGUSR2")
 	if err := fs.Parse(args); err != nil {
 		return 2
