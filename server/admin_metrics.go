@@ -1,12 +1,16 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/fogdb/fogdb/kv"
 )
 
 // newMetricsRegistry builds a registry of this node alone: the global one
@@ -15,6 +19,7 @@ func (s *Server) newMetricsRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		&statsCollector{s: s},
+		s.commitSeconds,
 		collectors.NewGoCollector(),
 	)
 	if runtime.GOOS == "linux" {
@@ -81,4 +86,27 @@ type slogPromLogger struct{ s *Server }
 
 func (l slogPromLogger) Println(v ...any) {
 	l.s.log.Error("metrics", "err", strings.TrimSpace(fmt.Sprintln(v...)))
+}
+
+// newCommitHistogram times transaction commits (the durable kv commit, its
+// fsync included), by outcome: "ok", "conflict" (a precondition failed:
+// the client got 1213, 1062 or 1412) or "error".
+func newCommitHistogram() *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "fogdb_commit_duration_seconds",
+		Help:    "Time to commit a transaction durably, by outcome.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16), // 100 µs to 3.3 s
+	}, []string{"result"})
+}
+
+func (s *Server) observeCommit(elapsed time.Duration, err error) {
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, kv.ErrConflict):
+		result = "conflict"
+	default:
+		result = "error"
+	}
+	s.commitSeconds.WithLabelValues(result).Observe(elapsed.Seconds())
 }

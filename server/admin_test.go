@@ -140,6 +140,8 @@ func TestAdminStatusAndMetricsFollowWrites(t *testing.T) {
 	after := metricValue(t, body, "fogdb_kv_commits_total")
 	require.GreaterOrEqual(t, after-before, 4.0, "each statement above commits")
 	require.GreaterOrEqual(t, metricValue(t, body, "fogdb_lock_acquired_total"), 1.0, "the UPDATE locks its row")
+	// The two writing statements commit transactions; each is timed.
+	require.GreaterOrEqual(t, metricValue(t, body, `fogdb_commit_duration_seconds_count{result="ok"}`), 2.0)
 
 	code, body = httpGet(t, srv, "/status")
 	require.Equal(t, http.StatusOK, code)

@@ -13,6 +13,7 @@ import (
 	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/go-mysql-server/sql/mysql_db"
 	"github.com/dolthub/vitess/go/mysql"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fogdb/fogdb/kv"
 	"github.com/fogdb/fogdb/sqlfront"
@@ -29,6 +30,8 @@ type Server struct {
 	mysql  *gmsserver.Server
 	ln     net.Listener
 	admin  *admin // admin.go
+
+	commitSeconds *prometheus.HistogramVec // admin_metrics.go
 
 	closeOnce sync.Once
 	closeErr  error
@@ -52,7 +55,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, kv: eng}
+	s := &Server{cfg: cfg, log: cfg.Logger, kv: eng, commitSeconds: newCommitHistogram()}
 	if err := s.build(); err != nil {
 		eng.Close()
 		return nil, err
@@ -61,7 +64,9 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) build() error {
-	prov, err := sqlfront.NewProvider(s.kv, s.cfg.SQL)
+	sqlCfg := s.cfg.SQL
+	sqlCfg.OnCommit = s.observeCommit
+	prov, err := sqlfront.NewProvider(s.kv, sqlCfg)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package sqlfront
 
 import (
 	"errors"
+	"time"
 
 	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/vitess/go/mysql"
@@ -37,7 +38,11 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 		return err
 	}
 	done := p.autoIncWatermarks(t, b)
+	start := time.Now()
 	_, err := p.eng.Commit(ctx, b)
+	if p.cfg.OnCommit != nil {
+		p.cfg.OnCommit(time.Since(start), err)
+	}
 	if err == nil {
 		done()
 		p.noteCommitted(t)

@@ -28,7 +28,10 @@ type Config struct {
 	// DefaultCollation is the collation of a database created without one
 	// (and so of its tables and columns). MySQL 8's is utf8mb4_0900_ai_ci.
 	DefaultCollation sql.CollationID
-	Logger           *slog.Logger
+	// OnCommit, when set, is told how long each transaction's commit took
+	// (the durable kv commit, fsync included) and how it ended.
+	OnCommit func(elapsed time.Duration, err error)
+	Logger   *slog.Logger
 }
 
 // DefaultConfig returns the defaults: InnoDB's 50 s lock wait, a 256 MiB
