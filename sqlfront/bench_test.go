@@ -26,8 +26,7 @@ type benchTarget struct {
 }
 
 func benchTargets(b *testing.B) []benchTarget {
-	db := newTestDB(&testing.T{})
-	b.Cleanup(func() { db.prov.Close(); db.eng.Close() })
+	db := newTestDB(b)
 	fog := benchTarget{name: "fogdb", e: db.e, newCtx: func(q string) *sql.Context {
 		return sql.NewContext(context.Background(), sql.WithSession(db.sess)).WithQuery(q)
 	}}

@@ -93,22 +93,21 @@ func (d *Database) DropTable(ctx *sql.Context, name string) error {
 
 // dropTableID drops db.name, if it still has table ID id (any ID when 0).
 func (p *Provider) dropTableID(ctx *sql.Context, db, name string, id uint64) error {
-	d := &Database{p: p, name: db}
-	return d.p.runDDL(ctx, func(b *ddlBatch) error {
-		m := d.p.table(d.name, name)
+	return p.runDDL(ctx, func(b *ddlBatch) error {
+		m := p.table(db, name)
 		if m == nil || (id != 0 && m.def.ID != id) {
 			return sql.ErrTableNotFound.New(name)
 		}
-		for _, p := range [][]byte{keys.TablePrefix(m.def.ID), autoIncPrefix(m.def.ID)} {
-			if err := b.deleteRange(p, keys.PrefixEnd(p)); err != nil {
+		for _, pre := range [][]byte{keys.TablePrefix(m.def.ID), autoIncPrefix(m.def.ID)} {
+			if err := b.deleteRange(pre, keys.PrefixEnd(pre)); err != nil {
 				return err
 			}
 		}
-		key := keys.CatalogKey(catTable, lower(d.name), lower(m.def.Name))
+		key := keys.CatalogKey(catTable, lower(db), lower(m.def.Name))
 		b.expect(key, m.version)
 		b.del(key)
-		b.dbs[strings.ToLower(d.name)] = true
-		d.p.forgetCounters(m.def.ID)
+		b.dbs[strings.ToLower(db)] = true
+		p.forgetCounters(m.def.ID)
 		return nil
 	})
 }

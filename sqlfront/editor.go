@@ -202,18 +202,9 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 			return err
 		}
 		if unique {
-			data, exists, err := e.sess.lockedRead(ctx, t, ik, lock.Exclusive)
-			if err != nil {
+			if err := e.claimUnique(ctx, t, im, ik, row); err != nil {
 				return err
 			}
-			if exists {
-				existing, err := e.rowAt(ctx, t, data)
-				if err != nil {
-					return err
-				}
-				return e.dupErr(ctx, im.def.Name, im.ords, row, false, existing)
-			}
-			t.uniqueMsg[string(ik)] = m.dupMessage(ctx, im.def.Name, im.ords, row)
 		}
 		entries = append(entries, ik)
 	}
@@ -230,6 +221,25 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 		}
 	}
 	e.p.noteAutoInc(ctx, m, row)
+	return nil
+}
+
+// claimUnique locks a unique index key the row is about to take and reads
+// it: an existing entry is a duplicate; a free one becomes a commit
+// precondition whose failure means the same duplicate.
+func (e *editor) claimUnique(ctx *sql.Context, t *txn, im *indexMeta, ik []byte, row sql.Row) error {
+	pk, exists, err := e.sess.lockedRead(ctx, t, ik, lock.Exclusive)
+	if err != nil {
+		return err
+	}
+	if exists {
+		existing, err := e.rowAt(ctx, t, pk)
+		if err != nil {
+			return err
+		}
+		return e.dupErr(ctx, im.def.Name, im.ords, row, false, existing)
+	}
+	t.uniqueMsg[string(ik)] = e.m.dupMessage(ctx, im.def.Name, im.ords, row)
 	return nil
 }
 
@@ -373,18 +383,9 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 			continue
 		}
 		if unique {
-			d, exists, err := e.sess.lockedRead(ctx, t, nk, lock.Exclusive)
-			if err != nil {
+			if err := e.claimUnique(ctx, t, im, nk, new); err != nil {
 				return err
 			}
-			if exists {
-				existing, err := e.rowAt(ctx, t, d)
-				if err != nil {
-					return err
-				}
-				return e.dupErr(ctx, im.def.Name, im.ords, new, false, existing)
-			}
-			t.uniqueMsg[string(nk)] = m.dupMessage(ctx, im.def.Name, im.ords, new)
 		}
 		changes = append(changes, change{del: ok, put: nk})
 	}

@@ -16,19 +16,21 @@ import (
 )
 
 type testDB struct {
-	t    *testing.T
+	t    testing.TB
 	eng  *kv.Engine
 	prov *Provider
 	e    *sqle.Engine
 	sess *Session
 }
 
-func newTestDB(t *testing.T) *testDB {
+func newTestDB(t testing.TB) *testDB { return newTestDBWith(t, DefaultConfig()) }
+
+func newTestDBWith(t testing.TB, cfg Config) *testDB {
 	opts := kv.DefaultOptions(filepath.Join(t.TempDir(), "state.db"))
 	opts.GCInterval = 0
 	eng, err := kv.Open(opts)
 	require.NoError(t, err)
-	prov, err := NewProvider(eng, DefaultConfig())
+	prov, err := NewProvider(eng, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		prov.Close()
@@ -37,6 +39,18 @@ func newTestDB(t *testing.T) *testDB {
 	db := &testDB{t: t, eng: eng, prov: prov, e: newEngine(prov)}
 	db.sess = prov.NewSession(sql.NewBaseSession())
 	return db
+}
+
+// reopen serves the same store through a fresh provider, which reads the
+// catalog and rows back from disk, with database d selected.
+func (db *testDB) reopen() *testDB {
+	prov, err := NewProvider(db.eng, DefaultConfig())
+	require.NoError(db.t, err)
+	db.t.Cleanup(prov.Close)
+	db2 := &testDB{t: db.t, eng: db.eng, prov: prov, e: newEngine(prov)}
+	db2.sess = prov.NewSession(sql.NewBaseSession())
+	db2.sess.SetCurrentDatabase("d")
+	return db2
 }
 
 func newEngine(p *Provider) *sqle.Engine { return sqle.NewDefault(p) }
@@ -138,22 +152,6 @@ func TestCaseInsensitiveUnique(t *testing.T) {
 		require.True(t, sql.ErrUniqueKeyViolation.Is(sql.UnwrapError(err)), "%v", err)
 	}
 	require.Equal(t, []sql.Row{{int32(1), "Nova"}}, db.query("SELECT * FROM s WHERE name = 'NOVA'"))
-}
-
-func newTestDBWith(t *testing.T, cfg Config) *testDB {
-	opts := kv.DefaultOptions(filepath.Join(t.TempDir(), "state.db"))
-	opts.GCInterval = 0
-	eng, err := kv.Open(opts)
-	require.NoError(t, err)
-	prov, err := NewProvider(eng, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		prov.Close()
-		eng.Close()
-	})
-	db := &testDB{t: t, eng: eng, prov: prov, e: sqle.NewDefault(prov)}
-	db.sess = prov.NewSession(sql.NewBaseSession())
-	return db
 }
 
 // exec runs one statement as the server does: one client command.

@@ -200,15 +200,15 @@ func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 		}
 		ln := lower(name)
 		for _, m := range st.tables {
-			for _, p := range [][]byte{keys.TablePrefix(m.def.ID), autoIncPrefix(m.def.ID)} {
-				if err := b.deleteRange(p, keys.PrefixEnd(p)); err != nil {
+			for _, pre := range [][]byte{keys.TablePrefix(m.def.ID), autoIncPrefix(m.def.ID)} {
+				if err := b.deleteRange(pre, keys.PrefixEnd(pre)); err != nil {
 					return err
 				}
 			}
 		}
 		for _, kind := range [][]byte{catTable, catView, catTrigger, catProc} {
-			p := keys.CatalogKey(kind, ln)
-			if err := b.deleteRange(p, keys.PrefixEnd(p)); err != nil {
+			pre := keys.CatalogKey(kind, ln)
+			if err := b.deleteRange(pre, keys.PrefixEnd(pre)); err != nil {
 				return err
 			}
 		}

@@ -173,8 +173,8 @@ func (r *rewriter) Close(ctx *sql.Context) error {
 		if err := writeRows(b, nm, r.rows); err != nil {
 			return err
 		}
-		for _, p := range [][]byte{keys.TablePrefix(cur.def.ID), autoIncPrefix(cur.def.ID)} {
-			if err := b.deleteRange(p, keys.PrefixEnd(p)); err != nil {
+		for _, pre := range [][]byte{keys.TablePrefix(cur.def.ID), autoIncPrefix(cur.def.ID)} {
+			if err := b.deleteRange(pre, keys.PrefixEnd(pre)); err != nil {
 				return err
 			}
 		}

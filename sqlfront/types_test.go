@@ -55,12 +55,7 @@ func TestAllTypesStoreAndIndex(t *testing.T) {
 	require.Len(t, before, 1)
 
 	// Reopen: a fresh provider over the same store reads the row from disk.
-	prov2, err := NewProvider(db.eng, DefaultConfig())
-	require.NoError(t, err)
-	defer prov2.Close()
-	db2 := &testDB{t: t, eng: db.eng, prov: prov2, e: newEngine(prov2)}
-	db2.sess = prov2.NewSession(sql.NewBaseSession())
-	db2.sess.SetCurrentDatabase("d")
+	db2 := db.reopen()
 	after := db2.query("SELECT * FROM t")
 	require.Equal(t, len(before[0]), len(after[0]))
 	for i := range before[0] {
@@ -112,12 +107,7 @@ func TestSchemaDetailsSurviveReload(t *testing.T) {
 	db.query("INSERT INTO e VALUES (1, 'a')")
 	db.query("ALTER TABLE e CONVERT TO CHARACTER SET utf8 COLLATE utf8_bin")
 
-	prov2, err := NewProvider(db.eng, DefaultConfig())
-	require.NoError(t, err)
-	defer prov2.Close()
-	db2 := &testDB{t: t, eng: db.eng, prov: prov2, e: newEngine(prov2)}
-	db2.sess = prov2.NewSession(sql.NewBaseSession())
-	db2.sess.SetCurrentDatabase("d")
+	db2 := db.reopen()
 	show := db2.query("SHOW CREATE TABLE c")[0][1].(string)
 	require.Contains(t, show, "DEFAULT 'ssh'")
 	require.Contains(t, show, "CONSTRAINT `c_chk_1` CHECK")
