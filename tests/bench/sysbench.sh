@@ -152,45 +152,9 @@ install_tools() {
 
 # ---------------------------------------------------------------- ports
 
-port_in_use() {
-	# A successful connect means something listens there.
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# spare_port [EXCLUDE]: a loopback port nothing listens on.
-spare_port() {
-	local p i
-	for ((i = 0; i < 500; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-		[[ $p != "${1:-}" ]] || continue
-		if ! port_in_use "$p"; then
-			echo "$p"
-			return 0
-		fi
-	done
-	die "no spare loopback port found"
-}
-
-# ---------------------------------------------------------------- servers
-
-MYSQL_CLIENT=(mariadb --no-defaults --protocol=TCP -h127.0.0.1 -uroot --connect-timeout=2)
-
-# wait_tcp NAME PID PORT LOG: until the server answers on PORT (and is still ours).
-wait_tcp() {
-	local name=$1 pid=$2 port=$3 logf=$4 i
-	for ((i = 0; i < 600; i++)); do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 30 "$logf" >&2 || true
-			die "$name exited during startup (log above, $logf)"
-		fi
-		if "${MYSQL_CLIENT[@]}" -P"$port" -e 'SELECT 1' >/dev/null 2>&1; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	tail -n 30 "$logf" >&2 || true
-	die "$name did not answer on 127.0.0.1:$port within 60 s"
-}
+# port_in_use, spare_port, MYSQL_CLIENT and wait_tcp.
+# shellcheck source=../lib/servers.sh
+source "$REPO/tests/lib/servers.sh"
 
 # start_fogdb BINARY PORT DATADIR LOG [ARGS...]: sets STARTED_PID.
 start_fogdb() {
