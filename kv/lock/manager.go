@@ -77,6 +77,9 @@ type Manager struct {
 	// requests that are about to wait take it.
 	detect sync.Mutex
 
+	// closed makes every later Acquire fail with ErrAborted (see Close).
+	closed atomic.Bool
+
 	acquired  atomic.Uint64
 	waits     atomic.Uint64
 	timeouts  atomic.Uint64
@@ -108,6 +111,9 @@ func (m *Manager) Acquire(ctx context.Context, txn TxnID, key []byte, mode Mode,
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if m.closed.Load() {
+		return ErrAborted
 	}
 	sh := m.shardOf(maphash.Bytes(m.seed, key))
 
@@ -231,6 +237,26 @@ func (m *Manager) ReleaseAll(txn TxnID) {
 		}
 		for _, k := range keys {
 			m.release(txn, k)
+		}
+	}
+}
+
+// Close drops every lock of every transaction: pending Acquires return
+// ErrAborted, and so does every later one. A lock table that lives at a
+// Raft leader is closed when the node stops being leader, since the locks it
+// holds protect nothing once another node grants them.
+func (m *Manager) Close() {
+	m.closed.Store(true)
+	for i := range m.txns {
+		ts := &m.txns[i]
+		ts.mu.Lock()
+		ids := make([]TxnID, 0, len(ts.txns))
+		for id := range ts.txns {
+			ids = append(ids, id)
+		}
+		ts.mu.Unlock()
+		for _, id := range ids {
+			m.ReleaseAll(id)
 		}
 	}
 }

@@ -468,6 +468,22 @@ func TestReleaseAllAbortsPendingWait(t *testing.T) {
 	requireEmpty(t, m)
 }
 
+func TestCloseDropsEveryLockAndWait(t *testing.T) {
+	m := NewManager()
+	acquire(t, m, 1, "k", Exclusive)
+	acquire(t, m, 2, "other", Shared)
+	done := acquireAsync(context.Background(), m, 2, "k", Exclusive, long)
+	awaitWaiting(t, m, 1)
+
+	m.Close()
+	require.ErrorIs(t, result(t, done), ErrAborted)
+	require.Zero(t, m.HeldBy(1))
+	require.Zero(t, m.HeldBy(2))
+	requireEmpty(t, m)
+	require.ErrorIs(t, m.Acquire(context.Background(), 3, []byte("free"), Shared, long), ErrAborted)
+	require.Zero(t, m.HeldBy(3))
+}
+
 func TestInvalidMode(t *testing.T) {
 	m := NewManager()
 	require.Error(t, m.Acquire(context.Background(), 1, []byte("k"), 0, long))
