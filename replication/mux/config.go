@@ -1,6 +1,7 @@
 package mux
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"time"
@@ -24,6 +25,11 @@ type Config struct {
 	// node, reported by the raft layers' Addr. When empty, the listener's
 	// own address is used, which must then name a host.
 	AdvertiseAddr string
+
+	// Dial opens the TCP connection to another node's Mux; nil means a
+	// plain net.Dialer. Fault-injection tests put a network between nodes
+	// here.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 
 	// Logger receives rejected connections and accept errors. Nil means
 	// silence.

@@ -312,8 +312,14 @@ func (m *Mux) dial(ctx context.Context, addr string, r route) (net.Conn, error) 
 	if m.isClosed() {
 		return nil, ErrClosed
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	var conn net.Conn
+	var err error
+	if m.cfg.Dial != nil {
+		conn, err = m.cfg.Dial(ctx, addr)
+	} else {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mux: dial %s: %w", addr, err)
 	}
