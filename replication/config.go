@@ -50,6 +50,21 @@ type Config struct {
 	// deadline.
 	ApplyTimeout time.Duration
 
+	// Timeout bounds the wait for the group on behalf of a client: finding
+	// and reaching a leader, catching up with it, and confirming a commit.
+	// Past it a request fails with ErrUnavailable (nothing was proposed) or
+	// ErrOutcomeUnknown (a commit was proposed but not confirmed).
+	Timeout time.Duration
+	// MaxInflight is how many commit entries the leader keeps in flight at
+	// once; commits arriving meanwhile share the next entry, and so its
+	// fsyncs.
+	MaxInflight int
+
+	// UnsafeStaleReads makes ReadBarrier return at once, so a follower
+	// serves whatever it has applied. It breaks linearizability and exists
+	// for the test that proves the consistency check can fail.
+	UnsafeStaleReads bool
+
 	// LogOutput receives Raft's log lines (os.Stderr when nil) at LogLevel
 	// ("INFO" when empty).
 	LogOutput io.Writer
@@ -73,6 +88,8 @@ func DefaultConfig(id raft.ServerID, dir string, engineOpts kv.Options) Config {
 		LeaderLeaseTimeout: rc.LeaderLeaseTimeout,
 		CommitTimeout:      rc.CommitTimeout,
 		ApplyTimeout:       10 * time.Second,
+		Timeout:            5 * time.Second,
+		MaxInflight:        2,
 		LogLevel:           "INFO",
 	}
 }
@@ -98,6 +115,10 @@ func (c Config) Validate() error {
 		return bad("SnapshotRetain %d is below 1", c.SnapshotRetain)
 	case c.ApplyTimeout <= 0:
 		return bad("ApplyTimeout must be positive")
+	case c.Timeout <= 0:
+		return bad("Timeout must be positive")
+	case c.MaxInflight < 1:
+		return bad("MaxInflight %d is below 1", c.MaxInflight)
 	}
 	if err := c.EngineOptions.Validate(); err != nil {
 		return bad("EngineOptions: %v", err)

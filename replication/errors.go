@@ -18,6 +18,11 @@ var (
 	// applied; a caller must read before retrying.
 	ErrOutcomeUnknown = errors.New("replication: outcome unknown")
 
+	// ErrUnavailable is returned when the group could not be reached in
+	// time: no leader known, the leader unreachable, or this node unable to
+	// catch up with it. Nothing was proposed.
+	ErrUnavailable = errors.New("replication: unavailable")
+
 	// ErrRejected is returned by Propose when every replica refused the whole
 	// entry (an invalid batch, or timestamps not above the last commit).
 	// Nothing of it was written anywhere.
@@ -54,3 +59,11 @@ func (e *NotLeaderError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrNotLeader) hold.
 func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
+
+func raftAddr(b []byte) raft.ServerAddress { return raft.ServerAddress(b) }
+func raftID(b []byte) raft.ServerID        { return raft.ServerID(b) }
+
+// ErrNoSuchMember is returned when removing a server the group does not have.
+var ErrNoSuchMember = errors.New("replication: no such member")
+
+func asNotLeader(err error, target **NotLeaderError) bool { return errors.As(err, target) }

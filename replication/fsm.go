@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,8 @@ type ApplyResult struct {
 	// Err is set when every replica refused the whole entry; it wraps
 	// ErrRejected and the kv error that decided it.
 	Err error
+	// Index is the entry's log index.
+	Index uint64
 }
 
 // commandHandlers is the one dispatch table from command type to its
@@ -66,6 +69,14 @@ type FSM struct {
 	swapMu sync.RWMutex
 	engine *kv.Engine
 
+	// applied is the store's applied index as readers may rely on it: it
+	// moves after the entry's hooks have run.
+	applied *appliedWatch
+	// hooks run on the FSM goroutine after each written entry and after a
+	// restore; see OnApply.
+	hookMu sync.RWMutex
+	hooks  []ApplyHook
+
 	entries, replayed, rejected atomic.Uint64
 	batches, conflicts          atomic.Uint64
 	restores                    atomic.Uint64
@@ -78,7 +89,51 @@ func NewFSM(engine *kv.Engine, opts kv.Options, logger hclog.Logger) *FSM {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &FSM{opts: opts, clock: opts.Clock, logger: logger, engine: engine}
+	f := &FSM{opts: opts, clock: opts.Clock, logger: logger, engine: engine}
+	var index uint64
+	var err error
+	if engine != nil {
+		index, err = engine.AppliedIndex()
+	}
+	if err != nil {
+		// A store that cannot say where it stands fails its first Apply;
+		// start waiters from zero until then.
+		logger.Error("reading applied index", "error", err)
+	}
+	f.applied = newAppliedWatch(index)
+	return f
+}
+
+// ApplyHook is told of every batch written by an entry (restored is false),
+// or that the whole state was replaced by a snapshot (batches is nil,
+// restored is true). It runs on the FSM goroutine before readers waiting for
+// that index are released, so a reader that waited sees what the hook did
+// (a reloaded catalog, say). It must not block on anything that waits for the
+// group.
+type ApplyHook func(batches []*kv.Batch, restored bool)
+
+// OnApply adds a hook.
+func (f *FSM) OnApply(h ApplyHook) {
+	f.hookMu.Lock()
+	defer f.hookMu.Unlock()
+	f.hooks = append(f.hooks, h)
+}
+
+func (f *FSM) runHooks(batches []*kv.Batch, restored bool) {
+	f.hookMu.RLock()
+	defer f.hookMu.RUnlock()
+	for _, h := range f.hooks {
+		h(batches, restored)
+	}
+}
+
+// Applied returns the index of the last command entry in the store, as
+// published to readers.
+func (f *FSM) Applied() uint64 { return f.applied.get() }
+
+// WaitApplied returns once the store holds every command up to index.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	return f.applied.wait(ctx, index)
 }
 
 // Engine returns the current store. It changes when a snapshot is
@@ -124,7 +179,7 @@ func (f *FSM) applyCommit(index uint64, payload []byte) any {
 	switch {
 	case err == nil && errs == nil:
 		f.replayed.Add(1)
-		return &ApplyResult{}
+		return &ApplyResult{Index: index}
 	case err == nil:
 		f.entries.Add(1)
 		for _, be := range errs {
@@ -137,7 +192,17 @@ func (f *FSM) applyCommit(index uint64, payload []byte) any {
 		if n := len(c.TS); n > 0 {
 			f.clock.Update(c.TS[n-1])
 		}
-		return &ApplyResult{Errs: errs}
+		written := make([]*kv.Batch, 0, len(errs))
+		for i, be := range errs {
+			if be == nil {
+				written = append(written, c.Batches[i])
+			}
+		}
+		if len(written) > 0 {
+			f.runHooks(written, false)
+		}
+		f.applied.set(index)
+		return &ApplyResult{Errs: errs, Index: index}
 	case errors.Is(err, kv.ErrInvalidBatch) || errors.Is(err, kv.ErrTimestampOrder):
 		// Decided from the entry and the replicated state alone, so every
 		// replica refuses it alike. Record the index anyway so the stored
@@ -146,6 +211,7 @@ func (f *FSM) applyCommit(index uint64, payload []byte) any {
 			panic(fmt.Sprintf("replication: entry %d: storing applied index: %v", index, ierr))
 		}
 		f.rejected.Add(1)
+		f.applied.set(index)
 		return &ApplyResult{Err: fmt.Errorf("%w: %w", ErrRejected, err)}
 	default:
 		panic(fmt.Sprintf("replication: entry %d: %v", index, err))
@@ -197,8 +263,20 @@ func (f *FSM) restore(r io.Reader) error {
 	f.engine = e
 	f.clock.Update(hdr.readTS)
 	f.restores.Add(1)
+	f.runHooksRestored()
+	f.applied.set(hdr.index)
 	f.logger.Info("restored snapshot", "applied-index", hdr.index, "read-ts", hdr.readTS.String())
 	return nil
+}
+
+// runHooksRestored runs the hooks for a restore. Restore holds swapMu, so a
+// hook reading through Engine() would deadlock; hooks get the new engine
+// only after the swap, hence the goroutine-free hand-off below: the caller
+// releases swapMu first.
+func (f *FSM) runHooksRestored() {
+	f.swapMu.Unlock()
+	defer f.swapMu.Lock()
+	f.runHooks(nil, true)
 }
 
 // close closes the current engine; the Group calls it once raft has stopped.

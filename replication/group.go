@@ -38,6 +38,26 @@ type Group struct {
 	// timestamps. Guarded by proposeMu.
 	readyTerm uint64
 
+	// node and id are set for a group started through a Node: requests
+	// for the leader are then forwarded to it. A group without a node
+	// answers them with *NotLeaderError on a follower.
+	node     *Node
+	id       uint64
+	hadState bool
+
+	handlersMu sync.RWMutex
+	handlers   map[Method]Handler
+
+	// propCh feeds the proposer (commit.go); inflight bounds the entries it
+	// has in the log but not yet applied.
+	propCh   chan *proposal
+	inflight chan struct{}
+	locks    *lockService
+	stats    groupStats
+	logs     *countingLogStore
+
+	stop         chan struct{}
+	bg           sync.WaitGroup
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -52,8 +72,19 @@ type Group struct {
 // NewGroup restores that snapshot into the store before raft starts, since
 // raft resumes after the snapshot's index and would otherwise never replay
 // what the file lacks. A snapshot that cannot be read makes NewGroup fail.
-func NewGroup(cfg Config, engine *kv.Engine) (_ *Group, err error) {
-	g := &Group{cfg: cfg}
+func NewGroup(cfg Config, engine *kv.Engine) (*Group, error) {
+	return newGroup(cfg, engine, nil, 0)
+}
+
+func newGroup(cfg Config, engine *kv.Engine, node *Node, id uint64) (_ *Group, err error) {
+	g := &Group{
+		cfg:      cfg,
+		node:     node,
+		id:       id,
+		handlers: map[Method]Handler{},
+		propCh:   make(chan *proposal, 4096),
+		stop:     make(chan struct{}),
+	}
 	defer func() {
 		if err != nil {
 			g.closeAll(engine)
@@ -82,6 +113,10 @@ func NewGroup(cfg Config, engine *kv.Engine) (_ *Group, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("replication: opening snapshot store: %w", err)
 	}
+	g.hadState, err = raft.HasExistingState(g.store, g.store, g.snaps)
+	if err != nil {
+		return nil, fmt.Errorf("replication: reading raft state: %w", err)
+	}
 	g.fsm = NewFSM(engine, cfg.EngineOptions, g.logger)
 	if err := g.catchUpWithSnapshot(); err != nil {
 		return nil, err
@@ -93,7 +128,8 @@ func NewGroup(cfg Config, engine *kv.Engine) (_ *Group, err error) {
 			return nil, fmt.Errorf("replication: listening on %s: %w", cfg.BindAddr, err)
 		}
 	}
-	logs, err := raft.NewLogCache(logCacheSize, g.store)
+	g.logs = &countingLogStore{LogStore: g.store}
+	logs, err := raft.NewLogCache(logCacheSize, g.logs)
 	if err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
@@ -106,6 +142,12 @@ func NewGroup(cfg Config, engine *kv.Engine) (_ *Group, err error) {
 		}
 		return nil, fmt.Errorf("replication: starting raft: %w", err)
 	}
+	g.inflight = make(chan struct{}, cfg.MaxInflight)
+	g.locks = newLockService(g)
+	g.bg.Add(3)
+	go g.runProposer()
+	go g.locks.watchLeadership()
+	go g.locks.keepalive()
 	return g, nil
 }
 
@@ -315,6 +357,9 @@ func (g *Group) AppliedIndex() (uint64, error) { return g.fsm.Engine().AppliedIn
 // the first call's result.
 func (g *Group) Shutdown() error {
 	g.shutdownOnce.Do(func() {
+		close(g.stop)
+		g.bg.Wait()
+		g.locks.close()
 		if err := g.raft.Shutdown().Error(); err != nil {
 			g.shutdownErr = fmt.Errorf("replication: shutdown: %w", err)
 		}

@@ -1,0 +1,282 @@
+package replication
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/fogdb/fogdb/kv"
+)
+
+// maxProposalBatches caps how many commits share one log entry.
+const maxProposalBatches = 1024
+
+type proposal struct {
+	b   *kv.Batch
+	res chan proposalResult // buffered: the proposer never blocks on it
+}
+
+type proposalResult struct {
+	index uint64
+	err   error
+}
+
+// groupStats count the group-commit effect, for tests and metrics.
+type groupStats struct {
+	commits atomic.Uint64 // batches acknowledged as written
+	entries atomic.Uint64 // log entries the proposer wrote
+}
+
+// countingLogStore counts the writes that reach raft's log file; each is one
+// bbolt transaction and so one fsync.
+type countingLogStore struct {
+	raft.LogStore
+	writes atomic.Uint64
+}
+
+func (s *countingLogStore) StoreLog(l *raft.Log) error {
+	s.writes.Add(1)
+	return s.LogStore.StoreLog(l)
+}
+
+func (s *countingLogStore) StoreLogs(ls []*raft.Log) error {
+	s.writes.Add(1)
+	return s.LogStore.StoreLogs(ls)
+}
+
+func (s *countingLogStore) DeleteRange(min, max uint64) error {
+	s.writes.Add(1)
+	return s.LogStore.DeleteRange(min, max)
+}
+
+// runProposer turns queued commits into log entries. While MaxInflight
+// entries are on their way, new commits queue; the next entry takes all of
+// them, so under load many commits share one entry, one log fsync and one
+// state-file fsync on every replica.
+func (g *Group) runProposer() {
+	defer g.bg.Done()
+	for {
+		var first *proposal
+		select {
+		case first = <-g.propCh:
+		case <-g.stop:
+			return
+		}
+		select {
+		case g.inflight <- struct{}{}:
+		case <-g.stop:
+			first.res <- proposalResult{err: ErrShutdown}
+			return
+		}
+		ps := []*proposal{first}
+	drain:
+		for len(ps) < maxProposalBatches {
+			select {
+			case p := <-g.propCh:
+				ps = append(ps, p)
+			default:
+				break drain
+			}
+		}
+		batches := make([]*kv.Batch, len(ps))
+		for i, p := range ps {
+			batches[i] = p.b
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
+		fut, err := g.enqueue(ctx, batches)
+		cancel()
+		if err != nil {
+			<-g.inflight
+			if !errors.Is(err, ErrNotLeader) {
+				err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			for _, p := range ps {
+				p.res <- proposalResult{err: err}
+			}
+			continue
+		}
+		g.stats.entries.Add(1)
+		go g.finish(fut, ps)
+	}
+}
+
+// finish hands each commit of an entry its outcome.
+func (g *Group) finish(fut raft.ApplyFuture, ps []*proposal) {
+	err := fut.Error()
+	<-g.inflight
+	if err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			// The leader loop refused the entry before writing it.
+			err = g.notLeader()
+		default:
+			err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
+		for _, p := range ps {
+			p.res <- proposalResult{err: err}
+		}
+		return
+	}
+	res, ok := fut.Response().(*ApplyResult)
+	switch {
+	case !ok:
+		err = fmt.Errorf("replication: unexpected apply response %T", fut.Response())
+	case res.Err != nil:
+		err = res.Err
+	case len(res.Errs) != len(ps):
+		// A replayed entry has no per-batch results; a fresh proposal is
+		// never one.
+		err = fmt.Errorf("%w: entry %d returned %d results for %d commits", ErrOutcomeUnknown, res.Index, len(res.Errs), len(ps))
+	}
+	if err != nil {
+		for _, p := range ps {
+			p.res <- proposalResult{err: err}
+		}
+		return
+	}
+	for i, p := range ps {
+		if res.Errs[i] == nil {
+			g.stats.commits.Add(1)
+		}
+		p.res <- proposalResult{index: res.Index, err: res.Errs[i]}
+	}
+}
+
+// leaderCommit proposes b through the local proposer and waits, at most
+// Timeout, for its outcome.
+func (g *Group) leaderCommit(ctx context.Context, b *kv.Batch) (uint64, error) {
+	p := &proposal{b: b, res: make(chan proposalResult, 1)}
+	select {
+	case g.propCh <- p:
+	case <-g.stop:
+		return 0, ErrShutdown
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	}
+	t := time.NewTimer(g.cfg.Timeout)
+	defer t.Stop()
+	select {
+	case r := <-p.res:
+		return r.index, r.err
+	case <-t.C:
+		return 0, fmt.Errorf("%w: not confirmed within %s", ErrOutcomeUnknown, g.cfg.Timeout)
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+	}
+}
+
+// Commit writes b through the group: on the leader directly, from a
+// follower by forwarding it. On success the batch is on a quorum's log and
+// applied on this node, so this node's next read sees it.
+//
+// Errors: a *kv.ConflictError (a precondition failed; nothing written),
+// ErrUnavailable (nothing proposed), ErrOutcomeUnknown (proposed, not
+// confirmed within Timeout), ErrRejected, ErrShutdown.
+func (g *Group) Commit(ctx context.Context, b *kv.Batch) (uint64, error) {
+	var index uint64
+	err := g.toLeader(ctx, false, func(ctx context.Context) error {
+		var err error
+		index, err = g.leaderCommit(ctx, b)
+		return err
+	}, func(ctx context.Context, addr string) error {
+		cctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout+time.Second)
+		defer cancel()
+		resp, err := g.node.rpc.call(cctx, addr, g.id, methodCommit, g.fsm.Applied(), encodeBatch(b))
+		if err != nil {
+			if cctx.Err() != nil && ctx.Err() == nil {
+				return fmt.Errorf("%w: no answer from the leader within %s", ErrOutcomeUnknown, g.cfg.Timeout)
+			}
+			return err
+		}
+		index, err = decodeCommitResponse(resp)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := g.waitApplied(ctx, index); err != nil {
+		// Committed, but this node cannot show it yet: the client must not
+		// be told it failed, nor that it may read it here.
+		return 0, fmt.Errorf("%w: committed at %d but not applied here: %w", ErrOutcomeUnknown, index, err)
+	}
+	return index, nil
+}
+
+// waitApplied waits, at most Timeout, until this node has applied index.
+func (g *Group) waitApplied(ctx context.Context, index uint64) error {
+	if g.fsm.Applied() >= index {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
+	defer cancel()
+	if err := g.fsm.WaitApplied(wctx, index); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: this node did not catch up to index %d within %s", ErrUnavailable, index, g.cfg.Timeout)
+	}
+	return nil
+}
+
+func encodeBatch(b *kv.Batch) []byte {
+	data, err := EncodeCommit(Commit{Batches: []*kv.Batch{b}, TS: []kv.Timestamp{0}})
+	if err != nil {
+		// EncodeCommit fails only on mismatched slices, impossible here.
+		panic(err)
+	}
+	return data
+}
+
+func decodeBatch(data []byte) (*kv.Batch, error) {
+	t, payload, err := DecodeCommand(data)
+	if err != nil {
+		return nil, err
+	}
+	if t != CommandCommit {
+		return nil, fmt.Errorf("%w: forwarded command of type %d", ErrBadCommand, t)
+	}
+	c, err := DecodeCommit(payload)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.Batches) != 1 {
+		return nil, fmt.Errorf("%w: forwarded commit holds %d batches", ErrBadCommand, len(c.Batches))
+	}
+	return c.Batches[0], nil
+}
+
+// commit response: u64 index ‖ u8 conflict ‖ (conflict: uvarint precondition index ‖ key)
+func encodeCommitResponse(index uint64, err error) ([]byte, error) {
+	var ce *kv.ConflictError
+	if err != nil && !errors.As(err, &ce) {
+		return nil, err
+	}
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 32), index)
+	if ce == nil {
+		return append(b, 0), nil
+	}
+	b = append(b, 1)
+	b = binary.AppendUvarint(b, uint64(ce.Index))
+	return appendBytes(b, ce.Key), nil
+}
+
+func decodeCommitResponse(b []byte) (uint64, error) {
+	d := decoder{buf: b}
+	index := d.u64()
+	conflict := d.byte()
+	if d.err == nil && conflict == 1 {
+		ce := &kv.ConflictError{Index: int(d.uvarint()), Key: d.bytes()}
+		if d.err == nil {
+			return 0, ce
+		}
+	}
+	if d.err != nil {
+		return 0, fmt.Errorf("replication: bad commit response: %w", d.err)
+	}
+	return index, nil
+}

@@ -1,0 +1,225 @@
+package replication
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Handler serves a request of a package above at the leader. It runs only
+// on the leader, after the leader has applied everything the caller had.
+type Handler func(ctx context.Context, req []byte) ([]byte, error)
+
+// Handle registers h for method m (FirstUserMethod or above).
+func (g *Group) Handle(m Method, h Handler) {
+	if m < FirstUserMethod {
+		panic(fmt.Sprintf("replication: method %d is reserved", m))
+	}
+	g.handlersMu.Lock()
+	defer g.handlersMu.Unlock()
+	g.handlers[m] = h
+}
+
+func (g *Group) handler(m Method) Handler {
+	g.handlersMu.RLock()
+	defer g.handlersMu.RUnlock()
+	return g.handlers[m]
+}
+
+// Call runs method m at the leader with req: here if this node leads,
+// otherwise forwarded. The request may run more than once (a retry after a
+// lost connection), so handlers must tolerate that.
+func (g *Group) Call(ctx context.Context, m Method, req []byte) ([]byte, error) {
+	var resp []byte
+	err := g.toLeader(ctx, true, func(ctx context.Context) error {
+		h := g.handler(m)
+		if h == nil {
+			return fmt.Errorf("%w %d", errNoMethod, m)
+		}
+		var err error
+		resp, err = h(ctx, req)
+		return err
+	}, func(ctx context.Context, addr string) error {
+		var err error
+		resp, err = g.node.rpc.call(ctx, addr, g.id, m, g.fsm.Applied(), req)
+		return err
+	})
+	return resp, err
+}
+
+// retryPause is how long toLeader waits before asking again for a leader.
+const retryPause = 20 * time.Millisecond
+
+// toLeader runs local when this node leads and remote(addr) otherwise,
+// following leader changes. It gives up with ErrUnavailable once Timeout has
+// passed without reaching a leader. A request whose connection broke after
+// it was sent is retried only when idempotent.
+func (g *Group) toLeader(ctx context.Context, idempotent bool,
+	local func(context.Context) error, remote func(context.Context, string) error) error {
+	deadline := time.Now().Add(g.cfg.Timeout)
+	var last error
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		select {
+		case <-g.stop:
+			return ErrShutdown
+		default:
+		}
+		var err error
+		if g.raft.State() == raft.Leader {
+			err = local(ctx)
+		} else if addr, _ := g.raft.LeaderWithID(); addr != "" && g.node != nil {
+			err = remote(ctx, string(addr))
+			if err != nil && !idempotent && isTransportErr(err) && !errors.Is(err, errNotSent) && ctx.Err() == nil {
+				return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+			}
+		} else if g.node == nil {
+			return g.notLeader()
+		} else {
+			err = g.notLeader()
+		}
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, ErrNotLeader), errors.Is(err, errNotSent), idempotent && isTransportErr(err):
+			last = err
+		default:
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: no leader reachable within %s: %v", ErrUnavailable, g.cfg.Timeout, last)
+		}
+		t := time.NewTimer(retryPause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-g.stop:
+			t.Stop()
+			return ErrShutdown
+		}
+	}
+}
+
+// isTransportErr tells a broken conversation from an answer.
+func isTransportErr(err error) bool { return errors.Is(err, errTransport) }
+
+// ReadIndex returns an index such that every commit acknowledged to anyone
+// before the call is at or below it. Only the leader can say; a follower
+// asks it.
+func (g *Group) ReadIndex(ctx context.Context) (uint64, error) {
+	var index uint64
+	err := g.toLeader(ctx, true, func(ctx context.Context) error {
+		var err error
+		index, err = g.leaderReadIndex(ctx)
+		return err
+	}, func(ctx context.Context, addr string) error {
+		cctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
+		defer cancel()
+		resp, err := g.node.rpc.call(cctx, addr, g.id, methodReadIndex, g.fsm.Applied(), nil)
+		if err != nil {
+			return err
+		}
+		if len(resp) != 8 {
+			return fmt.Errorf("replication: bad read-index response of %d bytes", len(resp))
+		}
+		index = binary.BigEndian.Uint64(resp)
+		return nil
+	})
+	return index, err
+}
+
+// leaderReadIndex: every entry of earlier terms is applied here (the term's
+// barrier), so everything acknowledged so far is at or below the applied
+// index read now; confirming leadership afterwards proves no other leader
+// could have acknowledged more meanwhile.
+func (g *Group) leaderReadIndex(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
+	defer cancel()
+	g.proposeMu.Lock()
+	err := g.readyLocked(ctx)
+	g.proposeMu.Unlock()
+	if err != nil {
+		return 0, g.leaderErr(err)
+	}
+	index := g.fsm.Applied()
+	if err := waitFuture(ctx, g.raft.VerifyLeader()); err != nil {
+		return 0, g.leaderErr(err)
+	}
+	return index, nil
+}
+
+// leaderErr maps raft's failures of a leader-only operation.
+func (g *Group) leaderErr(err error) error {
+	switch {
+	case errors.Is(err, ErrNotLeader), errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+		return g.notLeader()
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrShutdown
+	default:
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+}
+
+// ReadBarrier returns once this node has applied every commit acknowledged
+// before the call, so reads that follow are linearizable.
+func (g *Group) ReadBarrier(ctx context.Context) error {
+	if g.cfg.UnsafeStaleReads {
+		return nil
+	}
+	index, err := g.ReadIndex(ctx)
+	if err != nil {
+		return err
+	}
+	return g.waitApplied(ctx, index)
+}
+
+// serveRPC answers a request from another node.
+func (g *Group) serveRPC(ctx context.Context, m Method, callerApplied uint64, payload []byte) ([]byte, error) {
+	if g.raft.State() != raft.Leader {
+		return nil, g.notLeader()
+	}
+	// The caller may have applied entries this leader has committed but not
+	// yet applied; serving it from an older state would take it back in
+	// time.
+	if err := g.waitApplied(ctx, callerApplied); err != nil {
+		return nil, err
+	}
+	switch m {
+	case methodCommit:
+		b, err := decodeBatch(payload)
+		if err != nil {
+			return nil, err
+		}
+		index, err := g.leaderCommit(ctx, b)
+		return encodeCommitResponse(index, err)
+	case methodReadIndex:
+		index, err := g.leaderReadIndex(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return binary.BigEndian.AppendUint64(nil, index), nil
+	case methodLock:
+		return g.locks.serveLock(ctx, payload)
+	case methodRelease:
+		return nil, g.locks.serveRelease(payload)
+	case methodKeepalive:
+		return nil, g.locks.serveKeepalive(payload)
+	case methodJoin:
+		return nil, g.serveJoin(ctx, payload)
+	case methodRemove:
+		return nil, g.serveRemove(ctx, payload)
+	}
+	h := g.handler(m)
+	if h == nil {
+		return nil, fmt.Errorf("%w %d", errNoMethod, m)
+	}
+	return h(ctx, payload)
+}

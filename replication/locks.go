@@ -1,0 +1,388 @@
+package replication
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/fogdb/fogdb/kv/lock"
+)
+
+// Row locks live at the group's leader, in a lock table that belongs to the
+// leader's term: when leadership moves, the table is closed (waiters get
+// lock.ErrAborted) and the new leader starts with an empty one. A
+// transaction that held a lock of the old table learns of it at commit,
+// where the versions it read under the lock are preconditions.
+//
+// Transactions of other nodes hold locks under IDs the leader assigns
+// (remote IDs have the top bit set, so they never meet a local one). Their
+// nodes send a keepalive for them; the leader releases the locks of a
+// remote transaction it has not heard of for remoteLockTTL, so a node that
+// dies holding locks blocks others only that long.
+const (
+	remoteIDBit       = 1 << 63
+	keepaliveInterval = 2 * time.Second
+	remoteLockTTL     = 15 * time.Second
+)
+
+type remoteKey struct {
+	node  string
+	owner lock.TxnID
+}
+
+type remoteOwner struct {
+	id   lock.TxnID
+	seen time.Time
+}
+
+// ownerState is what this node knows of one of its transactions' locks.
+type ownerState struct {
+	local  *lock.Manager   // the table it locked in while this node led
+	remote map[string]bool // leaders it locked through
+	n      int
+}
+
+type lockService struct {
+	g *Group
+
+	mu         sync.Mutex
+	term       uint64
+	table      *lock.Manager // nil unless leading
+	remote     map[remoteKey]*remoteOwner
+	nextRemote uint64
+	owners     map[lock.TxnID]*ownerState
+
+	// closed tables' counters, so Stats stays cumulative.
+	past lock.Stats
+}
+
+func newLockService(g *Group) *lockService {
+	return &lockService{g: g, remote: map[remoteKey]*remoteOwner{}, owners: map[lock.TxnID]*ownerState{}}
+}
+
+// leaderTable returns the lock table of the current term, starting one when
+// this node has just become leader.
+func (l *lockService) leaderTable() (*lock.Manager, error) {
+	if l.g.raft.State() != raft.Leader {
+		return nil, l.g.notLeader()
+	}
+	term := l.g.raft.CurrentTerm()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.table == nil || l.term != term {
+		l.dropTableLocked()
+		l.table = lock.NewManager()
+		l.term = term
+	}
+	return l.table, nil
+}
+
+func (l *lockService) dropTableLocked() {
+	if l.table == nil {
+		return
+	}
+	l.table.Close()
+	s := l.table.Stats()
+	l.past.Acquired += s.Acquired
+	l.past.Waits += s.Waits
+	l.past.Timeouts += s.Timeouts
+	l.past.Deadlocks += s.Deadlocks
+	l.table = nil
+	l.term = 0
+	l.remote = map[remoteKey]*remoteOwner{}
+}
+
+// watchLeadership closes the lock table as soon as this node stops leading.
+func (l *lockService) watchLeadership() {
+	defer l.g.bg.Done()
+	ch := l.g.raft.LeaderCh()
+	for {
+		select {
+		case leading := <-ch:
+			if !leading {
+				l.mu.Lock()
+				l.dropTableLocked()
+				l.mu.Unlock()
+			}
+		case <-l.g.stop:
+			return
+		}
+	}
+}
+
+func (l *lockService) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dropTableLocked()
+}
+
+// Stats sums the counters of every lock table this node has led with.
+func (l *lockService) Stats() lock.Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.past
+	if l.table != nil {
+		c := l.table.Stats()
+		s.Acquired += c.Acquired
+		s.Waits += c.Waits
+		s.Timeouts += c.Timeouts
+		s.Deadlocks += c.Deadlocks
+	}
+	return s
+}
+
+func (l *lockService) owner(id lock.TxnID) *ownerState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.owners[id]
+	if st == nil {
+		st = &ownerState{}
+		l.owners[id] = st
+	}
+	return st
+}
+
+// Lock acquires key for owner in mode at the leader, waiting up to timeout
+// for a conflicting holder, and returns once this node has applied every
+// commit the leader had applied when it granted the lock, so a read of key
+// here that follows is a current read. Errors: lock.ErrTimeout,
+// lock.ErrDeadlock, lock.ErrAborted (the lock table was dropped by a leader
+// change, or the transaction released meanwhile), ErrUnavailable.
+func (g *Group) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode lock.Mode, timeout time.Duration) error {
+	l := g.locks
+	st := l.owner(owner)
+	var index uint64
+	err := g.toLeader(ctx, true, func(ctx context.Context) error {
+		t, err := l.leaderTable()
+		if err != nil {
+			return err
+		}
+		l.mu.Lock()
+		if st.local != nil && st.local != t {
+			// This node led before with another table: those locks are
+			// gone already; forget them.
+			st.local.ReleaseAll(owner)
+		}
+		st.local = t
+		l.mu.Unlock()
+		if err := t.Acquire(ctx, owner, key, mode, timeout); err != nil {
+			return err
+		}
+		// On the leader, every commit of an earlier holder was applied
+		// here before the holder released.
+		return nil
+	}, func(ctx context.Context, addr string) error {
+		l.mu.Lock()
+		if st.remote == nil {
+			st.remote = map[string]bool{}
+		}
+		st.remote[addr] = true
+		l.mu.Unlock()
+		cctx, cancel := context.WithTimeout(ctx, timeout+g.cfg.Timeout)
+		defer cancel()
+		resp, err := g.node.rpc.call(cctx, addr, g.id, methodLock, g.fsm.Applied(), encodeLock(string(g.cfg.ID), owner, mode, timeout, key))
+		if err != nil {
+			if cctx.Err() != nil && ctx.Err() == nil {
+				return fmt.Errorf("%w: lock request unanswered", ErrUnavailable)
+			}
+			return err
+		}
+		if len(resp) != 8 {
+			return fmt.Errorf("replication: bad lock response of %d bytes", len(resp))
+		}
+		index = binary.BigEndian.Uint64(resp)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	st.n++
+	l.mu.Unlock()
+	return g.waitApplied(ctx, index)
+}
+
+// ReleaseAll drops every lock owner holds, wherever it took them.
+func (g *Group) ReleaseAll(owner lock.TxnID) {
+	l := g.locks
+	l.mu.Lock()
+	st := l.owners[owner]
+	delete(l.owners, owner)
+	l.mu.Unlock()
+	if st == nil {
+		return
+	}
+	if st.local != nil {
+		st.local.ReleaseAll(owner)
+	}
+	for addr := range st.remote {
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
+		// A leader that cannot be told drops the locks itself: on losing
+		// leadership, or remoteLockTTL after the last keepalive.
+		_, _ = g.node.rpc.call(ctx, addr, g.id, methodRelease, 0, encodeOwner(string(g.cfg.ID), owner))
+		cancel()
+	}
+}
+
+// HeldBy reports how many lock grants owner received (re-grants included);
+// zero means it holds none.
+func (g *Group) HeldBy(owner lock.TxnID) int {
+	l := g.locks
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st := l.owners[owner]; st != nil {
+		return st.n
+	}
+	return 0
+}
+
+// LockStats sums this node's lock tables' counters.
+func (g *Group) LockStats() lock.Stats { return g.locks.Stats() }
+
+// lock request: uvarint len ‖ node ‖ u64 owner ‖ u8 mode ‖ u64 timeout (ns) ‖ key
+func encodeLock(node string, owner lock.TxnID, mode lock.Mode, timeout time.Duration, key []byte) []byte {
+	b := appendBytes(nil, []byte(node))
+	b = binary.BigEndian.AppendUint64(b, uint64(owner))
+	b = append(b, byte(mode))
+	b = binary.BigEndian.AppendUint64(b, uint64(timeout))
+	return append(b, key...)
+}
+
+func encodeOwner(node string, owner lock.TxnID) []byte {
+	return binary.BigEndian.AppendUint64(appendBytes(nil, []byte(node)), uint64(owner))
+}
+
+// remoteID maps another node's transaction to its ID in the current table.
+func (l *lockService) remoteID(node string, owner lock.TxnID) lock.TxnID {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := remoteKey{node, owner}
+	ro := l.remote[k]
+	if ro == nil {
+		l.nextRemote++
+		ro = &remoteOwner{id: lock.TxnID(remoteIDBit | l.nextRemote)}
+		l.remote[k] = ro
+	}
+	ro.seen = time.Now()
+	return ro.id
+}
+
+func (l *lockService) serveLock(ctx context.Context, payload []byte) ([]byte, error) {
+	d := decoder{buf: payload}
+	node := string(d.bytes())
+	owner := lock.TxnID(d.u64())
+	mode := lock.Mode(d.byte())
+	timeout := time.Duration(d.u64())
+	if d.err != nil {
+		return nil, fmt.Errorf("replication: bad lock request: %w", d.err)
+	}
+	key := d.buf
+	t, err := l.leaderTable()
+	if err != nil {
+		return nil, err
+	}
+	id := l.remoteID(node, owner)
+	if err := t.Acquire(ctx, id, key, mode, timeout); err != nil {
+		return nil, err
+	}
+	return binary.BigEndian.AppendUint64(nil, l.g.fsm.Applied()), nil
+}
+
+func (l *lockService) serveRelease(payload []byte) error {
+	d := decoder{buf: payload}
+	node := string(d.bytes())
+	owner := lock.TxnID(d.u64())
+	if d.err != nil {
+		return fmt.Errorf("replication: bad release request: %w", d.err)
+	}
+	l.mu.Lock()
+	k := remoteKey{node, owner}
+	ro, t := l.remote[k], l.table
+	delete(l.remote, k)
+	l.mu.Unlock()
+	if ro != nil && t != nil {
+		t.ReleaseAll(ro.id)
+	}
+	return nil
+}
+
+// keepalive request: uvarint len ‖ node ‖ uvarint count ‖ u64 owner…
+func (l *lockService) serveKeepalive(payload []byte) error {
+	d := decoder{buf: payload}
+	node := string(d.bytes())
+	n := d.count(8)
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := 0; i < n && d.err == nil; i++ {
+		if ro := l.remote[remoteKey{node, lock.TxnID(d.u64())}]; ro != nil {
+			ro.seen = now
+		}
+	}
+	return d.err
+}
+
+// keepalive tells leaders which of this node's transactions still hold
+// locks there, and, on the leader, expires those of silent nodes.
+func (l *lockService) keepalive() {
+	defer l.g.bg.Done()
+	t := time.NewTicker(keepaliveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-l.g.stop:
+			return
+		}
+		l.expire()
+		if l.g.node == nil {
+			continue
+		}
+		byAddr := map[string][]lock.TxnID{}
+		l.mu.Lock()
+		for id, st := range l.owners {
+			for addr := range st.remote {
+				byAddr[addr] = append(byAddr[addr], id)
+			}
+		}
+		l.mu.Unlock()
+		for addr, ids := range byAddr {
+			b := appendBytes(nil, []byte(l.g.cfg.ID))
+			b = binary.AppendUvarint(b, uint64(len(ids)))
+			for _, id := range ids {
+				b = binary.BigEndian.AppendUint64(b, uint64(id))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), keepaliveInterval)
+			_, err := l.g.node.rpc.call(ctx, addr, l.g.id, methodKeepalive, 0, b)
+			cancel()
+			if err != nil && !errors.Is(err, ErrNotLeader) {
+				l.g.logger.Debug("lock keepalive failed", "leader", addr, "error", err)
+			}
+		}
+	}
+}
+
+func (l *lockService) expire() {
+	now := time.Now()
+	var stale []lock.TxnID
+	l.mu.Lock()
+	t := l.table
+	for k, ro := range l.remote {
+		if now.Sub(ro.seen) > remoteLockTTL {
+			stale = append(stale, ro.id)
+			delete(l.remote, k)
+		}
+	}
+	l.mu.Unlock()
+	if t == nil {
+		return
+	}
+	for _, id := range stale {
+		t.ReleaseAll(id)
+	}
+}

@@ -1,0 +1,178 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Join adds the server id at addr to the group, as a voter or a non-voter,
+// through whichever node leads. Called on a new node, it reaches the leader
+// through the member at via (a peer address); a node already in the
+// configuration with the same address is left as it is.
+func (n *Node) Join(ctx context.Context, group uint64, via string, id raft.ServerID, addr string, voter bool) error {
+	req := appendBytes(appendBytes(nil, []byte(id)), []byte(addr))
+	if voter {
+		req = append(req, 1)
+	} else {
+		req = append(req, 0)
+	}
+	deadline := time.Now().Add(time.Minute)
+	if d, ok := ctx.Deadline(); ok {
+		deadline = d
+	}
+	for {
+		_, err := n.rpc.call(ctx, via, group, methodJoin, 0, req)
+		if err == nil {
+			return nil
+		}
+		var nl *NotLeaderError
+		switch {
+		case asNotLeader(err, &nl) && nl.LeaderAddr != "":
+			via = string(nl.LeaderAddr)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case time.Now().After(deadline):
+			return fmt.Errorf("replication: joining through %s: %w", via, err)
+		}
+		t := time.NewTimer(200 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+func (g *Group) serveJoin(ctx context.Context, payload []byte) error {
+	d := decoder{buf: payload}
+	id := raft.ServerID(d.bytes())
+	addr := raft.ServerAddress(d.bytes())
+	voter := d.byte()
+	if d.err != nil || voter > 1 || id == "" || addr == "" {
+		return fmt.Errorf("replication: bad join request")
+	}
+	return g.AddServer(ctx, id, addr, voter == 1)
+}
+
+// AddServer adds a member; only the leader can.
+func (g *Group) AddServer(ctx context.Context, id raft.ServerID, addr raft.ServerAddress, voter bool) error {
+	cf := g.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return g.leaderErr(err)
+	}
+	for _, s := range cf.Configuration().Servers {
+		if s.ID == id && s.Address == addr && (s.Suffrage == raft.Voter) == voter {
+			return nil
+		}
+	}
+	var f raft.IndexFuture
+	if voter {
+		f = g.raft.AddVoter(id, addr, 0, g.cfg.Timeout)
+	} else {
+		f = g.raft.AddNonvoter(id, addr, 0, g.cfg.Timeout)
+	}
+	if err := waitFuture(ctx, f); err != nil {
+		return g.leaderErr(err)
+	}
+	g.logger.Info("member added", "id", id, "addr", addr, "voter", voter)
+	return nil
+}
+
+// Remove takes server id out of the group, through the leader.
+func (g *Group) Remove(ctx context.Context, id raft.ServerID) error {
+	return g.toLeader(ctx, true, func(ctx context.Context) error {
+		return g.removeServer(ctx, id)
+	}, func(ctx context.Context, addr string) error {
+		_, err := g.node.rpc.call(ctx, addr, g.id, methodRemove, g.fsm.Applied(), appendBytes(nil, []byte(id)))
+		return err
+	})
+}
+
+func (g *Group) serveRemove(ctx context.Context, payload []byte) error {
+	d := decoder{buf: payload}
+	id := raft.ServerID(d.bytes())
+	if d.err != nil || id == "" {
+		return fmt.Errorf("replication: bad remove request")
+	}
+	return g.removeServer(ctx, id)
+}
+
+func (g *Group) removeServer(ctx context.Context, id raft.ServerID) error {
+	cf := g.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return g.leaderErr(err)
+	}
+	found := false
+	for _, s := range cf.Configuration().Servers {
+		found = found || s.ID == id
+	}
+	if !found {
+		return fmt.Errorf("%w: %s is not a member", ErrNoSuchMember, id)
+	}
+	if err := waitFuture(ctx, g.raft.RemoveServer(id, 0, g.cfg.Timeout)); err != nil {
+		return g.leaderErr(err)
+	}
+	g.logger.Info("member removed", "id", id)
+	return nil
+}
+
+// Member is one server of the group's configuration.
+type Member struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Voter   bool   `json:"voter"`
+}
+
+// Status is a group's state as this node sees it.
+type Status struct {
+	Group        uint64   `json:"group"`
+	Role         string   `json:"role"`
+	Leader       string   `json:"leader"`
+	LeaderAddr   string   `json:"leader_addr"`
+	Term         uint64   `json:"term"`
+	CommitIndex  uint64   `json:"commit_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	LastIndex    uint64   `json:"last_index"`
+	Members      []Member `json:"members"`
+	// LogWrites and StateWrites count fsynced writes of the Raft log and
+	// of the state file; Commits counts acknowledged commits proposed here
+	// and Entries the log entries carrying them.
+	LogWrites   uint64 `json:"log_writes"`
+	StateWrites uint64 `json:"state_writes"`
+	Commits     uint64 `json:"commits"`
+	Entries     uint64 `json:"entries"`
+}
+
+// Status reports the group's role, leader, indexes and members.
+func (g *Group) Status() Status {
+	addr, id := g.raft.LeaderWithID()
+	st := Status{
+		Group:        g.id,
+		Role:         g.raft.State().String(),
+		Leader:       string(id),
+		LeaderAddr:   string(addr),
+		Term:         g.raft.CurrentTerm(),
+		CommitIndex:  g.raft.CommitIndex(),
+		AppliedIndex: g.raft.AppliedIndex(),
+		LastIndex:    g.raft.LastIndex(),
+		LogWrites:    g.logs.writes.Load(),
+		StateWrites:  g.fsm.Engine().Stats().Fsyncs,
+		Commits:      g.stats.commits.Load(),
+		Entries:      g.stats.entries.Load(),
+	}
+	if cf := g.raft.GetConfiguration(); cf.Error() == nil {
+		for _, s := range cf.Configuration().Servers {
+			st.Members = append(st.Members, Member{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
+		}
+	}
+	return st
+}
+
+// HasState reports whether this node had Raft state (a log, a term or a
+// snapshot) when it started, so a restart rejoins with it instead of
+// bootstrapping or joining anew.
+func (g *Group) HasState() bool { return g.hadState }

@@ -1,0 +1,116 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/replication/mux"
+)
+
+// NodeConfig configures a Node: this process's identity and its one port
+// towards the other nodes.
+type NodeConfig struct {
+	// ID is this node's identity in every group it belongs to.
+	ID raft.ServerID
+	// PeerAddr is the host:port the node listens on for other nodes.
+	PeerAddr string
+	// AdvertiseAddr is the address the other nodes dial; PeerAddr when
+	// empty (it must then name a host).
+	AdvertiseAddr string
+	// Secret is the cluster secret (see replication/mux).
+	Secret []byte
+	// Dial replaces the TCP dialer towards other nodes (fault injection).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Logger receives the port's and raft's log lines.
+	Logger hclog.Logger
+}
+
+// Node is one fogdb process's membership in the cluster: the mux port that
+// carries the Raft traffic of its groups and requests between nodes, and its
+// groups.
+type Node struct {
+	cfg    NodeConfig
+	mux    *mux.Mux
+	rpc    *rpcClient
+	logger hclog.Logger
+
+	mu     sync.Mutex
+	groups map[uint64]*Group
+}
+
+// NewNode listens on cfg.PeerAddr and starts serving the other nodes.
+func NewNode(cfg NodeConfig) (*Node, error) {
+	if cfg.ID == "" {
+		return nil, fmt.Errorf("%w: node ID is empty", ErrInvalidConfig)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	mc := mux.DefaultConfig()
+	mc.Secret = cfg.Secret
+	mc.AdvertiseAddr = cfg.AdvertiseAddr
+	mc.Dial = cfg.Dial
+	mc.Logger = cfg.Logger.Named("mux")
+	m, err := mux.Listen(cfg.PeerAddr, mc)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, mux: m, rpc: newRPCClient(m), logger: cfg.Logger, groups: map[uint64]*Group{}}
+	srv := &rpcServer{logger: cfg.Logger.Named("rpc"), lookup: n.group}
+	m.Handle(mux.KindRPC, srv.serve)
+	go func() { _ = m.Serve() }()
+	return n, nil
+}
+
+// ID is the node's identity.
+func (n *Node) ID() raft.ServerID { return n.cfg.ID }
+
+// Addr is the address other nodes reach this one at.
+func (n *Node) Addr() string { return n.mux.Addr().String() }
+
+func (n *Node) group(id uint64) *Group {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.groups[id]
+}
+
+// NewGroup starts this node's member of group id over engine, with Raft
+// traffic on the node's port. cfg.Transport and cfg.BindAddr are ignored.
+func (n *Node) NewGroup(id uint64, cfg Config, engine *kv.Engine) (*Group, error) {
+	cfg.ID = n.cfg.ID
+	cfg.Transport = raft.NewNetworkTransportWithLogger(n.mux.RaftLayer(id), 3, 10*time.Second, n.logger.Named("raft-net"))
+	g, err := newGroup(cfg, engine, n, id)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	n.groups[id] = g
+	n.mu.Unlock()
+	return g, nil
+}
+
+// Close shuts every group down, then the port.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	groups := n.groups
+	n.groups = map[uint64]*Group{}
+	n.mu.Unlock()
+	var first error
+	for _, g := range groups {
+		if err := g.Shutdown(); err != nil && first == nil {
+			first = err
+		}
+	}
+	n.rpc.closeIdle()
+	if err := n.mux.Close(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
