@@ -385,3 +385,11 @@ func (g *Group) closeAll(engine *kv.Engine) {
 		keep(engine.Close())
 	}
 }
+
+// LeaderTerm reports whether this node leads, and in which term.
+func (g *Group) LeaderTerm() (uint64, bool) {
+	if g.raft.State() != raft.Leader {
+		return 0, false
+	}
+	return g.raft.CurrentTerm(), true
+}

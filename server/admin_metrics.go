@@ -73,7 +73,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descKVConflicts, ks.Conflicts)
 	counter(descKVKeysRead, ks.KeysRead)
 	counter(descKVGCRemoved, ks.GCRemoved)
-	ls := c.s.prov.Locks().Stats()
+	ls := c.s.prov.LockStats()
 	counter(descLockAcq, ls.Acquired)
 	counter(descLockWaits, ls.Waits)
 	counter(descLockTimeout, ls.Timeouts)

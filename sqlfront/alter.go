@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"errors"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -44,14 +45,17 @@ func (s *Session) ddlLock(ctx *sql.Context, m *tableMeta) (func(), error) {
 		return nil, err
 	}
 	owner := lock.TxnID(s.p.nextTxn.Add(1))
-	if err := s.p.locks.Acquire(ctx, owner, tableLockKey(m), lock.Exclusive, s.lockWait(ctx)); err != nil {
-		s.p.locks.ReleaseAll(owner)
-		if err == lock.ErrTimeout {
+	if err := s.p.store.Lock(ctx, owner, tableLockKey(m), lock.Exclusive, s.lockWait(ctx)); err != nil {
+		s.p.store.ReleaseAll(owner)
+		switch {
+		case errors.Is(err, lock.ErrTimeout):
 			return nil, errLockWaitTimeout
+		case errors.Is(err, lock.ErrDeadlock), errors.Is(err, lock.ErrAborted):
+			return nil, errDeadlock
 		}
-		return nil, err
+		return nil, storeErr(err)
 	}
-	return func() { s.p.locks.ReleaseAll(owner) }, nil
+	return func() { s.p.store.ReleaseAll(owner) }, nil
 }
 
 func sessionOf(ctx *sql.Context) *Session {
@@ -272,7 +276,7 @@ func (t *Table) createIndex(ctx *sql.Context, idx sql.IndexDef, implicit bool) e
 // the table to the batch, failing with a duplicate-entry error as MySQL.
 func buildIndexEntries(ctx *sql.Context, b *ddlBatch, m *tableMeta, im *indexMeta) error {
 	rp := m.rowPrefix()
-	it := b.p.eng.NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := b.p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	defer it.Close()
 	seen := map[string]bool{}
 	for it.Next() {
@@ -364,7 +368,7 @@ func (c *indexChecker) Insert(ctx *sql.Context, row sql.Row) error {
 	if err != nil {
 		return err
 	}
-	v, err := c.p.eng.Get(ik, kv.MaxTimestamp)
+	v, err := c.p.store.Engine().Get(ik, kv.MaxTimestamp)
 	if err != nil {
 		return err
 	}

@@ -235,7 +235,7 @@ func (b *ddlBatch) newTableID() (uint64, error) {
 			return id, nil
 		}
 	}
-	v, err := b.p.eng.Get(key, kv.MaxTimestamp)
+	v, err := b.p.store.Engine().Get(key, kv.MaxTimestamp)
 	if err != nil {
 		return 0, err
 	}
@@ -252,7 +252,7 @@ func (b *ddlBatch) newTableID() (uint64, error) {
 // a dropped or rewritten table are removed in the same batch as the catalog
 // change, so no orphaned data outlives its definition.
 func (b *ddlBatch) deleteRange(start, end []byte) error {
-	it := b.p.eng.NewIterator(start, end, kv.MaxTimestamp, false)
+	it := b.p.store.Engine().NewIterator(start, end, kv.MaxTimestamp, false)
 	defer it.Close()
 	for it.Next() {
 		b.del(append([]byte(nil), it.Key()...))
@@ -279,11 +279,11 @@ func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 	if ctx != nil {
 		cctx = ctx
 	}
-	if _, err := p.eng.Commit(cctx, &b.batch); err != nil {
+	if err := p.store.Commit(cctx, &b.batch); err != nil {
 		if errors.Is(err, kv.ErrConflict) {
 			return errDDLConflict
 		}
-		return err
+		return storeErr(err)
 	}
 	for name := range b.dbs {
 		if err := p.reloadDB(name); err != nil {
@@ -294,7 +294,7 @@ func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 }
 
 func (p *Provider) reloadDB(lname string) error {
-	st, err := loadDB(p.eng, lname)
+	st, err := loadDB(p.store.Engine(), lname)
 	if err != nil {
 		return err
 	}
@@ -315,7 +315,7 @@ func (p *Provider) reloadDB(lname string) error {
 
 // MySQLDbData returns the stored users and grants (nil when none).
 func (p *Provider) MySQLDbData() ([]byte, error) {
-	v, err := p.eng.Get(keys.CatalogKey(catMySQLDB), kv.MaxTimestamp)
+	v, err := p.store.Engine().Get(keys.CatalogKey(catMySQLDB), kv.MaxTimestamp)
 	if err != nil || !v.Exists {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 	}
 	done := p.autoIncWatermarks(t, b)
 	start := time.Now()
-	_, err := p.eng.Commit(ctx, b)
+	err := p.store.Commit(ctx, b)
 	if p.cfg.OnCommit != nil {
 		p.cfg.OnCommit(time.Since(start), err)
 	}
@@ -59,7 +59,7 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 		}
 		return errLockLost
 	}
-	return err
+	return storeErr(err)
 }
 
 // checkBatchSize applies the transaction size limit to a batch built outside

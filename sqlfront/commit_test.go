@@ -27,7 +27,7 @@ func TestCommitRacingDDLFails(t *testing.T) {
 	// Let the DDL through: end the writer's transaction without losing its
 	// buffered rows, as a lost leader lock would.
 	txn := w.txn
-	db.prov.Locks().ReleaseAll(txn.id)
+	db.prov.store.ReleaseAll(txn.id)
 	db.query("ALTER TABLE t ADD COLUMN extra INT")
 	txn.tables = stale
 
@@ -52,7 +52,7 @@ func TestDDLWaitsForWriters(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { done <- db.exec(db.sess, "ALTER TABLE t ADD COLUMN extra INT") }()
-	require.Eventually(t, func() bool { return db.prov.Locks().Stats().Waits > 0 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return db.prov.LockStats().Waits > 0 }, 10*time.Second, 5*time.Millisecond)
 	select {
 	case err := <-done:
 		t.Fatalf("ALTER finished while a writer held the table: %v", err)

@@ -85,7 +85,7 @@ func (st *autoIncState) committed(next uint64, deleted []uint64) {
 // storedAutoInc returns the largest committed watermark of a table.
 func (p *Provider) storedAutoInc(id uint64) (uint64, error) {
 	pre := autoIncPrefix(id)
-	it := p.eng.NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, true)
+	it := p.store.Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, true)
 	defer it.Close()
 	if it.Next() {
 		rest := it.Key()[len(pre):]
@@ -139,7 +139,7 @@ func (p *Provider) rowCount(m *tableMeta) (int64, error) {
 	st := p.rowCountFor(m.def.ID)
 	st.once.Do(func() {
 		rp := m.rowPrefix()
-		it := p.eng.NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+		it := p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 		defer it.Close()
 		var n int64
 		for it.Next() {

@@ -170,7 +170,7 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 	m := e.m
 	var pk []byte
 	if m.keyless() {
-		id, err := e.p.nextRowID(m)
+		id, err := e.p.nextRowID(ctx, m)
 		if err != nil {
 			return err
 		}
@@ -220,8 +220,7 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 			return err
 		}
 	}
-	e.p.noteAutoInc(ctx, m, row)
-	return nil
+	return e.p.noteAutoInc(ctx, m, row)
 }
 
 // claimUnique locks a unique index key the row is about to take and reads
@@ -277,7 +276,7 @@ func (e *editor) rowKeyOf(ctx *sql.Context, t *txn, row sql.Row) ([]byte, []byte
 		st.claimed = map[string]bool{}
 	}
 	rp := m.rowPrefix()
-	it := newMergeIter(e.p.eng, t.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := newMergeIter(e.p.store.Engine(), t.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	defer it.close()
 	for {
 		k, v, _, ok := it.next()
@@ -404,8 +403,7 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 			return err
 		}
 	}
-	e.p.noteAutoInc(ctx, m, new)
-	return nil
+	return e.p.noteAutoInc(ctx, m, new)
 }
 
 // SetAutoIncrementValue implements sql.AutoIncrementSetter.
@@ -427,7 +425,7 @@ type rowIDState struct {
 	next   uint64
 }
 
-func (p *Provider) nextRowID(m *tableMeta) (uint64, error) {
+func (p *Provider) nextRowIDLocal(m *tableMeta) (uint64, error) {
 	p.seqMu.Lock()
 	st := p.rowIDs[m.def.ID]
 	if st == nil {
@@ -439,7 +437,7 @@ func (p *Provider) nextRowID(m *tableMeta) (uint64, error) {
 	defer st.mu.Unlock()
 	if !st.loaded {
 		rp := m.rowPrefix()
-		it := p.eng.NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
+		it := p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
 		if it.Next() {
 			id, _, err := keys.DecodeUint(it.Key()[len(rp):])
 			if err != nil {

@@ -31,7 +31,10 @@ type Config struct {
 	// OnCommit, when set, is told how long each transaction's commit took
 	// (the durable kv commit, fsync included) and how it ended.
 	OnCommit func(elapsed time.Duration, err error)
-	Logger   *slog.Logger
+	// OnGrantsChanged, when set, is called (on the replication apply path,
+	// so it must not block) when another node changed users or grants.
+	OnGrantsChanged func()
+	Logger          *slog.Logger
 }
 
 // DefaultConfig returns the defaults: InnoDB's 50 s lock wait, a 256 MiB
@@ -48,8 +51,7 @@ func DefaultConfig() Config {
 // Provider is the go-mysql-server database provider over one kv store. It
 // owns the cached catalog, the row lock table and the per-table counters.
 type Provider struct {
-	eng   *kv.Engine
-	locks *lock.Manager
+	store Store
 	cfg   Config
 	log   *slog.Logger
 
@@ -59,6 +61,7 @@ type Provider struct {
 	dbs   map[string]*dbState // copy-on-write; by lower-cased name
 
 	seqMu     sync.Mutex
+	seqTerm   uint64 // the leadership term the sequences below belong to
 	autoInc   map[uint64]*autoIncState
 	rowIDs    map[uint64]*rowIDState
 	rowCounts map[uint64]*rowCountState
@@ -76,21 +79,26 @@ var (
 	_ sql.CollatedDatabaseProvider = (*Provider)(nil)
 )
 
-// NewProvider loads the catalog of eng and starts the idle-transaction reaper.
+// NewProvider serves the kv store eng, owned by this process alone.
 func NewProvider(eng *kv.Engine, cfg Config) (*Provider, error) {
+	return NewProviderOn(NewLocalStore(eng), cfg)
+}
+
+// NewProviderOn loads the catalog of store and starts the idle-transaction
+// reaper.
+func NewProviderOn(store Store, cfg Config) (*Provider, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.DefaultLockWaitTimeout <= 0 {
 		cfg.DefaultLockWaitTimeout = DefaultConfig().DefaultLockWaitTimeout
 	}
-	dbs, err := loadCatalog(eng)
+	dbs, err := loadCatalog(store.Engine())
 	if err != nil {
 		return nil, err
 	}
 	p := &Provider{
-		eng:       eng,
-		locks:     lock.NewManager(),
+		store:     store,
 		cfg:       cfg,
 		log:       cfg.Logger,
 		dbs:       dbs,
@@ -101,6 +109,8 @@ func NewProvider(eng *kv.Engine, cfg Config) (*Provider, error) {
 		done:      make(chan struct{}),
 	}
 	registerSystemVariables(cfg)
+	store.OnApply(p.onApply)
+	p.registerSequences()
 	go p.reapIdle()
 	return p, nil
 }
@@ -124,10 +134,10 @@ func (p *Provider) SessionByConn(id uint32) *Session {
 }
 
 // Engine returns the kv store under the provider.
-func (p *Provider) Engine() *kv.Engine { return p.eng }
+func (p *Provider) Engine() *kv.Engine { return p.store.Engine() }
 
-// Locks returns the row lock table.
-func (p *Provider) Locks() *lock.Manager { return p.locks }
+// LockStats returns the row lock counters.
+func (p *Provider) LockStats() lock.Stats { return p.store.LockStats() }
 
 func (p *Provider) db(name string) *dbState {
 	p.catMu.RLock()

@@ -227,7 +227,7 @@ func (t *Table) rewriteWith(ctx *sql.Context, newSchema sql.PrimaryKeySchema, ol
 	}
 	r := ins.(*rewriter)
 	rp := r.old.rowPrefix()
-	it := t.p.eng.NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := t.p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	for it.Next() {
 		row, err := decodeRow(it.Value(), len(r.old.schema))
 		if err == nil {
@@ -388,7 +388,7 @@ func (t *Table) Truncate(ctx *sql.Context) (int, error) {
 		return 0, err
 	}
 	rp := t.m.rowPrefix()
-	it := newMergeIter(t.p.eng, tx.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := newMergeIter(t.p.store.Engine(), tx.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	var victims []sql.Row
 	for {
 		k, _, _, ok := it.next()
@@ -427,7 +427,7 @@ func (t *Table) truncateDDL(ctx *sql.Context) (int, error) {
 	n := 0
 	err := t.alterDef(ctx, func(def *tableDef, cur *tableMeta, b *ddlBatch) error {
 		rp := cur.rowPrefix()
-		it := t.p.eng.NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+		it := t.p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 		for it.Next() {
 			n++
 		}
@@ -453,35 +453,21 @@ func (t *Table) truncateDDL(ctx *sql.Context) (int, error) {
 
 // PeekNextAutoIncrementValue implements sql.AutoIncrementGetter.
 func (t *Table) PeekNextAutoIncrementValue(ctx *sql.Context) (uint64, error) {
-	st, err := t.p.loadAutoInc(t.m)
-	if err != nil {
-		return 0, err
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.next, nil
+	return t.p.autoIncPeek(ctx, t.m)
 }
 
 // GetNextAutoIncrementValue implements sql.AutoIncrementTable. Without a
 // given value it hands out the next one at once, so concurrent inserts
 // never receive the same value; a given value moves the sequence past it.
 func (t *Table) GetNextAutoIncrementValue(ctx *sql.Context, given interface{}) (uint64, error) {
-	st, err := t.p.loadAutoInc(t.m)
-	if err != nil {
-		return 0, err
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	if given == nil {
-		v := st.next
-		st.next++
-		return v, nil
+		return t.p.autoIncNext(ctx, t.m, nil)
 	}
 	g, ok := autoValue(ctx, given)
-	if ok && g >= st.next {
-		st.next = g + 1
+	if !ok {
+		return g, nil
 	}
-	return g, nil
+	return t.p.autoIncNext(ctx, t.m, &g)
 }
 
 // autoValue converts an AUTO_INCREMENT column value to the sequence's
@@ -540,23 +526,23 @@ func (t *Table) setAutoInc(ctx *sql.Context, v uint64) error {
 }
 
 // noteAutoInc moves the sequence past an explicitly inserted value.
-func (p *Provider) noteAutoInc(ctx *sql.Context, m *tableMeta, row sql.Row) {
+func (p *Provider) noteAutoInc(ctx *sql.Context, m *tableMeta, row sql.Row) error {
 	if m.autoCol < 0 || row[m.autoCol] == nil {
-		return
+		return nil
 	}
 	g, ok := autoValue(ctx, row[m.autoCol])
 	if !ok {
-		return
+		return nil
 	}
-	st, err := p.loadAutoInc(m)
-	if err != nil {
-		return
-	}
+	st := p.autoIncFor(m.def.ID)
 	st.mu.Lock()
-	if g >= st.next {
-		st.next = g + 1
-	}
+	known := st.loaded && g < st.next
 	st.mu.Unlock()
+	if known {
+		return nil
+	}
+	_, err := p.autoIncNext(ctx, m, &g)
+	return err
 }
 
 // loadAutoInc initialises the sequence from the stored floor and the
@@ -597,7 +583,7 @@ func (p *Provider) maxAutoValue(m *tableMeta) (uint64, error) {
 	}
 	rp := m.rowPrefix()
 	leads := len(m.pkOrds) > 0 && m.pkOrds[0] == m.autoCol
-	it := p.eng.NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, leads)
+	it := p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, leads)
 	defer it.Close()
 	var max uint64
 	for it.Next() {

@@ -130,12 +130,17 @@ func (p *Provider) newTxn(readOnly bool) *txn {
 }
 
 // readTS returns the snapshot of the transaction, taken at its first read
-// as InnoDB does for REPEATABLE READ.
-func (t *txn) readTS(p *Provider) kv.Timestamp {
+// as InnoDB does for REPEATABLE READ. On a replica the snapshot is taken
+// only after a read barrier, so it holds every commit acknowledged before
+// the read began, wherever it was made.
+func (t *txn) readTS(ctx context.Context, p *Provider) (kv.Timestamp, error) {
 	if t.snap == nil {
-		t.snap = p.eng.Snapshot()
+		if err := p.store.ReadBarrier(ctx); err != nil {
+			return 0, storeErr(err)
+		}
+		t.snap = p.store.Engine().Snapshot()
 	}
-	return t.snap.TS()
+	return t.snap.TS(), nil
 }
 
 func (t *txn) get(key string) (bufItem, bool) {
@@ -169,7 +174,7 @@ func (t *txn) rollbackTo(n int) {
 }
 
 func (t *txn) release(p *Provider) {
-	p.locks.ReleaseAll(t.id)
+	p.store.ReleaseAll(t.id)
 	if t.snap != nil {
 		t.snap.Release()
 		t.snap = nil
@@ -343,7 +348,9 @@ func (s *Session) StartTransaction(ctx *sql.Context, chr sql.TransactionCharacte
 	// The engine drops WITH CONSISTENT SNAPSHOT; honour it by taking the
 	// snapshot now instead of at the first read.
 	if strings.Contains(lowerASCII(ctx.Query()), "consistent snapshot") {
-		s.txn.readTS(s.p)
+		if _, err := s.txn.readTS(ctx, s.p); err != nil {
+			return nil, err
+		}
 	}
 	return &Transaction{t: s.txn}, nil
 }
@@ -494,7 +501,7 @@ func (s *Session) abortIfIdle(now time.Time, limit time.Duration) {
 	if s.txn == nil || now.Sub(s.lastUsed) < limit {
 		return
 	}
-	if s.txn.size == 0 && s.p.locks.HeldBy(s.txn.id) == 0 && s.txn.snap == nil {
+	if s.txn.size == 0 && s.p.store.HeldBy(s.txn.id) == 0 && s.txn.snap == nil {
 		return // holds nothing; an idle empty transaction costs nothing
 	}
 	s.p.log.Info("rolling back idle transaction", "connection", s.ID(), "idle", now.Sub(s.lastUsed).Round(time.Second))
@@ -522,7 +529,7 @@ func (s *Session) lockWait(ctx *sql.Context) time.Duration {
 // lockKey takes a row lock for the transaction. A deadlock rolls the whole
 // transaction back, as InnoDB does; a timeout only fails the statement.
 func (s *Session) lockKey(ctx *sql.Context, t *txn, key []byte, mode lock.Mode) error {
-	err := s.p.locks.Acquire(ctx, t.id, key, mode, s.lockWait(ctx))
+	err := storeErr(s.p.store.Lock(ctx, t.id, key, mode, s.lockWait(ctx)))
 	switch {
 	case err == nil:
 		return nil

@@ -143,24 +143,35 @@ type rowIter struct {
 	ready bool
 }
 
-func (r *rowIter) init(ctx *sql.Context) {
+func (r *rowIter) init(ctx *sql.Context) error {
 	r.ready = true
 	r.mode = r.sess.readMode(ctx, r.t.m.def.ID)
 	r.ts = kv.MaxTimestamp
 	if r.mode == readSnapshot {
-		r.ts = r.tx.readTS(r.t.p)
+		ts, err := r.tx.readTS(ctx, r.t.p)
+		if err != nil {
+			return err
+		}
+		r.ts = ts
+	} else if err := r.t.p.store.ReadBarrier(ctx); err != nil {
+		// A locking read scans the newest committed rows, so the replica
+		// must first have all of them.
+		return storeErr(err)
 	}
 	if r.t.live {
 		r.view = r.tx.buf
 	} else {
 		r.view = r.sess.readView(ctx, r.tx)
 	}
-	r.it = newMergeIter(r.t.p.eng, r.view, r.span.start, r.span.end, r.ts, r.span.reverse)
+	r.it = newMergeIter(r.t.p.store.Engine(), r.view, r.span.start, r.span.end, r.ts, r.span.reverse)
+	return nil
 }
 
 func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
 	if !r.ready {
-		r.init(ctx)
+		if err := r.init(ctx); err != nil {
+			return nil, err
+		}
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -218,7 +229,7 @@ func (r *rowIter) fetch(ctx *sql.Context, rowKey, have []byte, haveFromBuf bool)
 		if have != nil {
 			return have, true, nil
 		}
-		v, err := r.t.p.eng.Get(rowKey, r.ts)
+		v, err := r.t.p.store.Engine().Get(rowKey, r.ts)
 		if err != nil {
 			return nil, false, err
 		}
@@ -256,7 +267,7 @@ func (s *Session) lockedRead(ctx *sql.Context, t *txn, key []byte, mode lock.Mod
 // currentRead reads the newest committed version of a key the transaction
 // has locked, remembering the version as a commit precondition.
 func (s *Session) currentRead(t *txn, key []byte) ([]byte, bool, error) {
-	v, err := s.p.eng.Get(key, kv.MaxTimestamp)
+	v, err := s.p.store.Engine().Get(key, kv.MaxTimestamp)
 	if err != nil {
 		return nil, false, err
 	}

@@ -140,7 +140,7 @@ func TestBankTransfers(t *testing.T) {
 	for i := range conns {
 		conns[i] = clientConn(t, db)
 	}
-	deadlocksBefore := srv.Provider().Locks().Stats().Deadlocks
+	deadlocksBefore := srv.Provider().LockStats().Deadlocks
 
 	var (
 		mu      sync.Mutex
@@ -199,7 +199,7 @@ func TestBankTransfers(t *testing.T) {
 		return nil
 	})
 	t.Logf("%d transfers committed, %d deadlock retries (lock table counted %d deadlocks)",
-		len(acked), retries, srv.Provider().Locks().Stats().Deadlocks-deadlocksBefore)
+		len(acked), retries, srv.Provider().LockStats().Deadlocks-deadlocksBefore)
 
 	// The ledger holds exactly the acknowledged transfers.
 	rows, err := db.Query("SELECT src, dst, amt, tag FROM ledger")
@@ -365,7 +365,7 @@ func TestDeadlockAbortsOneVictim(t *testing.T) {
 		"CREATE TABLE r (id INT PRIMARY KEY, v INT NOT NULL)",
 		"INSERT INTO r VALUES (1, 0), (2, 0), (3, 0)")
 	a, b := clientConn(t, db), clientConn(t, db)
-	deadlocks := srv.Provider().Locks().Stats().Deadlocks
+	deadlocks := srv.Provider().LockStats().Deadlocks
 
 	mustExec(t, a, "BEGIN")
 	mustExec(t, b, "BEGIN")
@@ -394,7 +394,7 @@ func TestDeadlockAbortsOneVictim(t *testing.T) {
 	}
 	me := requireMySQLError(t, victimErr, 1213, "40001")
 	require.Contains(t, me.Message, "Deadlock found when trying to get lock")
-	require.Equal(t, deadlocks+1, srv.Provider().Locks().Stats().Deadlocks)
+	require.Equal(t, deadlocks+1, srv.Provider().LockStats().Deadlocks)
 
 	mustExec(t, winner, "COMMIT")
 	// After a deadlock InnoDB has already rolled the victim back; the
@@ -435,7 +435,7 @@ func TestLockWaitTimeout(t *testing.T) {
 
 	mustExec(t, waiter, "BEGIN")
 	mustExec(t, waiter, "INSERT INTO r VALUES (10, 10)")
-	timeouts := srv.Provider().Locks().Stats().Timeouts
+	timeouts := srv.Provider().LockStats().Timeouts
 	start := time.Now()
 	// In key order this updates row 1, then blocks on row 2.
 	_, err := waiter.ExecContext(context.Background(), "UPDATE r SET v = v + 1")
@@ -444,7 +444,7 @@ func TestLockWaitTimeout(t *testing.T) {
 	require.Equal(t, "Lock wait timeout exceeded; try restarting transaction", me.Message)
 	require.GreaterOrEqual(t, elapsed, 900*time.Millisecond, "gave up before innodb_lock_wait_timeout")
 	require.Less(t, elapsed, 10*time.Second, "waited far longer than innodb_lock_wait_timeout")
-	require.Equal(t, timeouts+1, srv.Provider().Locks().Stats().Timeouts)
+	require.Equal(t, timeouts+1, srv.Provider().LockStats().Timeouts)
 
 	// The failed statement left nothing behind; the earlier insert stays.
 	require.EqualValues(t, 0, queryInt(t, waiter, "SELECT v FROM r WHERE id = 1"))

@@ -162,7 +162,7 @@ func requireMySQLError(t testing.TB, err error, num uint16, state string, msgAnd
 
 // lockWaits is the number of lock requests that have had to queue so far.
 func lockWaits(srv *server.Server) uint64 {
-	return srv.Provider().Locks().Stats().Waits
+	return srv.Provider().LockStats().Waits
 }
 
 // awaitLockWaits blocks until at least n lock requests have queued in

@@ -1,0 +1,215 @@
+package sqlfront
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dolthub/vitess/go/mysql"
+
+	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/kv/keys"
+	"github.com/fogdb/fogdb/kv/lock"
+	"github.com/fogdb/fogdb/replication"
+)
+
+// Store is what the SQL layer needs from the storage below it: the local
+// replica to read, durable commits, row locks held where every node's
+// transactions meet, read barriers, and a way to run a request where the
+// group's sequences are kept. LocalStore is one process on its own;
+// GroupStore is a member of a replicated group.
+type Store interface {
+	// Engine is the local replica as it is now (it may be replaced when a
+	// snapshot is installed, so callers ask for each operation).
+	Engine() *kv.Engine
+	// Commit writes b; when it returns nil, b is durable and visible to
+	// this node's next read. A failed precondition is a *kv.ConflictError.
+	Commit(ctx context.Context, b *kv.Batch) error
+	// ReadBarrier returns once this node has every commit acknowledged to
+	// anyone before the call.
+	ReadBarrier(ctx context.Context) error
+	// Lock, ReleaseAll, HeldBy: row locks (see kv/lock). After Lock, a
+	// read of the key at kv.MaxTimestamp is a current read.
+	Lock(ctx context.Context, owner lock.TxnID, key []byte, mode lock.Mode, timeout time.Duration) error
+	ReleaseAll(owner lock.TxnID)
+	HeldBy(owner lock.TxnID) int
+	LockStats() lock.Stats
+	// Leading reports whether sequences are kept here, and since which
+	// term: a new term means another node kept them meanwhile.
+	Leading() (term uint64, ok bool)
+	// Call runs a handler registered with Handle where sequences are kept.
+	Call(ctx context.Context, method uint8, req []byte) ([]byte, error)
+	Handle(method uint8, h func(ctx context.Context, req []byte) ([]byte, error))
+	// OnApply registers a hook told of batches written by other nodes (and
+	// of snapshot installs), so cached catalog state follows them.
+	OnApply(h func(batches []*kv.Batch, restored bool))
+}
+
+// LocalStore is a Store of one process over one kv engine.
+type LocalStore struct {
+	eng      *kv.Engine
+	locks    *lock.Manager
+	handlers map[uint8]func(ctx context.Context, req []byte) ([]byte, error)
+}
+
+// NewLocalStore returns a Store over eng with its own lock table.
+func NewLocalStore(eng *kv.Engine) *LocalStore {
+	return &LocalStore{eng: eng, locks: lock.NewManager(), handlers: map[uint8]func(context.Context, []byte) ([]byte, error){}}
+}
+
+func (s *LocalStore) Engine() *kv.Engine { return s.eng }
+func (s *LocalStore) Commit(ctx context.Context, b *kv.Batch) error {
+	_, err := s.eng.Commit(ctx, b)
+	return err
+}
+func (s *LocalStore) ReadBarrier(context.Context) error { return nil }
+func (s *LocalStore) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode lock.Mode, timeout time.Duration) error {
+	return s.locks.Acquire(ctx, owner, key, mode, timeout)
+}
+func (s *LocalStore) ReleaseAll(owner lock.TxnID)   { s.locks.ReleaseAll(owner) }
+func (s *LocalStore) HeldBy(owner lock.TxnID) int   { return s.locks.HeldBy(owner) }
+func (s *LocalStore) LockStats() lock.Stats         { return s.locks.Stats() }
+func (s *LocalStore) Leading() (uint64, bool)       { return 1, true }
+func (s *LocalStore) OnApply(func([]*kv.Batch, bool)) {} // no other writer
+func (s *LocalStore) Handle(m uint8, h func(context.Context, []byte) ([]byte, error)) {
+	s.handlers[m] = h
+}
+func (s *LocalStore) Call(ctx context.Context, m uint8, req []byte) ([]byte, error) {
+	h := s.handlers[m]
+	if h == nil {
+		return nil, fmt.Errorf("sqlfront: no handler for method %d", m)
+	}
+	return h(ctx, req)
+}
+
+// GroupStore is a Store over a replication group.
+type GroupStore struct{ G *replication.Group }
+
+func (s GroupStore) Engine() *kv.Engine { return s.G.Engine() }
+func (s GroupStore) Commit(ctx context.Context, b *kv.Batch) error {
+	_, err := s.G.Commit(ctx, b)
+	return err
+}
+func (s GroupStore) ReadBarrier(ctx context.Context) error { return s.G.ReadBarrier(ctx) }
+func (s GroupStore) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode lock.Mode, timeout time.Duration) error {
+	return s.G.Lock(ctx, owner, key, mode, timeout)
+}
+func (s GroupStore) ReleaseAll(owner lock.TxnID) { s.G.ReleaseAll(owner) }
+func (s GroupStore) HeldBy(owner lock.TxnID) int { return s.G.HeldBy(owner) }
+func (s GroupStore) LockStats() lock.Stats       { return s.G.LockStats() }
+func (s GroupStore) Leading() (uint64, bool)     { return s.G.LeaderTerm() }
+func (s GroupStore) OnApply(h func([]*kv.Batch, bool)) {
+	s.G.FSM().OnApply(replication.ApplyHook(h))
+}
+func (s GroupStore) Handle(m uint8, h func(context.Context, []byte) ([]byte, error)) {
+	s.G.Handle(replication.FirstUserMethod+replication.Method(m), h)
+}
+func (s GroupStore) Call(ctx context.Context, m uint8, req []byte) ([]byte, error) {
+	return s.G.Call(ctx, replication.FirstUserMethod+replication.Method(m), req)
+}
+
+// Errors of a replicated store, as a client meets them (README, "Errors a
+// client can meet").
+func errUnavailable(err error) error {
+	return mysql.NewSQLError(mysql.ERUnknownComError, mysql.SSNetError, "%s",
+		"fogdb: data unavailable, nothing was written; retry later ("+err.Error()+")")
+}
+
+func errOutcomeUnknown(err error) error {
+	return mysql.NewSQLError(1180, mysql.SSUnknownSQLState, "%s",
+		"Got error 1 - 'fogdb: outcome unknown: the commit was proposed but not confirmed; check before retrying ("+err.Error()+")' during COMMIT")
+}
+
+// storeErr maps the replication errors a statement can meet; others pass.
+func storeErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, replication.ErrOutcomeUnknown):
+		return errOutcomeUnknown(err)
+	case errors.Is(err, replication.ErrUnavailable), errors.Is(err, replication.ErrNotLeader),
+		errors.Is(err, replication.ErrShutdown):
+		return errUnavailable(err)
+	}
+	return err
+}
+
+// onApply follows catalog changes made by other nodes: the cached
+// definitions of the databases they touch are reloaded, and users and grants
+// when those changed. It runs before readers waiting for the entry go on.
+func (p *Provider) onApply(batches []*kv.Batch, restored bool) {
+	if restored {
+		if dbs, err := loadCatalog(p.store.Engine()); err == nil {
+			p.catMu.Lock()
+			p.dbs = dbs
+			p.catMu.Unlock()
+		} else {
+			p.log.Error("reloading catalog after a snapshot install", "error", err)
+		}
+		p.forgetAllCounters()
+		if p.cfg.OnGrantsChanged != nil {
+			p.cfg.OnGrantsChanged()
+		}
+		return
+	}
+	touched := map[string]bool{}
+	grants := false
+	for _, b := range batches {
+		for _, m := range b.Mutations {
+			if len(m.Key) == 0 || m.Key[0] != keys.PrefixCatalog {
+				continue
+			}
+			kind, rest, err := keys.DecodeBytes(m.Key[1:])
+			if err != nil {
+				continue
+			}
+			switch {
+			case bytes.Equal(kind, catMySQLDB):
+				grants = true
+			case bytes.Equal(kind, catDB), bytes.Equal(kind, catTable), bytes.Equal(kind, catView),
+				bytes.Equal(kind, catTrigger), bytes.Equal(kind, catProc):
+				if db, _, err := keys.DecodeBytes(rest); err == nil {
+					touched[string(db)] = true
+				}
+			}
+		}
+	}
+	for db := range touched {
+		old := p.db(db)
+		if err := p.reloadDB(db); err != nil {
+			p.log.Error("reloading catalog of a database changed elsewhere", "db", db, "error", err)
+			continue
+		}
+		p.forgetChanged(old, p.db(db))
+	}
+	if grants && p.cfg.OnGrantsChanged != nil {
+		p.cfg.OnGrantsChanged()
+	}
+}
+
+// forgetChanged drops the counters of tables whose definition changed or
+// went away (a TRUNCATE or ALTER elsewhere resets their sequences).
+func (p *Provider) forgetChanged(old, cur *dbState) {
+	if old == nil {
+		return
+	}
+	for name, m := range old.tables {
+		var n *tableMeta
+		if cur != nil {
+			n = cur.tables[name]
+		}
+		if n == nil || n.def.ID != m.def.ID || n.version != m.version {
+			p.forgetCounters(m.def.ID)
+		}
+	}
+}
+
+func (p *Provider) forgetAllCounters() {
+	p.seqMu.Lock()
+	defer p.seqMu.Unlock()
+	p.autoInc = map[uint64]*autoIncState{}
+	p.rowIDs = map[uint64]*rowIDState{}
+	p.rowCounts = map[uint64]*rowCountState{}
+}
