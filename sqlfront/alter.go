@@ -1,8 +1,8 @@
 package sqlfront
 
 import (
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"

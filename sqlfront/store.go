@@ -68,10 +68,10 @@ func (s *LocalStore) ReadBarrier(context.Context) error { return nil }
 func (s *LocalStore) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode lock.Mode, timeout time.Duration) error {
 	return s.locks.Acquire(ctx, owner, key, mode, timeout)
 }
-func (s *LocalStore) ReleaseAll(owner lock.TxnID)   { s.locks.ReleaseAll(owner) }
-func (s *LocalStore) HeldBy(owner lock.TxnID) int   { return s.locks.HeldBy(owner) }
-func (s *LocalStore) LockStats() lock.Stats         { return s.locks.Stats() }
-func (s *LocalStore) Leading() (uint64, bool)       { return 1, true }
+func (s *LocalStore) ReleaseAll(owner lock.TxnID)     { s.locks.ReleaseAll(owner) }
+func (s *LocalStore) HeldBy(owner lock.TxnID) int     { return s.locks.HeldBy(owner) }
+func (s *LocalStore) LockStats() lock.Stats           { return s.locks.Stats() }
+func (s *LocalStore) Leading() (uint64, bool)         { return 1, true }
 func (s *LocalStore) OnApply(func([]*kv.Batch, bool)) {} // no other writer
 func (s *LocalStore) Handle(m uint8, h func(context.Context, []byte) ([]byte, error)) {
 	s.handlers[m] = h
