@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fogdb/fogdb/replication"
 )
 
 // Version names the build in /status; release builds set it with
@@ -100,6 +104,7 @@ func (s *Server) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc("GET /status", s.handleStatus)
+	mux.HandleFunc("POST /cluster/remove", s.requireRoot(s.handleRemove))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.newMetricsRegistry(), promhttp.HandlerOpts{
 		ErrorLog:      slogPromLogger{s},
 		ErrorHandling: promhttp.ContinueOnError,
@@ -121,6 +126,8 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 // operators' tools: README.md lists them, and they change only additively.
 type NodeStatus struct {
 	Version       string        `json:"version"`
+	Node          string        `json:"node"`
+	PeerAddr      string        `json:"peer_addr"`
 	MySQLAddr     string        `json:"mysql_addr"`
 	DataDir       string        `json:"data_dir"`
 	Ready         bool          `json:"ready"`
@@ -128,41 +135,23 @@ type NodeStatus struct {
 	Groups        []GroupStatus `json:"groups"`
 }
 
-// GroupStatus describes one replication group the node belongs to. A node
-// without replication has one: its local store, as group 0.
-type GroupStatus struct {
-	ID     uint64 `json:"id"`
-	Name   string `json:"name"`
-	Role   string `json:"role"`
-	Leader string `json:"leader"`
-	Term   uint64 `json:"term"`
-	// CommitIndex is, for the local store, the newest commit timestamp every
-	// reader can see (kv.Engine.ReadTS): the point up to which it has
-	// committed.
-	CommitIndex uint64 `json:"commit_index"`
-	// AppliedIndex is the Raft index last stored with the data
-	// (kv.Engine.AppliedIndex); 0 while nothing is replicated.
-	AppliedIndex uint64 `json:"applied_index"`
-}
+// GroupStatus describes one replication group the node belongs to: its
+// Raft state as this node sees it (replication.Status).
+type GroupStatus = replication.Status
 
 func (s *Server) status() (NodeStatus, error) {
-	applied, err := s.kv.AppliedIndex()
-	if err != nil {
-		return NodeStatus{}, err
+	gs := s.group.Status()
+	if gs.Role == raft.Shutdown.String() {
+		return NodeStatus{}, errors.New("the node is shut down")
 	}
 	st := NodeStatus{
 		Version:   Version,
+		Node:      string(s.node.ID()),
+		PeerAddr:  s.node.Addr(),
 		MySQLAddr: s.MySQLAddr(),
 		DataDir:   s.cfg.DataDir,
 		Ready:     s.isReady(),
-		Groups: []GroupStatus{{
-			ID:           0,
-			Name:         "local",
-			Role:         "standalone",
-			Leader:       s.MySQLAddr(),
-			CommitIndex:  uint64(s.kv.ReadTS()),
-			AppliedIndex: applied,
-		}},
+		Groups:    []GroupStatus{gs},
 	}
 	if s.admin != nil {
 		st.UptimeSeconds = time.Since(s.admin.started).Seconds()
@@ -192,4 +181,42 @@ func writeText(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, body)
+}
+
+// requireRoot guards the endpoints that change the cluster: HTTP basic
+// authentication as root, with root's password.
+func (s *Server) requireRoot(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		if !ok || user != "root" ||
+			subtle.ConstantTimeCompare([]byte(pass), []byte(s.cfg.RootPassword)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="fogdb admin"`)
+			writeText(w, http.StatusUnauthorized, "root's user name and password are required\n")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// handleRemove takes a node out of the group: POST /cluster/remove?id=NODE.
+func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("id")
+	if id == "" {
+		writeText(w, http.StatusBadRequest, "missing ?id=NODE\n")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*s.cfg.Cluster.Timeout)
+	defer cancel()
+	err := s.group.Remove(ctx, raft.ServerID(id))
+	switch {
+	case err == nil:
+		s.log.Info("node removed through the admin API", "id", id)
+		writeText(w, http.StatusOK, "removed "+id+"\n")
+	case errors.Is(err, replication.ErrNoSuchMember):
+		writeText(w, http.StatusNotFound, err.Error()+"\n")
+	case errors.Is(err, replication.ErrUnavailable):
+		writeText(w, http.StatusServiceUnavailable, err.Error()+"\n")
+	default:
+		writeText(w, http.StatusInternalServerError, err.Error()+"\n")
+	}
 }

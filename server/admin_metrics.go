@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,12 +52,24 @@ var (
 	descLockWaits   = counterDesc("fogdb_lock_waits_total", "Row lock requests that had to wait.")
 	descLockTimeout = counterDesc("fogdb_lock_timeouts_total", "Row lock requests that failed after innodb_lock_wait_timeout.")
 	descLockDead    = counterDesc("fogdb_lock_deadlocks_total", "Row lock requests refused to break a deadlock.")
+
+	descRaftState   = prometheus.NewDesc("fogdb_raft_state", "1 for this node's Raft role in the group, 0 for the others.", []string{"group", "state"}, nil)
+	descRaftTerm    = prometheus.NewDesc("fogdb_raft_term", "Current Raft term.", []string{"group"}, nil)
+	descRaftCommit  = prometheus.NewDesc("fogdb_raft_commit_index", "Highest log index known committed.", []string{"group"}, nil)
+	descRaftApplied = prometheus.NewDesc("fogdb_raft_applied_index", "Highest log index applied to the state file.", []string{"group"}, nil)
+	descRaftLag     = prometheus.NewDesc("fogdb_raft_apply_lag", "Committed entries not yet applied here (commit index minus applied index).", []string{"group"}, nil)
+	descRaftLogW    = prometheus.NewDesc("fogdb_raft_log_writes_total", "Writes (each an fsync) to the Raft log.", []string{"group"}, nil)
+	descRaftCommits = prometheus.NewDesc("fogdb_raft_commits_total", "Commits acknowledged by this node as leader.", []string{"group"}, nil)
+	descRaftEntries = prometheus.NewDesc("fogdb_raft_commit_entries_total", "Log entries carrying those commits (group commit shares one among many).", []string{"group"}, nil)
+	descRaftMembers = prometheus.NewDesc("fogdb_raft_members", "Servers in the group's configuration, by suffrage.", []string{"group", "suffrage"}, nil)
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descKVCommits, descKVBatches, descKVFsyncs, descKVConflicts, descKVKeysRead, descKVGCRemoved,
 		descLockAcq, descLockWaits, descLockTimeout, descLockDead,
+		descRaftState, descRaftTerm, descRaftCommit, descRaftApplied, descRaftLag, descRaftLogW,
+		descRaftCommits, descRaftEntries, descRaftMembers,
 	} {
 		ch <- d
 	}
@@ -66,7 +79,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}
-	ks := c.s.kv.Stats()
+	ks := c.s.KV().Stats()
 	counter(descKVCommits, ks.Commits)
 	counter(descKVBatches, ks.Batches)
 	counter(descKVFsyncs, ks.Fsyncs)
@@ -78,6 +91,40 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descLockWaits, ls.Waits)
 	counter(descLockTimeout, ls.Timeouts)
 	counter(descLockDead, ls.Deadlocks)
+
+	gs := c.s.group.Status()
+	g := strconv.FormatUint(gs.Group, 10)
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{g}, labels...)...)
+	}
+	for _, state := range []string{"Follower", "Candidate", "Leader", "Shutdown"} {
+		v := 0.0
+		if gs.Role == state {
+			v = 1
+		}
+		gauge(descRaftState, v, strings.ToLower(state))
+	}
+	gauge(descRaftTerm, float64(gs.Term))
+	gauge(descRaftCommit, float64(gs.CommitIndex))
+	gauge(descRaftApplied, float64(gs.AppliedIndex))
+	lag := 0.0
+	if gs.CommitIndex > gs.AppliedIndex {
+		lag = float64(gs.CommitIndex - gs.AppliedIndex)
+	}
+	gauge(descRaftLag, lag)
+	ch <- prometheus.MustNewConstMetric(descRaftLogW, prometheus.CounterValue, float64(gs.LogWrites), g)
+	ch <- prometheus.MustNewConstMetric(descRaftCommits, prometheus.CounterValue, float64(gs.Commits), g)
+	ch <- prometheus.MustNewConstMetric(descRaftEntries, prometheus.CounterValue, float64(gs.Entries), g)
+	voters, nonvoters := 0, 0
+	for _, m := range gs.Members {
+		if m.Voter {
+			voters++
+		} else {
+			nonvoters++
+		}
+	}
+	gauge(descRaftMembers, float64(voters), "voter")
+	gauge(descRaftMembers, float64(nonvoters), "nonvoter")
 }
 
 // slogPromLogger sends the metrics handler's errors (a failed collector, a

@@ -17,6 +17,8 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fogdb/fogdb/replication"
 )
 
 // adminPatience bounds every HTTP and SQL call, so a hang fails with a
@@ -28,6 +30,7 @@ func startAdminNode(t *testing.T) (*Server, *sql.DB) {
 	cfg := DefaultConfig()
 	cfg.MySQLAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.Cluster.PeerAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	srv, err := New(cfg)
 	require.NoError(t, err)
@@ -111,7 +114,7 @@ func TestAdminStatusAndMetricsFollowWrites(t *testing.T) {
 
 	code, body := httpGet(t, srv, "/metrics")
 	require.Equal(t, http.StatusOK, code)
-	before := metricValue(t, body, "fogdb_kv_commits_total")
+	before := metricValue(t, body, "fogdb_kv_batches_total")
 	for _, name := range []string{
 		"fogdb_kv_batches_total", "fogdb_kv_fsyncs_total", "fogdb_kv_conflicts_total",
 		"fogdb_kv_keys_read_total", "fogdb_kv_gc_removed_total",
@@ -137,7 +140,7 @@ func TestAdminStatusAndMetricsFollowWrites(t *testing.T) {
 
 	code, body = httpGet(t, srv, "/metrics")
 	require.Equal(t, http.StatusOK, code)
-	after := metricValue(t, body, "fogdb_kv_commits_total")
+	after := metricValue(t, body, "fogdb_kv_batches_total")
 	require.GreaterOrEqual(t, after-before, 4.0, "each statement above commits")
 	require.GreaterOrEqual(t, metricValue(t, body, "fogdb_lock_acquired_total"), 1.0, "the UPDATE locks its row")
 	// The two writing statements commit transactions; each is timed.
@@ -147,13 +150,13 @@ func TestAdminStatusAndMetricsFollowWrites(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	var raw map[string]any
 	require.NoError(t, json.Unmarshal([]byte(body), &raw))
-	for _, k := range []string{"version", "mysql_addr", "data_dir", "ready", "uptime_seconds", "groups"} {
+	for _, k := range []string{"version", "node", "peer_addr", "mysql_addr", "data_dir", "ready", "uptime_seconds", "groups"} {
 		require.Contains(t, raw, k)
 	}
 	groups := raw["groups"].([]any)
 	require.Len(t, groups, 1)
 	g := groups[0].(map[string]any)
-	for _, k := range []string{"id", "name", "role", "leader", "term", "commit_index", "applied_index"} {
+	for _, k := range []string{"group", "role", "leader", "leader_addr", "term", "commit_index", "applied_index", "members"} {
 		require.Contains(t, g, k)
 	}
 
@@ -163,11 +166,16 @@ func TestAdminStatusAndMetricsFollowWrites(t *testing.T) {
 	require.Equal(t, srv.cfg.DataDir, st.DataDir)
 	require.True(t, st.Ready)
 	require.GreaterOrEqual(t, st.UptimeSeconds, 0.0)
-	require.Equal(t, GroupStatus{
-		ID: 0, Name: "local", Role: "standalone", Leader: srv.MySQLAddr(),
-		CommitIndex: uint64(srv.KV().ReadTS()), AppliedIndex: 0,
-	}, st.Groups[0])
-	require.NotZero(t, st.Groups[0].CommitIndex, "commits have happened")
+	g0 := st.Groups[0]
+	require.Equal(t, "Leader", g0.Role, "a lone node leads its own cluster")
+	require.Equal(t, st.Node, g0.Leader)
+	require.Equal(t, srv.PeerAddr(), g0.LeaderAddr)
+	require.Equal(t, []replication.Member{{ID: st.Node, Address: srv.PeerAddr(), Voter: true}}, g0.Members)
+	require.NotZero(t, g0.Term)
+	require.NotZero(t, g0.CommitIndex, "commits have happened")
+	require.GreaterOrEqual(t, g0.CommitIndex, g0.AppliedIndex)
+	require.NotZero(t, g0.LogWrites)
+	require.NotZero(t, g0.Commits)
 }
 
 func TestAdminServersAreIndependent(t *testing.T) {
@@ -181,8 +189,9 @@ func TestAdminServersAreIndependent(t *testing.T) {
 	require.NoError(t, err)
 	_, bodyA := httpGet(t, a, "/metrics")
 	_, bodyB := httpGet(t, b, "/metrics")
-	require.Equal(t, float64(a.KV().Stats().Commits), metricValue(t, bodyA, "fogdb_kv_commits_total"))
-	require.Equal(t, float64(b.KV().Stats().Commits), metricValue(t, bodyB, "fogdb_kv_commits_total"))
+	require.Equal(t, float64(a.KV().Stats().Batches), metricValue(t, bodyA, "fogdb_kv_batches_total"))
+	require.Equal(t, float64(b.KV().Stats().Batches), metricValue(t, bodyB, "fogdb_kv_batches_total"))
+	require.Equal(t, float64(a.Group().Status().Commits), metricValue(t, bodyA, `fogdb_raft_commits_total{group="1"}`))
 }
 
 func TestAdminDisabled(t *testing.T) {

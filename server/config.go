@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"time"
 
 	"github.com/fogdb/fogdb/sqlfront"
 )
@@ -25,6 +27,48 @@ type Config struct {
 	RootPassword string
 	SQL          sqlfront.Config
 	Logger       *slog.Logger
+
+	Cluster ClusterConfig
+}
+
+// ClusterConfig places the node in a cluster. The zero value (with the
+// defaults of DefaultConfig) is a single node that bootstraps a cluster of
+// itself on first start.
+type ClusterConfig struct {
+	// NodeID is the node's stable identity. Empty means the one stored in
+	// the data directory, or, on first start, a new random one.
+	NodeID string
+	// PeerAddr is the node's port for other nodes (Raft and forwarding).
+	// Other nodes dial it as given, so it must name a host.
+	PeerAddr string
+	// Join is any member's peer address: a node started on an empty data
+	// directory asks to be added there instead of bootstrapping. A node
+	// with state ignores it.
+	Join string
+	// NonVoter joins as a non-voting replica.
+	NonVoter bool
+	// Secret is the cluster secret every node shares. Empty is allowed only
+	// for a node that neither joins nor listens beyond loopback: it then
+	// gets a random one nobody else knows.
+	Secret string
+	// Timeout bounds every wait for the group on a client's behalf:
+	// reaching a leader, catching up with it and confirming a commit.
+	Timeout time.Duration
+
+	// Raft overrides replication's defaults where non-zero (tests make a
+	// cluster react faster, or snapshot more often).
+	TrailingLogs      uint64
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	HeartbeatTimeout  time.Duration
+	ElectionTimeout   time.Duration
+
+	// Dial replaces the TCP dialer towards other nodes: fault-injection
+	// tests put a network they control there.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// UnsafeStaleReads turns the read barrier off (see replication.Config);
+	// only the test proving the linearizability check can fail sets it.
+	UnsafeStaleReads bool
 }
 
 // DefaultConfig is the embedded single-node default: 127.0.0.1:3306, the
@@ -35,6 +79,14 @@ func DefaultConfig() Config {
 		AdminAddr: "127.0.0.1:7070",
 		DataDir:   "fogdb-data",
 		SQL:       sqlfront.DefaultConfig(),
+		Cluster: ClusterConfig{
+			PeerAddr: "127.0.0.1:7071",
+			Timeout:  5 * time.Second,
+			// A site group's voters are on one LAN: fail over in about a
+			// second rather than raft's WAN-minded defaults.
+			HeartbeatTimeout: 500 * time.Millisecond,
+			ElectionTimeout:  500 * time.Millisecond,
+		},
 	}
 }
 
@@ -42,6 +94,9 @@ func DefaultConfig() Config {
 var (
 	// ErrInsecureListener: a non-loopback listener without a root password.
 	ErrInsecureListener = errors.New("server: refusing to listen on a non-loopback address without a root password")
+	// ErrNoClusterSecret: joining a cluster, or a peer port beyond
+	// loopback, without a cluster secret.
+	ErrNoClusterSecret = errors.New("server: a cluster secret is required to join a cluster or to listen for peers beyond loopback")
 )
 
 // Validate checks the configuration.
@@ -55,6 +110,21 @@ func (c *Config) Validate() error {
 	if c.AdminAddr != "" {
 		if err := c.checkListener("admin", c.AdminAddr); err != nil {
 			return err
+		}
+	}
+	if c.Cluster.PeerAddr == "" {
+		return errors.New("server: peer address not set")
+	}
+	if c.Cluster.Timeout <= 0 {
+		return errors.New("server: cluster timeout must be positive")
+	}
+	if c.Cluster.Secret == "" {
+		host, _, err := net.SplitHostPort(c.Cluster.PeerAddr)
+		if err != nil {
+			return fmt.Errorf("server: peer address %q: %w", c.Cluster.PeerAddr, err)
+		}
+		if c.Cluster.Join != "" || !isLoopback(host) {
+			return ErrNoClusterSecret
 		}
 	}
 	return nil
@@ -81,4 +151,6 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func (c *Config) statePath() string { return filepath.Join(c.DataDir, "state.db") }
+func (c *Config) statePath() string  { return filepath.Join(c.DataDir, "state.db") }
+func (c *Config) raftDir() string    { return filepath.Join(c.DataDir, "raft") }
+func (c *Config) nodeIDPath() string { return filepath.Join(c.DataDir, "node-id") }

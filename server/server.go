@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	sqle "github.com/dolthub/go-mysql-server"
 	gmsserver "github.com/dolthub/go-mysql-server/server"
@@ -16,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/replication"
 	"github.com/fogdb/fogdb/sqlfront"
 )
 
@@ -24,7 +27,8 @@ import (
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	kv     *kv.Engine
+	node   *replication.Node
+	group  *replication.Group
 	prov   *sqlfront.Provider
 	engine *sqle.Engine
 	mysql  *gmsserver.Server
@@ -32,6 +36,10 @@ type Server struct {
 	admin  *admin // admin.go
 
 	commitSeconds *prometheus.HistogramVec // admin_metrics.go
+
+	usersDirty chan struct{}
+	usersStop  chan struct{}
+	usersDone  chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -51,27 +59,45 @@ func New(cfg Config) (*Server, error) {
 	}
 	kopts := kv.DefaultOptions(cfg.statePath())
 	kopts.Logger = cfg.Logger
+	kopts.Clock = kv.NewClock(time.Now)
 	eng, err := kv.Open(kopts)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, kv: eng, commitSeconds: newCommitHistogram()}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, commitSeconds: newCommitHistogram(),
+		usersDirty: make(chan struct{}, 1), usersStop: make(chan struct{}), usersDone: make(chan struct{}),
+	}
+	if err := s.startCluster(eng, kopts); err != nil {
+		s.closeCluster()
+		return nil, err
+	}
 	if err := s.build(); err != nil {
-		eng.Close()
+		s.closeCluster()
 		return nil, err
 	}
 	return s, nil
 }
 
+func (s *Server) closeCluster() error {
+	if s.node == nil {
+		return nil
+	}
+	return s.node.Close()
+}
+
 func (s *Server) build() error {
 	sqlCfg := s.cfg.SQL
 	sqlCfg.OnCommit = s.observeCommit
-	prov, err := sqlfront.NewProvider(s.kv, sqlCfg)
+	sqlCfg.OnGrantsChanged = s.usersChanged
+	prov, err := sqlfront.NewProviderOn(sqlfront.GroupStore{G: s.group}, sqlCfg)
 	if err != nil {
 		return err
 	}
 	s.prov = prov
 	s.engine = sqle.NewDefault(prov)
+	go s.reloadUsers()
+	s.catchUp(2 * s.cfg.Cluster.Timeout)
 	return s.loadUsers()
 }
 
@@ -82,6 +108,11 @@ func (s *Server) loadUsers() error {
 	data, err := s.prov.MySQLDbData()
 	if err != nil {
 		return err
+	}
+	if data == nil && s.cfg.Cluster.Join != "" {
+		// A joining node gets users and grants from the cluster; it must
+		// never write a root of its own over them.
+		return errors.New("server: joined, but no users and grants arrived from the cluster; restart to retry")
 	}
 	if data != nil {
 		if err := db.LoadData(ctx, data); err != nil {
@@ -160,8 +191,9 @@ func (s *Server) Provider() *sqlfront.Provider { return s.prov }
 // Engine exposes the SQL engine (tests and tools).
 func (s *Server) Engine() *sqle.Engine { return s.engine }
 
-// KV exposes the store (tests count fsyncs and keys read through it).
-func (s *Server) KV() *kv.Engine { return s.kv }
+// KV exposes the local replica (tests count fsyncs and keys read through
+// it). Installing a snapshot replaces it, so ask again after one.
+func (s *Server) KV() *kv.Engine { return s.group.Engine() }
 
 // Close stops the listener, closes client connections and the store. Every
 // acknowledged commit is already durable, so nothing more needs flushing.
@@ -175,7 +207,9 @@ func (s *Server) Close() error {
 			s.prov.Close()
 		}
 		s.stopAdmin()
-		s.closeErr = s.kv.Close()
+		close(s.usersStop)
+		<-s.usersDone
+		s.closeErr = s.closeCluster()
 	})
 	return s.closeErr
 }

@@ -32,6 +32,7 @@ func startNodeIn(t testing.TB, dir string) (*server.Server, *sql.DB) {
 	cfg.MySQLAddr = "127.0.0.1:0"
 	cfg.DataDir = dir
 	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.Cluster.PeerAddr = "127.0.0.1:0"
 	srv, err := server.New(cfg)
 	require.NoError(t, err)
 	require.NoError(t, srv.Start())

@@ -1,0 +1,202 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/replication"
+)
+
+// groupID is the one Raft group a node serves today: all of its data.
+const groupID = 1
+
+// nodeID returns the configured ID, checked against the one stored in the
+// data directory, storing it (or a new random one) on first start: a
+// node's identity in the group must not change under its data.
+func (c *Config) nodeID() (string, error) {
+	stored, err := os.ReadFile(c.nodeIDPath())
+	switch {
+	case err == nil:
+		id := strings.TrimSpace(string(stored))
+		if c.Cluster.NodeID != "" && c.Cluster.NodeID != id {
+			return "", fmt.Errorf("server: --node-id %q differs from %q, the ID this data directory belongs to", c.Cluster.NodeID, id)
+		}
+		return id, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("server: node ID: %w", err)
+	}
+	id := c.Cluster.NodeID
+	if id == "" {
+		var b [6]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		id = "node-" + hex.EncodeToString(b[:])
+	}
+	tmp := c.nodeIDPath() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("server: node ID: %w", err)
+	}
+	if err := os.Rename(tmp, c.nodeIDPath()); err != nil {
+		return "", fmt.Errorf("server: node ID: %w", err)
+	}
+	return id, nil
+}
+
+func (c *Config) secret() ([]byte, error) {
+	if c.Cluster.Secret != "" {
+		return []byte(c.Cluster.Secret), nil
+	}
+	b := make([]byte, 32)
+	_, err := rand.Read(b)
+	return b, err
+}
+
+// hclogFor sends raft's and the peer port's log lines to the server's log.
+func hclogFor(l *slog.Logger, name string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:   name,
+		Output: slog.NewLogLogger(l.Handler(), slog.LevelInfo).Writer(),
+		Level:  hclog.Info,
+	})
+}
+
+// startCluster opens the peer port and the node's group over eng, then
+// bootstraps a new cluster of this node or joins an existing one when the
+// node has no Raft state yet.
+func (s *Server) startCluster(eng *kv.Engine, kopts kv.Options) error {
+	cc := s.cfg.Cluster
+	id, err := s.cfg.nodeID()
+	if err != nil {
+		eng.Close()
+		return err
+	}
+	secret, err := s.cfg.secret()
+	if err != nil {
+		eng.Close()
+		return err
+	}
+	node, err := replication.NewNode(replication.NodeConfig{
+		ID:       raft.ServerID(id),
+		PeerAddr: cc.PeerAddr,
+		Secret:   secret,
+		Dial:     cc.Dial,
+		Logger:   hclogFor(s.log, "peer"),
+	})
+	if err != nil {
+		eng.Close()
+		return fmt.Errorf("server: peer port: %w", err)
+	}
+	rc := replication.DefaultConfig(raft.ServerID(id), s.cfg.raftDir(), kopts)
+	rc.Timeout = cc.Timeout
+	rc.UnsafeStaleReads = cc.UnsafeStaleReads
+	rc.LogOutput = slog.NewLogLogger(s.log.Handler(), slog.LevelInfo).Writer()
+	if cc.TrailingLogs > 0 {
+		rc.TrailingLogs = cc.TrailingLogs
+	}
+	if cc.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cc.SnapshotThreshold
+	}
+	if cc.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cc.SnapshotInterval
+	}
+	if cc.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = cc.HeartbeatTimeout
+		rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, cc.HeartbeatTimeout)
+	}
+	if cc.ElectionTimeout > 0 {
+		rc.ElectionTimeout = cc.ElectionTimeout
+	}
+	g, err := node.NewGroup(groupID, rc, eng)
+	if err != nil {
+		node.Close()
+		return err
+	}
+	s.node, s.group = node, g
+	switch {
+	case g.HasState():
+		if cc.Join != "" {
+			s.log.Info("node has cluster state; ignoring --join", "join", cc.Join)
+		}
+	case cc.Join == "":
+		s.log.Info("bootstrapping a new cluster of this node", "node", id, "peer-addr", node.Addr())
+		if err := g.Bootstrap([]raft.Server{{ID: raft.ServerID(id), Address: raft.ServerAddress(node.Addr()), Suffrage: raft.Voter}}); err != nil {
+			return err
+		}
+	default:
+		s.log.Info("joining cluster", "via", cc.Join, "node", id, "voter", !cc.NonVoter)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := node.Join(ctx, groupID, cc.Join, raft.ServerID(id), node.Addr(), !cc.NonVoter)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("server: joining through %s: %w", cc.Join, err)
+		}
+	}
+	return nil
+}
+
+// catchUp waits until this node has every commit of the cluster, so that
+// what it loads at start (users and grants) is current. A node that cannot
+// reach a quorum starts anyway, on what it has.
+func (s *Server) catchUp(wait time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for {
+		err := s.group.ReadBarrier(ctx)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			s.log.Warn("starting without catching up with the cluster", "err", err)
+			return
+		}
+	}
+}
+
+// reloadUsers runs on its own goroutine: the hook that triggers it runs on
+// the apply path, and loading takes the users table's lock, which a local
+// CREATE USER holds while its commit waits for that same apply path.
+func (s *Server) reloadUsers() {
+	defer close(s.usersDone)
+	for {
+		select {
+		case <-s.usersDirty:
+		case <-s.usersStop:
+			return
+		}
+		data, err := s.prov.MySQLDbData()
+		if err == nil && data != nil {
+			db := s.engine.Analyzer.Catalog.MySQLDb
+			ed := db.Editor()
+			err = db.OverwriteUsersAndGrantData(s.newContext(context.Background()), ed, data)
+			ed.Close()
+		}
+		if err != nil {
+			s.log.Error("reloading users and grants changed by another node", "err", err)
+		}
+	}
+}
+
+func (s *Server) usersChanged() {
+	select {
+	case s.usersDirty <- struct{}{}:
+	default:
+	}
+}
+
+// Group exposes the node's replication group (tests and tools).
+func (s *Server) Group() *replication.Group { return s.group }
+
+// PeerAddr is the address other nodes reach this one at.
+func (s *Server) PeerAddr() string { return s.node.Addr() }
