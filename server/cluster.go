@@ -126,6 +126,9 @@ func (s *Server) startCluster(eng *kv.Engine, kopts kv.Options) error {
 	s.node, s.group = node, g
 	switch {
 	case g.HasState():
+		if n := len(g.Status().Members); cc.Secret == "" && n > 1 {
+			return fmt.Errorf("%w: this node belongs to a cluster of %d", ErrNoClusterSecret, n)
+		}
 		if cc.Join != "" {
 			s.log.Info("node has cluster state; ignoring --join", "join", cc.Join)
 		}

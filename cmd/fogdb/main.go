@@ -32,6 +32,12 @@ func run(args []string) int {
 	fs.DurationVar(&cfg.SQL.IdleTxnTimeout, "idle-txn-timeout", cfg.SQL.IdleTxnTimeout, "roll back transactions idle this long (0: never)")
 	fs.Int64Var(&cfg.SQL.MaxTxnBytes, "max-txn-bytes", cfg.SQL.MaxTxnBytes, "largest transaction, in bytes of keys and values")
 	lockWait := fs.Int("lock-wait-timeout", int(cfg.SQL.DefaultLockWaitTimeout/time.Second), "default innodb_lock_wait_timeout, seconds")
+	fs.StringVar(&cfg.Cluster.NodeID, "node-id", "", "this node's ID in the cluster (default: the one stored in --data-dir, or a new random one on first start)")
+	fs.StringVar(&cfg.Cluster.PeerAddr, "peer-addr", cfg.Cluster.PeerAddr, "address for other nodes (Raft and forwarding); they dial it as given, so name a host")
+	fs.StringVar(&cfg.Cluster.Join, "join", "", "peer address of any member: join that cluster on first start instead of bootstrapping one (ignored once the node has state)")
+	fs.BoolVar(&cfg.Cluster.NonVoter, "non-voter", false, "join as a non-voting replica")
+	fs.StringVar(&cfg.Cluster.Secret, "cluster-secret", os.Getenv("FOGDB_CLUSTER_SECRET"), "secret shared by every node of the cluster (default $FOGDB_CLUSTER_SECRET); required with --join or a non-loopback --peer-addr")
+	fs.DurationVar(&cfg.Cluster.Timeout, "cluster-timeout", cfg.Cluster.Timeout, "longest wait for the cluster on a client's behalf before a write fails as unavailable (1047) or outcome unknown (1180)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
