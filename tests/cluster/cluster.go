@@ -1,0 +1,257 @@
+// Package cluster starts in-process fogdb clusters on loopback for tests:
+// N server.Server nodes whose peer traffic crosses a faultnet.Network, with
+// helpers to find the leader, stop, restart and compare nodes.
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql" // the MySQL driver clients use
+	"github.com/stretchr/testify/require"
+
+	"github.com/fogdb/fogdb/server"
+	"github.com/fogdb/fogdb/tests/faultnet"
+)
+
+// Patience bounds every wait for something expected to happen.
+const Patience = 60 * time.Second
+
+// Secret is the cluster secret of test clusters.
+const Secret = "test-cluster-secret-0123456789abcdef"
+
+// Cluster is a set of in-process nodes.
+type Cluster struct {
+	T     testing.TB
+	Net   *faultnet.Network
+	Nodes []*Node
+	// Tweak adjusts each node's configuration before every start.
+	Tweak func(i int, cfg *server.Config)
+}
+
+// Node is one member. Its addresses stay the same across restarts, since
+// the group's configuration records the peer address.
+type Node struct {
+	Name      string
+	Dir       string
+	PeerAddr  string
+	MySQLAddr string
+	Srv       *server.Server // nil while stopped
+}
+
+// freeAddr picks a loopback port that is free now.
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Start starts an n-node cluster: node 0 bootstraps, the others join it.
+func Start(t testing.TB, n int, tweak func(i int, cfg *server.Config)) *Cluster {
+	t.Helper()
+	c := &Cluster{T: t, Net: faultnet.New(), Tweak: tweak}
+	for i := 0; i < n; i++ {
+		nd := &Node{Name: fmt.Sprintf("n%d", i+1), Dir: t.TempDir(), PeerAddr: freeAddr(t), MySQLAddr: freeAddr(t)}
+		c.Net.Name(nd.PeerAddr, nd.Name)
+		c.Nodes = append(c.Nodes, nd)
+	}
+	t.Cleanup(func() {
+		for _, nd := range c.Nodes {
+			if nd.Srv != nil {
+				nd.Srv.Close()
+			}
+		}
+	})
+	for i := range c.Nodes {
+		c.StartNode(i)
+	}
+	for i := range c.Nodes {
+		c.WaitMember(i)
+	}
+	return c
+}
+
+// Config is node i's configuration.
+func (c *Cluster) Config(i int) server.Config {
+	nd := c.Nodes[i]
+	cfg := server.DefaultConfig()
+	cfg.DataDir = nd.Dir
+	cfg.MySQLAddr = nd.MySQLAddr
+	cfg.AdminAddr = ""
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Cluster.NodeID = nd.Name
+	cfg.Cluster.PeerAddr = nd.PeerAddr
+	cfg.Cluster.Secret = Secret
+	cfg.Cluster.Dial = c.Net.Dialer(nd.Name)
+	cfg.Cluster.HeartbeatTimeout = 300 * time.Millisecond
+	cfg.Cluster.ElectionTimeout = 300 * time.Millisecond
+	if i > 0 {
+		cfg.Cluster.Join = c.Nodes[0].PeerAddr
+	}
+	if c.Tweak != nil {
+		c.Tweak(i, &cfg)
+	}
+	return cfg
+}
+
+// StartNode starts (or restarts) node i.
+func (c *Cluster) StartNode(i int) {
+	c.T.Helper()
+	nd := c.Nodes[i]
+	require.Nil(c.T, nd.Srv, "node %s is running", nd.Name)
+	srv, err := server.New(c.Config(i))
+	require.NoError(c.T, err, "starting %s", nd.Name)
+	require.NoError(c.T, srv.Start())
+	nd.Srv = srv
+}
+
+// StopNode shuts node i down cleanly.
+func (c *Cluster) StopNode(i int) {
+	c.T.Helper()
+	nd := c.Nodes[i]
+	require.NotNil(c.T, nd.Srv)
+	require.NoError(c.T, nd.Srv.Close())
+	nd.Srv = nil
+}
+
+// WaitMember waits until node i knows a leader and has caught up with it.
+func (c *Cluster) WaitMember(i int) {
+	c.T.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
+	defer cancel()
+	for {
+		g := c.Nodes[i].Srv.Group()
+		bctx, bcancel := context.WithTimeout(ctx, 5*time.Second)
+		err := g.ReadBarrier(bctx)
+		bcancel()
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			c.T.Fatalf("node %s never caught up: %v", c.Nodes[i].Name, err)
+		}
+	}
+}
+
+// Leader waits for a node that leads and returns its index.
+func (c *Cluster) Leader() int {
+	c.T.Helper()
+	deadline := time.Now().Add(Patience)
+	for time.Now().Before(deadline) {
+		for i, nd := range c.Nodes {
+			if nd.Srv != nil && nd.Srv.Group().IsLeader() {
+				return i
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.T.Fatal("no leader elected")
+	return -1
+}
+
+// Follower returns the index of a running node that does not lead.
+func (c *Cluster) Follower() int {
+	c.T.Helper()
+	l := c.Leader()
+	for i, nd := range c.Nodes {
+		if i != l && nd.Srv != nil {
+			return i
+		}
+	}
+	c.T.Fatal("no running follower")
+	return -1
+}
+
+// DSN is a client's data source name for node i and database db.
+func (c *Cluster) DSN(i int, db string) string {
+	return fmt.Sprintf("root@tcp(%s)/%s?parseTime=true&multiStatements=true&timeout=10s", c.Nodes[i].MySQLAddr, db)
+}
+
+// DB opens a pool to node i.
+func (c *Cluster) DB(i int, db string) *sql.DB {
+	c.T.Helper()
+	pool, err := sql.Open("mysql", c.DSN(i, db))
+	require.NoError(c.T, err)
+	c.T.Cleanup(func() { pool.Close() })
+	return pool
+}
+
+// Exec runs statements on node i, failing the test on error.
+func (c *Cluster) Exec(i int, stmts ...string) {
+	c.T.Helper()
+	db := c.DB(i, "")
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
+	defer cancel()
+	for _, s := range stmts {
+		_, err := db.ExecContext(ctx, s)
+		require.NoError(c.T, err, s)
+	}
+}
+
+// Checksum is a digest of every row of every user table node i holds,
+// read locally after catching up.
+func (c *Cluster) Checksum(i int) string {
+	c.T.Helper()
+	c.WaitMember(i)
+	db := c.DB(i, "")
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
+	defer cancel()
+	h := sha256.New()
+	var tables []string
+	rows, err := db.QueryContext(ctx, "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')")
+	require.NoError(c.T, err)
+	for rows.Next() {
+		var s, n string
+		require.NoError(c.T, rows.Scan(&s, &n))
+		tables = append(tables, "`"+s+"`.`"+n+"`")
+	}
+	require.NoError(c.T, rows.Err())
+	rows.Close()
+	sort.Strings(tables)
+	for _, t := range tables {
+		fmt.Fprintln(h, t)
+		rows, err := db.QueryContext(ctx, "SELECT * FROM "+t)
+		require.NoError(c.T, err, t)
+		cols, err := rows.Columns()
+		require.NoError(c.T, err)
+		var lines []string
+		for rows.Next() {
+			vals := make([]sql.RawBytes, len(cols))
+			ptrs := make([]any, len(cols))
+			for j := range vals {
+				ptrs[j] = &vals[j]
+			}
+			require.NoError(c.T, rows.Scan(ptrs...))
+			var b strings.Builder
+			for _, v := range vals {
+				if v == nil {
+					b.WriteString("\\N")
+				} else {
+					b.WriteString(hex.EncodeToString(v))
+				}
+				b.WriteByte(',')
+			}
+			lines = append(lines, b.String())
+		}
+		require.NoError(c.T, rows.Err())
+		rows.Close()
+		sort.Strings(lines)
+		for _, l := range lines {
+			fmt.Fprintln(h, l)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func sqlOpen(dsn string) (*sql.DB, error) { return sql.Open("mysql", dsn) }
