@@ -21,6 +21,7 @@
 #                        save its CPU profile to BENCH_PPROF_OUT
 #                        (default ./fogdb-read_write.cpu.pprof)
 #   BENCH_KEEP=1         keep the work directory (logs, raw sysbench output)
+#   BENCH_FOGDB=PATH     measure this fogdb binary instead of building one
 #
 # Needs root to install sysbench and mariadb-server when they are missing.
 set -euo pipefail
@@ -61,26 +62,15 @@ die() {
 
 WORK=""
 FOG_PID=""
-MARIA_PID=""
 PROF_PID=""
-SB_PID=""
 
-# stop_pid PID NAME: SIGTERM, wait up to 30 s, then SIGKILL.
-stop_pid() {
-	local pid=$1 name=$2 i
-	[[ -n $pid ]] || return 0
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 300; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "$name (pid $pid) ignored SIGTERM; killing it"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
+# port_in_use, spare_port, mysql_at and wait_tcp.
+# shellcheck source=../lib/servers.sh
+source "$REPO/tests/lib/servers.sh"
+# stop_pid, install_tools, start_fogdb, start_mariadb, prepare_table,
+# run_one, count_rows, check_rows (and SB_PID, MARIA_PID).
+# shellcheck source=lib.sh
+source "$REPO/tests/bench/lib.sh"
 
 cleanup() {
 	local rc=$?
@@ -102,211 +92,15 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ---------------------------------------------------------------- tools
-
-find_mariadbd() {
-	local c
-	for c in mariadbd /usr/sbin/mariadbd mysqld /usr/sbin/mysqld; do
-		if command -v "$c" >/dev/null 2>&1; then
-			command -v "$c"
-			return 0
-		fi
-	done
-	return 1
-}
-
-install_tools() {
-	local missing=()
-	command -v sysbench >/dev/null 2>&1 || missing+=(sysbench)
-	if ! find_mariadbd >/dev/null || ! command -v mariadb-install-db >/dev/null 2>&1; then
-		missing+=(mariadb-server)
-	fi
-	command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
-	((${#missing[@]} == 0)) && return 0
-
-	[[ $(id -u) == 0 ]] || die "need ${missing[*]}: run as root, or install them first"
-	log "installing ${missing[*]}"
-	# Keep Debian's maintainer scripts from starting their own mariadb
-	# service: invoke-rc.d and deb-systemd-invoke honour policy-rc.d.
-	local policy=/usr/sbin/policy-rc.d made_policy=0
-	if [[ ! -e $policy ]]; then
-		printf '#!/bin/sh\nexit 101\n' >"$policy"
-		chmod 755 "$policy"
-		made_policy=1
-	fi
-	local rc=0
-	{
-		apt-get update -qq &&
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-	} >&2 || rc=$?
-	if ((made_policy)); then
-		rm -f "$policy"
-	fi
-	((rc == 0)) || die "apt-get install ${missing[*]} (exit $rc)"
-	# If a service manager started Debian's instance anyway, stop it: it
-	# would compete with the benchmark for the CPU.
-	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mariadb 2>/dev/null; then
-		systemctl stop mariadb || true
-	fi
-}
-
-# ---------------------------------------------------------------- ports
-
-# port_in_use, spare_port, MYSQL_CLIENT and wait_tcp.
-# shellcheck source=../lib/servers.sh
-source "$REPO/tests/lib/servers.sh"
-
-# start_fogdb BINARY PORT DATADIR LOG [ARGS...]: sets STARTED_PID.
-start_fogdb() {
-	local bin=$1 port=$2 dir=$3 logf=$4
-	shift 4
-	rm -rf "$dir"
-	"$bin" --mysql-addr "127.0.0.1:$port" --data-dir "$dir" --admin-addr 127.0.0.1:0 "$@" >"$logf" 2>&1 &
-	STARTED_PID=$!
-	wait_tcp "$(basename "$bin")" "$STARTED_PID" "$port" "$logf"
-	# The port was free a moment ago; make sure it is this process that bound it.
-	grep -Eq "fogdb serving MySQL.* addr=127\.0\.0\.1:$port( |\$)" "$logf" ||
-		die "something else answers on 127.0.0.1:$port (see $logf)"
-	"${MYSQL_CLIENT[@]}" -P"$port" -e 'CREATE DATABASE IF NOT EXISTS sbtest' ||
-		die "CREATE DATABASE sbtest on $(basename "$bin")"
-}
-
-start_mariadb() {
-	local mariadbd dir=$WORK/mariadb-data sock=$WORK/mariadb.sock
-	mariadbd=$(find_mariadbd) || die "mariadbd not found"
-	mkdir -p "$dir" "$WORK/mariadb-tmp"
-	mariadb-install-db --no-defaults --datadir="$dir" --user=root \
-		--auth-root-authentication-method=socket --skip-test-db \
-		>"$WORK/mariadb-install.log" 2>&1 ||
-		{
-			tail -n 30 "$WORK/mariadb-install.log" >&2
-			die "mariadb-install-db"
-		}
-	# Stock durable settings: innodb_flush_log_at_trx_commit=1 (the default)
-	# is spelled out; no binary log.
-	"$mariadbd" --no-defaults --user=root --datadir="$dir" \
-		--socket="$sock" --port="$MARIA_PORT" --bind-address=127.0.0.1 \
-		--pid-file="$WORK/mariadb.pid" --log-error="$WORK/mariadb.log" \
-		--tmpdir="$WORK/mariadb-tmp" --skip-name-resolve \
-		--innodb-flush-log-at-trx-commit=1 --max-connections=200 \
-		>"$WORK/mariadb.out" 2>&1 &
-	MARIA_PID=$!
-	local i
-	for ((i = 0; i < 600; i++)); do
-		kill -0 "$MARIA_PID" 2>/dev/null || {
-			tail -n 30 "$WORK/mariadb.log" "$WORK/mariadb.out" >&2 || true
-			die "mariadbd exited during startup"
-		}
-		[[ -S $sock ]] && mariadb --no-defaults --socket="$sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break
-		sleep 0.1
-	done
-	# root over TCP from loopback with no password, like fogdb's root.
-	mariadb --no-defaults --socket="$sock" -uroot -e "
-		CREATE USER 'root'@'127.0.0.1';
-		GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
-		CREATE DATABASE sbtest;" ||
-		die "creating MariaDB user and database"
-	wait_tcp mariadbd "$MARIA_PID" "$MARIA_PORT" "$WORK/mariadb.log"
-	# With the socket answering as our root, check TCP reaches the same server.
-	local sockport
-	sockport=$("${MYSQL_CLIENT[@]}" -P"$MARIA_PORT" -N -e 'SELECT @@port') ||
-		die "MariaDB over TCP"
-	[[ $sockport == "$MARIA_PORT" ]] || die "something else answers on 127.0.0.1:$MARIA_PORT"
-}
-
-# ---------------------------------------------------------------- sysbench
-
-sb_common() {
-	local port=$1
-	printf '%s\n' --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$port" \
-		--mysql-user=root --mysql-password= --mysql-db=sbtest \
-		--tables=1 --table-size="$BENCH_TABLE_SIZE" --db-ps-mode=auto
-}
-
-# sb NAME PORT LOG OUTFILE WORKLOAD COMMAND [ARGS...]: runs sysbench, fails
-# loudly (with the server's log tail) if it errors.
-sb() {
-	local name=$1 port=$2 logf=$3 out=$4 workload=$5 cmd=$6
-	shift 6
-	local common
-	mapfile -t common < <(sb_common "$port")
-	local rc=0
-	# In the background, so a signal to this script is handled at once.
-	sysbench "$workload" "${common[@]}" "$@" "$cmd" >"$out" 2>&1 &
-	SB_PID=$!
-	wait "$SB_PID" || rc=$?
-	SB_PID=""
-	if ((rc != 0)) || grep -q 'FATAL' "$out"; then
-		{
-			echo "---- sysbench $workload $cmd against $name (exit $rc): $out"
-			grep -n -E 'FATAL|error|Error' "$out" | head -n 20 || true
-			echo "---- last lines of sysbench output"
-			tail -n 25 "$out"
-			echo "---- last lines of $name's log ($logf)"
-			tail -n 40 "$logf" || true
-		} >&2
-		die "sysbench $workload $cmd against $name"
-	fi
-}
-
-prepare_table() {
-	local name=$1 port=$2 logf=$3 workload=$4 tag=$5
-	sb "$name" "$port" "$logf" "$WORK/runs/$name-$tag-cleanup.txt" "$workload" cleanup
-	sb "$name" "$port" "$logf" "$WORK/runs/$name-$tag-prepare.txt" "$workload" prepare
-}
-
-# run_one NAME PORT LOG WORKLOAD THREADS: sets RES_TPS, RES_P50 (ms) and
-# RES_IGN (errors sysbench ignored: deadlocks, lock wait timeouts).
-run_one() {
-	local name=$1 port=$2 logf=$3 workload=$4 threads=$5
-	local out=$WORK/runs/$name-$workload-t$threads.txt
-	sb "$name" "$port" "$logf" "$out" "$workload" run \
-		--threads="$threads" --time="$BENCH_TIME" --events=0 --percentile=50 \
-		--report-interval=0
-	RES_TPS=$(awk '/^ *transactions:/ { gsub(/\(/, "", $3); print $3 }' "$out")
-	RES_P50=$(awk '/50th percentile:/ { print $3 }' "$out")
-	RES_IGN=$(awk '/^ *ignored errors:/ { print $3 }' "$out")
-	RES_IGN=${RES_IGN:-0}
-	RES_EVENTS=$(awk '/total number of events:/ { print $5 }' "$out")
-	[[ -n $RES_TPS && -n $RES_P50 && -n $RES_EVENTS ]] || {
-		tail -n 30 "$out" >&2
-		die "cannot parse sysbench output $out"
-	}
-}
-
-# check_rows NAME PORT LOG WORKLOAD: after a run that writes, the table must
-# hold what sysbench's committed transactions left: read_write deletes and
-# re-inserts the same ids, insert adds one row per transaction.
-check_rows() {
-	local name=$1 port=$2 logf=$3 workload=$4 want got
-	case $workload in
-	oltp_read_write) want=$ROWS_BEFORE ;;
-	oltp_insert) want=$((ROWS_BEFORE + RES_EVENTS)) ;;
-	*) return 0 ;;
-	esac
-	got=$("${MYSQL_CLIENT[@]}" -P"$port" -N sbtest -e 'SELECT COUNT(*) FROM sbtest1') ||
-		die "counting sbtest1 rows on $name"
-	if [[ $got != "$want" ]]; then
-		tail -n 20 "$logf" >&2 || true
-		die "$name: sbtest1 has $got rows after $workload, expected $want"
-	fi
-}
-
-count_rows() {
-	ROWS_BEFORE=$("${MYSQL_CLIENT[@]}" -P"$1" -N sbtest -e 'SELECT COUNT(*) FROM sbtest1') ||
-		die "counting sbtest1 rows"
-}
-
 # ---------------------------------------------------------------- main
 
+# shellcheck disable=SC2119 # no tools beyond the usual ones
 install_tools
-command -v go >/dev/null 2>&1 || die "go not found"
 
 WORK=$(mktemp -d /tmp/fogdb-bench.XXXXXX)
 mkdir -p "$WORK/runs"
 
-log "building fogdb from $REPO"
-(cd "$REPO" && go build -o "$WORK/fogdb" ./cmd/fogdb) || die "go build ./cmd/fogdb"
+build_fogdb
 if [[ $BENCH_PPROF == 1 ]]; then
 	(cd "$REPO" && go build -o "$WORK/fogdbprof" ./tests/bench/fogdbprof) ||
 		die "go build ./tests/bench/fogdbprof"
@@ -318,18 +112,17 @@ FOG_LOG=$WORK/fogdb.log
 MARIA_LOG=$WORK/mariadb.log
 
 log "starting fogdb on 127.0.0.1:$FOG_PORT"
-start_fogdb "$WORK/fogdb" "$FOG_PORT" "$WORK/fogdb-data" "$FOG_LOG"
+# The peer port (Raft), like the admin API, on a port the kernel picks, so
+# that runs side by side do not collide on fogdb's default 127.0.0.1:7071.
+start_fogdb "$WORK/fogdb" "$FOG_PORT" "$WORK/fogdb-data" "$FOG_LOG" --peer-addr 127.0.0.1:0
 FOG_PID=$STARTED_PID
+create_sbtest "$FOG_PORT" fogdb
 log "starting MariaDB on 127.0.0.1:$MARIA_PORT"
 start_mariadb
 
 SYSBENCH_VERSION=$(sysbench --version | awk '{ print $2 }')
 LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
-MARIA_VERSION=$("${MYSQL_CLIENT[@]}" -P"$MARIA_PORT" -N -e 'SELECT VERSION()')
-FOG_COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git -C "$REPO" status --porcelain -- cmd server sqlfront kv 2>/dev/null) ]]; then
-	FOG_COMMIT="$FOG_COMMIT+local changes"
-fi
+MARIA_VERSION=$(mysql_at "$MARIA_PORT" -N -e 'SELECT VERSION()')
 
 log "preparing sbtest1 ($BENCH_TABLE_SIZE rows) on both"
 prepare_table fogdb "$FOG_PORT" "$FOG_LOG" oltp_read_write initial
@@ -415,6 +208,7 @@ if [[ $BENCH_PPROF == 1 ]]; then
 	start_fogdb "$WORK/fogdbprof" "$PROF_PORT" "$WORK/fogdbprof-data" "$PROF_LOG" \
 		--cpuprofile "$WORK/read_write.cpu.pprof"
 	PROF_PID=$STARTED_PID
+	create_sbtest "$PROF_PORT" fogdbprof
 	prepare_table fogdbprof "$PROF_PORT" "$PROF_LOG" oltp_read_write profile
 	kill -USR1 "$PROF_PID"
 	run_one fogdbprof "$PROF_PORT" "$PROF_LOG" oltp_read_write "$pt"
