@@ -16,6 +16,10 @@ import (
 // maxProposalBatches caps how many commits share one log entry.
 const maxProposalBatches = 1024
 
+// peakDecay shrinks the remembered peak entry size at each entry, so a load
+// that drops stops waiting for commits that no longer come.
+const peakDecay = 0.9
+
 type proposal struct {
 	b   *kv.Batch
 	res chan proposalResult // buffered: the proposer never blocks on it
@@ -60,6 +64,9 @@ func (s *countingLogStore) DeleteRange(min, max uint64) error {
 // state-file fsync on every replica.
 func (g *Group) runProposer() {
 	defer g.bg.Done()
+	// peak estimates how many commits arrive together under the current
+	// load: the largest recent entry, decaying as entries get smaller.
+	var peak float64
 	for {
 		var first *proposal
 		select {
@@ -83,6 +90,8 @@ func (g *Group) runProposer() {
 				break drain
 			}
 		}
+		ps = g.linger(ps, int(peak))
+		peak = max(peak*peakDecay, float64(len(ps)))
 		batches := make([]*kv.Batch, len(ps))
 		for i, p := range ps {
 			batches[i] = p.b
@@ -103,6 +112,30 @@ func (g *Group) runProposer() {
 		g.stats.entries.Add(1)
 		go g.finish(fut, ps)
 	}
+}
+
+// linger lets an entry that already holds several commits wait, at most
+// CommitLinger, until it holds as many as the recent peak. Under load, the
+// clients whose commits were in the last entry come back a little apart,
+// and without waiting they split into cohorts that alternate, each paying
+// its own fsyncs. A lone commit never waits.
+func (g *Group) linger(ps []*proposal, peak int) []*proposal {
+	if g.cfg.CommitLinger <= 0 || len(ps) < 2 || len(ps) >= peak {
+		return ps
+	}
+	t := time.NewTimer(g.cfg.CommitLinger)
+	defer t.Stop()
+	for len(ps) < peak {
+		select {
+		case p := <-g.propCh:
+			ps = append(ps, p)
+		case <-t.C:
+			return ps
+		case <-g.stop:
+			return ps
+		}
+	}
+	return ps
 }
 
 // finish hands each commit of an entry its outcome.

@@ -59,6 +59,9 @@ type Config struct {
 	// once; commits arriving meanwhile share the next entry, and so its
 	// fsyncs.
 	MaxInflight int
+	// CommitLinger is the longest a commit entry waits for the commits
+	// that usually arrive with it under load (see linger); 0 never waits.
+	CommitLinger time.Duration
 
 	// UnsafeStaleReads makes ReadBarrier return at once, so a follower
 	// serves whatever it has applied. It breaks linearizability and exists
@@ -89,7 +92,8 @@ func DefaultConfig(id raft.ServerID, dir string, engineOpts kv.Options) Config {
 		CommitTimeout:      rc.CommitTimeout,
 		ApplyTimeout:       10 * time.Second,
 		Timeout:            5 * time.Second,
-		MaxInflight:        2,
+		MaxInflight:        1,
+		CommitLinger:       4 * time.Millisecond,
 		LogLevel:           "INFO",
 	}
 }
@@ -119,6 +123,8 @@ func (c Config) Validate() error {
 		return bad("Timeout must be positive")
 	case c.MaxInflight < 1:
 		return bad("MaxInflight %d is below 1", c.MaxInflight)
+	case c.CommitLinger < 0:
+		return bad("CommitLinger is negative")
 	}
 	if err := c.EngineOptions.Validate(); err != nil {
 		return bad("EngineOptions: %v", err)

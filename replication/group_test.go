@@ -80,9 +80,11 @@ func (c *testCluster) start(i int) {
 	require.NoError(c.t, err)
 	cfg := DefaultConfig(nd.id, filepath.Join(nd.dir, "raft"), opts)
 	cfg.Transport = nd.trans
-	cfg.HeartbeatTimeout = 100 * time.Millisecond
-	cfg.ElectionTimeout = 100 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 50 * time.Millisecond
+	// Fast enough for short tests, slow enough that a loaded machine (the
+	// race detector, other test binaries) does not depose leaders at random.
+	cfg.HeartbeatTimeout = 300 * time.Millisecond
+	cfg.ElectionTimeout = 300 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 150 * time.Millisecond
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.LogOutput = io.Discard
 	if c.tweak != nil {
