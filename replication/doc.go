@@ -11,9 +11,11 @@
 // the leader with a commit timestamp; every replica applies an entry the same
 // way, so a failed precondition is decided alike everywhere.
 //
-// A Group wires raft with raft-boltdb for the log and stable store and a file
-// snapshot store, and offers Propose for the leader, Barrier, leadership
-// queries and Shutdown. Forwarding writes to the leader, sharing one port
-// between groups, membership changes and read barriers on followers belong
-// here too but are built on top of this.
+// A Node is one process's port towards the others (replication/mux) and its
+// groups. A Group wires raft with raft-boltdb for the log and stable store
+// and a file snapshot store, and offers, on any member: Commit (group commit
+// at the leader, forwarded from followers), ReadBarrier (linearizable reads),
+// row locks held at the leader (Lock, ReleaseAll), Call for requests of the
+// packages above that must run at the leader, membership (Node.Join,
+// Remove) and Status.
 package replication
