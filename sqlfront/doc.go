@@ -11,8 +11,8 @@
 // Transactions (session.go, table.go, editor.go, commit.go): a plain read
 // sees a snapshot taken at the transaction's first read; writes, and reads
 // for UPDATE, DELETE, INSERT ... SELECT and SELECT ... FOR UPDATE / FOR
-// SHARE, lock rows in the provider's lock table and read the newest
-// committed version (lockmode.go explains how a locking read is detected).
+// SHARE, lock rows through the provider's Store (store.go: at the leader of
+// a replication group) and read the newest committed version (lockmode.go explains how a locking read is detected).
 // Writes are buffered in the session and commit as one kv batch whose
 // preconditions are the versions read under lock, the unique keys claimed
 // and the definitions of the tables written. DDL takes a table metadata lock
