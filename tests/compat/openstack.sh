@@ -161,7 +161,7 @@ create_databases() {
 start_fogdb() {
 	local logf=$WORK/fogdb.log
 	# shellcheck disable=SC2086 # OS_FOGDB_ARGS is a list of flags
-	"$WORK/bin/fogdb" --mysql-addr "127.0.0.1:$FOG_PORT" --data-dir "$WORK/fogdb-data" --admin-addr 127.0.0.1:0 \
+	"$WORK/bin/fogdb" --mysql-addr "127.0.0.1:$FOG_PORT" --data-dir "$WORK/fogdb-data" --admin-addr 127.0.0.1:0 --peer-addr 127.0.0.1:0 \
 		$OS_FOGDB_ARGS >"$logf" 2>&1 &
 	FOG_PID=$!
 	wait_tcp fogdb "$FOG_PID" "$FOG_PORT" "$logf"
