@@ -58,6 +58,7 @@ const (
 	errCodeLockAborted    = 7
 	errCodeRejected       = 8
 	errCodeNoMethod       = 9
+	errCodeNoSuchMember   = 10
 )
 
 // errNotSent marks a failure before any byte of the request left this node:
@@ -96,6 +97,8 @@ func encodeError(err error) []byte {
 		code = errCodeRejected
 	case errors.Is(err, errNoMethod):
 		code = errCodeNoMethod
+	case errors.Is(err, ErrNoSuchMember):
+		code = errCodeNoSuchMember
 	}
 	return appendBytes([]byte{code}, []byte(err.Error()))
 }
@@ -132,6 +135,8 @@ func decodeError(b []byte) error {
 		return fmt.Errorf("%w: %v", ErrRejected, remote)
 	case errCodeNoMethod:
 		return fmt.Errorf("%w: %v", errNoMethod, remote)
+	case errCodeNoSuchMember:
+		return fmt.Errorf("%w: %v", ErrNoSuchMember, remote)
 	}
 	return remote
 }

@@ -1,0 +1,77 @@
+package replication
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/kv/lock"
+)
+
+// The errors a caller acts on cross the wire as themselves.
+func TestErrorsSurviveTheWire(t *testing.T) {
+	for _, sentinel := range []error{
+		ErrUnavailable, ErrOutcomeUnknown, ErrRejected, ErrNoSuchMember, errNoMethod,
+		lock.ErrTimeout, lock.ErrDeadlock, lock.ErrAborted,
+	} {
+		got := decodeError(encodeError(fmt.Errorf("context: %w", sentinel)))
+		require.ErrorIs(t, got, sentinel)
+	}
+	nl := decodeError(encodeError(&NotLeaderError{LeaderAddr: "127.0.0.1:9", LeaderID: "n2"}))
+	var target *NotLeaderError
+	require.ErrorAs(t, nl, &target)
+	require.Equal(t, &NotLeaderError{LeaderAddr: "127.0.0.1:9", LeaderID: "n2"}, target)
+
+	other := decodeError(encodeError(errors.New("disk on fire")))
+	var re *RemoteError
+	require.ErrorAs(t, other, &re)
+	require.Equal(t, "disk on fire", re.Msg)
+	require.False(t, isTransportErr(other), "an answer is not a broken exchange")
+
+	require.Error(t, decodeError([]byte{errCodeNotLeader, 5}), "truncated frames are refused")
+}
+
+func TestCommitResponseRoundTrip(t *testing.T) {
+	b, err := encodeCommitResponse(42, nil)
+	require.NoError(t, err)
+	idx, err := decodeCommitResponse(b)
+	require.NoError(t, err)
+	require.Equal(t, uint64(42), idx)
+
+	b, err = encodeCommitResponse(0, &kv.ConflictError{Index: 3, Key: []byte("k")})
+	require.NoError(t, err)
+	_, err = decodeCommitResponse(b)
+	var ce *kv.ConflictError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, &kv.ConflictError{Index: 3, Key: []byte("k")}, ce)
+
+	_, err = encodeCommitResponse(0, ErrOutcomeUnknown)
+	require.ErrorIs(t, err, ErrOutcomeUnknown, "only conflicts are answers")
+
+	batch := &kv.Batch{
+		Mutations:     []kv.Mutation{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte("b"), Delete: true}},
+		Preconditions: []kv.Precondition{{Key: []byte("a"), Exists: true, Version: 7}},
+	}
+	got, err := decodeBatch(encodeBatch(batch))
+	require.NoError(t, err)
+	require.Equal(t, batch, got)
+}
+
+func TestFrames(t *testing.T) {
+	var buf bytes.Buffer
+	require.NoError(t, writeFrame(&buf, []byte("ab"), []byte("cd")))
+	got, err := readFrame(&buf)
+	require.NoError(t, err)
+	require.Equal(t, []byte("abcd"), got)
+
+	// A length beyond the limit is refused before anything is allocated.
+	_, err = readFrame(bytes.NewReader([]byte{0xff, 0xff, 0xff, 0xff}))
+	require.Error(t, err)
+	// A truncated frame is an error, not a short read.
+	_, err = readFrame(bytes.NewReader([]byte{0, 0, 0, 9, 'x'}))
+	require.Error(t, err)
+}
