@@ -1,0 +1,218 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/stretchr/testify/require"
+)
+
+// MySQL error numbers a client of a cluster meets.
+const (
+	erUnavailable    = 1047 // no quorum reachable: nothing was written
+	erOutcomeUnknown = 1180 // a commit proposed but not confirmed
+	erDeadlock       = 1213 // a lock lost (or a deadlock): nothing was written
+)
+
+// errNo is the MySQL error number of err, 0 when err is not a MySQL error.
+func errNo(err error) uint16 {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number
+	}
+	return 0
+}
+
+// requireErrNo checks that err is a MySQL error with one of the numbers.
+func requireErrNo(t testing.TB, err error, nums []uint16, msgAndArgs ...any) uint16 {
+	t.Helper()
+	require.Error(t, err, msgAndArgs...)
+	n := errNo(err)
+	require.Contains(t, nums, n, "error %v: %s", err, fmt.Sprint(msgAndArgs...))
+	return n
+}
+
+// term is node i's current Raft term.
+func term(c *Cluster, i int) uint64 { return c.Nodes[i].Srv.Group().Raft().CurrentTerm() }
+
+// waitNewLeader waits until a running node other than old leads in a term
+// above oldTerm, and returns it.
+func waitNewLeader(t testing.TB, c *Cluster, old int, oldTerm uint64) int {
+	t.Helper()
+	deadline := time.Now().Add(Patience)
+	for time.Now().Before(deadline) {
+		for i, nd := range c.Nodes {
+			if i == old || nd.Srv == nil {
+				continue
+			}
+			if tm, ok := nd.Srv.Group().LeaderTerm(); ok && tm > oldTerm {
+				return i
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no node but %s took over within %v", c.Nodes[old].Name, Patience)
+	return -1
+}
+
+// dedicatedConn is one client session on node i, closed at the end of the
+// test, so its transaction state is its own.
+func dedicatedConn(t testing.TB, c *Cluster, i int, db string) *sql.Conn {
+	t.Helper()
+	pool := c.DB(i, db)
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
+	defer cancel()
+	conn, err := pool.Conn(ctx)
+	require.NoError(t, err)
+	require.NoError(t, conn.PingContext(ctx))
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// checksumDSN digests every row of every user table the server at dsn
+// serves, as Cluster.Checksum does, returning errors instead of failing.
+func checksumDSN(ctx context.Context, dsn string) (string, error) {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	var tables []string
+	rows, err := conn.QueryContext(ctx, "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')")
+	if err != nil {
+		return "", err
+	}
+	for rows.Next() {
+		var s, n string
+		if err := rows.Scan(&s, &n); err != nil {
+			rows.Close()
+			return "", err
+		}
+		tables = append(tables, "`"+s+"`.`"+n+"`")
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	sort.Strings(tables)
+	h := sha256.New()
+	for _, tb := range tables {
+		fmt.Fprintln(h, tb)
+		lines, err := tableLines(ctx, conn, tb)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", tb, err)
+		}
+		for _, l := range lines {
+			fmt.Fprintln(h, l)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// tableLines renders every row of table as a line, sorted.
+func tableLines(ctx context.Context, conn *sql.Conn, table string) ([]string, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT * FROM "+table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	for rows.Next() {
+		vals := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for j := range vals {
+			ptrs[j] = &vals[j]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		var b strings.Builder
+		for _, v := range vals {
+			if v == nil {
+				b.WriteString("\\N")
+			} else {
+				b.WriteString(hex.EncodeToString(v))
+			}
+			b.WriteByte(',')
+		}
+		lines = append(lines, b.String())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sort.Strings(lines)
+	return lines, nil
+}
+
+// settledChecksum polls dsn until a checksum can be read (the node may
+// still be rejoining: reads fail with 1047 until it reaches a quorum) and
+// returns the first one read. Reads are linearizable, so with no writes
+// going on the first successful read is already final.
+func settledChecksum(t testing.TB, dsn string) string {
+	t.Helper()
+	deadline := time.Now().Add(Patience)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		sum, err := checksumDSN(ctx, dsn)
+		cancel()
+		if err == nil {
+			return sum
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checksum from %s within %v: %v", dsn, Patience, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// requireConverged checks that every running node holds the same rows.
+func requireConverged(t testing.TB, c *Cluster) {
+	t.Helper()
+	sums := map[string][]string{}
+	for i, nd := range c.Nodes {
+		if nd.Srv == nil {
+			continue
+		}
+		s := settledChecksum(t, c.DSN(i, ""))
+		sums[s] = append(sums[s], nd.Name)
+	}
+	require.Len(t, sums, 1, "nodes diverge: %v", sums)
+}
+
+// queryIDs returns the sorted ids of a table's rows, read through q.
+func queryIDs(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, query string) ([]int64, error) {
+	rows, err := q.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
