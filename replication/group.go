@@ -53,8 +53,14 @@ type Group struct {
 	propCh   chan *proposal
 	inflight chan struct{}
 	locks    *lockService
-	stats    groupStats
-	logs     *countingLogStore
+
+	// verifyMu guards the shared leadership checks of read barriers
+	// (forward.go).
+	verifyMu      sync.Mutex
+	verifyWaiting []chan error
+	verifyRunning bool
+	stats         groupStats
+	logs          *countingLogStore
 
 	stop         chan struct{}
 	bg           sync.WaitGroup
