@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sqle "github.com/dolthub/go-mysql-server"
@@ -41,6 +42,7 @@ type Server struct {
 	usersStop  chan struct{}
 	usersDone  chan struct{}
 
+	abort     atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -195,6 +197,14 @@ func (s *Server) Engine() *sqle.Engine { return s.engine }
 // it). Installing a snapshot replaces it, so ask again after one.
 func (s *Server) KV() *kv.Engine { return s.group.Engine() }
 
+// Abort stops the node as a crash would look to the rest of the cluster:
+// like Close, but a leader does not hand leadership over first, so the
+// others notice by missed heartbeats and elect. Fault tests use it.
+func (s *Server) Abort() error {
+	s.abort.Store(true)
+	return s.Close()
+}
+
 // Close stops the listener, closes client connections and the store. Every
 // acknowledged commit is already durable, so nothing more needs flushing.
 func (s *Server) Close() error {
@@ -209,6 +219,11 @@ func (s *Server) Close() error {
 		s.stopAdmin()
 		close(s.usersStop)
 		<-s.usersDone
+		if s.group != nil && !s.abort.Load() {
+			if err := s.group.HandOver(s.cfg.Cluster.Timeout); err != nil {
+				s.log.Warn("shutting down as leader", "err", err)
+			}
+		}
 		s.closeErr = s.closeCluster()
 	})
 	return s.closeErr

@@ -116,12 +116,23 @@ func (c *Cluster) StartNode(i int) {
 	nd.Srv = srv
 }
 
-// StopNode shuts node i down cleanly.
+// StopNode shuts node i down cleanly (a leader hands leadership over).
 func (c *Cluster) StopNode(i int) {
 	c.T.Helper()
 	nd := c.Nodes[i]
 	require.NotNil(c.T, nd.Srv)
 	require.NoError(c.T, nd.Srv.Close())
+	nd.Srv = nil
+}
+
+// CrashNode stops node i without handing its leadership over, as a crash
+// looks to the others (the process itself is not killed: see the
+// process-level tests for kill -9).
+func (c *Cluster) CrashNode(i int) {
+	c.T.Helper()
+	nd := c.Nodes[i]
+	require.NotNil(c.T, nd.Srv)
+	require.NoError(c.T, nd.Srv.Abort())
 	nd.Srv = nil
 }
 
