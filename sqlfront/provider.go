@@ -93,23 +93,28 @@ func NewProviderOn(store Store, cfg Config) (*Provider, error) {
 	if cfg.DefaultLockWaitTimeout <= 0 {
 		cfg.DefaultLockWaitTimeout = DefaultConfig().DefaultLockWaitTimeout
 	}
-	dbs, err := loadCatalog(store.Engine())
-	if err != nil {
-		return nil, err
-	}
 	p := &Provider{
 		store:     store,
 		cfg:       cfg,
 		log:       cfg.Logger,
-		dbs:       dbs,
 		autoInc:   map[uint64]*autoIncState{},
 		rowIDs:    map[uint64]*rowIDState{},
 		rowCounts: map[uint64]*rowCountState{},
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
-	registerSystemVariables(cfg)
+	// The hook goes in before the catalog is read, and the read holds
+	// catMu, which the hook needs: a change applied meanwhile is reloaded
+	// after the first read, never lost under it.
 	store.OnApply(p.onApply)
+	p.catMu.Lock()
+	dbs, err := loadCatalog(store.Engine())
+	p.dbs = dbs
+	p.catMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	registerSystemVariables(cfg)
 	p.registerSequences()
 	go p.reapIdle()
 	return p, nil
