@@ -32,12 +32,13 @@ func errNo(err error) uint16 {
 	return 0
 }
 
-// requireErrNo checks that err is a MySQL error with one of the numbers.
-func requireErrNo(t testing.TB, err error, nums []uint16, msgAndArgs ...any) uint16 {
+// requireErrNo checks that err, the outcome of what, is a MySQL error with
+// one of the numbers, and returns its number.
+func requireErrNo(t testing.TB, err error, nums []uint16, what string) uint16 {
 	t.Helper()
-	require.Error(t, err, msgAndArgs...)
+	require.Error(t, err, what)
 	n := errNo(err)
-	require.Contains(t, nums, n, "error %v: %s", err, fmt.Sprint(msgAndArgs...))
+	require.Contains(t, nums, n, "%s: error %v", what, err)
 	return n
 }
 
