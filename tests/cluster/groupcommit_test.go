@@ -7,14 +7,15 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/fogdb/fogdb/replication"
 )
 
 // With 16 clients committing at once, commits share Raft entries and so
 // the leader's fsyncs: log writes plus state-file writes per acknowledged
 // commit stay below 0.25, on one node and on three.
 func TestGroupCommitSharesFsyncs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector slows the clients several times over, so the commits no longer arrive as they do in production; the count is asserted in the normal run")
+	}
 	for _, n := range []int{1, 3} {
 		t.Run(fmt.Sprintf("%d-nodes", n), func(t *testing.T) {
 			c := Start(t, n, nil)
@@ -62,7 +63,6 @@ func TestGroupCommitSharesFsyncs(t *testing.T) {
 				n, clients, commits, after.Entries-before.Entries,
 				after.LogWrites-before.LogWrites, after.StateWrites-before.StateWrites, perCommit)
 			require.Less(t, perCommit, 0.25)
-			var _ replication.Status = after
 		})
 	}
 }
