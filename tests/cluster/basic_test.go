@@ -84,3 +84,33 @@ func TestUpdatesFromEveryNodeSerialise(t *testing.T) {
 		require.Equal(t, 9*perClient, v, "node %d", i)
 	}
 }
+
+// AUTO_INCREMENT continues past every stored value when leadership moves:
+// the new leader restarts its sequences from what is stored.
+func TestAutoIncrementAfterLeaderChange(t *testing.T) {
+	c := Start(t, 3, nil)
+	l := c.Leader()
+	c.Exec(l, "CREATE DATABASE a", "CREATE TABLE a.t (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
+	defer cancel()
+	insert := func(i int) int64 {
+		res, err := c.DB(i, "a").ExecContext(ctx, "INSERT INTO t (v) VALUES (1)")
+		require.NoError(t, err)
+		id, err := res.LastInsertId()
+		require.NoError(t, err)
+		return id
+	}
+	var last int64
+	for k := 0; k < 5; k++ {
+		id := insert((l + k) % 3)
+		require.Greater(t, id, last)
+		last = id
+	}
+	c.CrashNode(l)
+	f := c.Leader()
+	id := insert(f)
+	require.Greater(t, id, last, "the new leader hands out values above every stored one")
+	c.StartNode(l)
+	c.WaitMember(l)
+	require.Greater(t, insert(l), id)
+}
