@@ -3,6 +3,7 @@ module github.com/fogdb/fogdb
 go 1.26
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/dolthub/go-mysql-server v0.20.0
 	github.com/dolthub/vitess v0.0.0-20250512224608-8fb9c6ea092c
 	github.com/go-sql-driver/mysql v1.10.1
