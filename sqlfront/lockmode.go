@@ -39,6 +39,21 @@ func classify(q string) stmtKind {
 	return stmtRead
 }
 
+// needsBarrier reports whether a statement may read the catalog or data:
+// all but those that only change session or transaction state.
+func needsBarrier(q string) bool {
+	i := skipSpaceAndComments(q, 0)
+	j := i
+	for j < len(q) && isWordByte(q[j]) {
+		j++
+	}
+	switch lowerASCII(q[i:j]) {
+	case "set", "commit", "rollback", "begin", "start", "savepoint", "release", "kill":
+		return false
+	}
+	return true
+}
+
 // lockingClause looks for FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE as
 // whole words, case-insensitively.
 func lockingClause(q string) stmtKind {

@@ -116,6 +116,9 @@ type txn struct {
 	tables    map[uint64]*tableMeta // definitions of the tables written, checked at commit
 	size      int64
 	saves     []savepoint
+	// barrierDone: a read barrier ran since the transaction began and
+	// before its snapshot, so taking the snapshot needs no other.
+	barrierDone bool
 }
 
 func (p *Provider) newTxn(readOnly bool) *txn {
@@ -135,8 +138,10 @@ func (p *Provider) newTxn(readOnly bool) *txn {
 // the read began, wherever it was made.
 func (t *txn) readTS(ctx context.Context, p *Provider) (kv.Timestamp, error) {
 	if t.snap == nil {
-		if err := p.store.ReadBarrier(ctx); err != nil {
-			return 0, storeErr(err)
+		if !t.barrierDone {
+			if err := p.store.ReadBarrier(ctx); err != nil {
+				return 0, storeErr(err)
+			}
 		}
 		t.snap = p.store.Engine().Snapshot()
 	}
@@ -202,6 +207,7 @@ type stmtState struct {
 	created []createdTable  // tables this statement created, undone if it fails
 	view    *btree.BTreeG[bufItem]
 	viewOf  *txn
+	barrier bool // a read barrier ran at the start of this statement
 }
 
 type createdTable struct {
@@ -225,8 +231,23 @@ func (s *Session) UndoFailedCreate(ctx *sql.Context) {
 
 // ValidateSession implements sql.Session; fogdb uses it as the hook that
 // marks the start of a statement.
+//
+// A statement that begins a transaction's reads first passes a read
+// barrier here, before the engine resolves its table names: the catalog
+// this node caches must already hold every change acknowledged anywhere,
+// or a table just created on another node would be reported missing.
 func (s *Session) ValidateSession(ctx *sql.Context) error {
-	s.stmtState = stmtState{query: ctx.Query()}
+	q := ctx.Query()
+	s.stmtState = stmtState{query: q}
+	if (s.txn == nil || s.txn.snap == nil) && needsBarrier(q) {
+		if err := s.p.store.ReadBarrier(ctx); err != nil {
+			return storeErr(err)
+		}
+		s.stmtState.barrier = true
+		if s.txn != nil {
+			s.txn.barrierDone = true
+		}
+	}
 	return s.BaseSession.ValidateSession(ctx)
 }
 
@@ -344,6 +365,7 @@ func (s *Session) StartTransaction(ctx *sql.Context, chr sql.TransactionCharacte
 	}
 	s.aborted = false
 	s.txn = s.p.newTxn(chr == sql.ReadOnly)
+	s.txn.barrierDone = s.stmtState.barrier
 	s.lastUsed = time.Now()
 	// The engine drops WITH CONSISTENT SNAPSHOT; honour it by taking the
 	// snapshot now instead of at the first read.

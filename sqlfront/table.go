@@ -153,6 +153,8 @@ func (r *rowIter) init(ctx *sql.Context) error {
 			return err
 		}
 		r.ts = ts
+	} else if r.sess.stmt(ctx).barrier {
+		// The statement began with a read barrier.
 	} else if err := r.t.p.store.ReadBarrier(ctx); err != nil {
 		// A locking read scans the newest committed rows, so the replica
 		// must first have all of them.
