@@ -215,54 +215,96 @@ func (c *Cluster) Exec(i int, stmts ...string) {
 func (c *Cluster) Checksum(i int) string {
 	c.T.Helper()
 	c.WaitMember(i)
-	db := c.DB(i, "")
 	ctx, cancel := context.WithTimeout(context.Background(), Patience)
 	defer cancel()
-	h := sha256.New()
+	sum, err := ChecksumDSN(ctx, c.DSN(i, ""))
+	require.NoError(c.T, err, "checksum of %s", c.Nodes[i].Name)
+	return sum
+}
+
+// ChecksumDSN digests every row of every user table the server at dsn
+// serves: equal digests mean equal data. Process-level tests use it
+// directly; Cluster.Checksum wraps it.
+func ChecksumDSN(ctx context.Context, dsn string) (string, error) {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
 	var tables []string
-	rows, err := db.QueryContext(ctx, "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')")
-	require.NoError(c.T, err)
+	rows, err := conn.QueryContext(ctx, "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')")
+	if err != nil {
+		return "", err
+	}
 	for rows.Next() {
 		var s, n string
-		require.NoError(c.T, rows.Scan(&s, &n))
+		if err := rows.Scan(&s, &n); err != nil {
+			rows.Close()
+			return "", err
+		}
 		tables = append(tables, "`"+s+"`.`"+n+"`")
 	}
-	require.NoError(c.T, rows.Err())
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
 	sort.Strings(tables)
-	for _, t := range tables {
-		fmt.Fprintln(h, t)
-		rows, err := db.QueryContext(ctx, "SELECT * FROM "+t)
-		require.NoError(c.T, err, t)
-		cols, err := rows.Columns()
-		require.NoError(c.T, err)
-		var lines []string
-		for rows.Next() {
-			vals := make([]sql.RawBytes, len(cols))
-			ptrs := make([]any, len(cols))
-			for j := range vals {
-				ptrs[j] = &vals[j]
-			}
-			require.NoError(c.T, rows.Scan(ptrs...))
-			var b strings.Builder
-			for _, v := range vals {
-				if v == nil {
-					b.WriteString("\\N")
-				} else {
-					b.WriteString(hex.EncodeToString(v))
-				}
-				b.WriteByte(',')
-			}
-			lines = append(lines, b.String())
+	h := sha256.New()
+	for _, tb := range tables {
+		fmt.Fprintln(h, tb)
+		lines, err := tableLines(ctx, conn, tb)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", tb, err)
 		}
-		require.NoError(c.T, rows.Err())
-		rows.Close()
-		sort.Strings(lines)
 		for _, l := range lines {
 			fmt.Fprintln(h, l)
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// tableLines renders every row of table as a line, sorted.
+func tableLines(ctx context.Context, conn *sql.Conn, table string) ([]string, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT * FROM "+table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	for rows.Next() {
+		vals := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for j := range vals {
+			ptrs[j] = &vals[j]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		var b strings.Builder
+		for _, v := range vals {
+			if v == nil {
+				b.WriteString("\\N")
+			} else {
+				b.WriteString(hex.EncodeToString(v))
+			}
+			b.WriteByte(',')
+		}
+		lines = append(lines, b.String())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sort.Strings(lines)
+	return lines, nil
 }
 
 func sqlOpen(dsn string) (*sql.DB, error) { return sql.Open("mysql", dsn) }

@@ -2,14 +2,9 @@ package cluster
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"slices"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -82,90 +77,6 @@ func dedicatedConn(t testing.TB, c *Cluster, i int, db string) *sql.Conn {
 	return conn
 }
 
-// checksumDSN digests every row of every user table the server at dsn
-// serves, as Cluster.Checksum does, returning errors instead of failing.
-func checksumDSN(ctx context.Context, dsn string) (string, error) {
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		return "", err
-	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	var tables []string
-	rows, err := conn.QueryContext(ctx, "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')")
-	if err != nil {
-		return "", err
-	}
-	for rows.Next() {
-		var s, n string
-		if err := rows.Scan(&s, &n); err != nil {
-			rows.Close()
-			return "", err
-		}
-		tables = append(tables, "`"+s+"`.`"+n+"`")
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return "", err
-	}
-	sort.Strings(tables)
-	h := sha256.New()
-	for _, tb := range tables {
-		fmt.Fprintln(h, tb)
-		lines, err := tableLines(ctx, conn, tb)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", tb, err)
-		}
-		for _, l := range lines {
-			fmt.Fprintln(h, l)
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// tableLines renders every row of table as a line, sorted.
-func tableLines(ctx context.Context, conn *sql.Conn, table string) ([]string, error) {
-	rows, err := conn.QueryContext(ctx, "SELECT * FROM "+table)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, err
-	}
-	var lines []string
-	for rows.Next() {
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for j := range vals {
-			ptrs[j] = &vals[j]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		var b strings.Builder
-		for _, v := range vals {
-			if v == nil {
-				b.WriteString("\\N")
-			} else {
-				b.WriteString(hex.EncodeToString(v))
-			}
-			b.WriteByte(',')
-		}
-		lines = append(lines, b.String())
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	sort.Strings(lines)
-	return lines, nil
-}
-
 // settledChecksum polls dsn until a checksum can be read (the node may
 // still be rejoining: reads fail with 1047 until it reaches a quorum) and
 // returns the first one read. Reads are linearizable, so with no writes
@@ -175,7 +86,7 @@ func settledChecksum(t testing.TB, dsn string) string {
 	deadline := time.Now().Add(Patience)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		sum, err := checksumDSN(ctx, dsn)
+		sum, err := ChecksumDSN(ctx, dsn)
 		cancel()
 		if err == nil {
 			return sum
