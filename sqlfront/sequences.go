@@ -18,7 +18,27 @@ const (
 )
 
 func (p *Provider) registerSequences() {
-	p.store.Handle(methodAutoIncNext, func(ctx context.Context, req []byte) ([]byte, error) {
+	p.handleSeq(methodAutoIncNext, func(m *tableMeta, given *uint64) (uint64, error) {
+		return p.autoIncNextLocal(m, given)
+	})
+	p.handleSeq(methodAutoIncPeek, func(m *tableMeta, _ *uint64) (uint64, error) {
+		st, err := p.loadAutoInc(m)
+		if err != nil {
+			return 0, err
+		}
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.next, nil
+	})
+	p.handleSeq(methodRowID, func(m *tableMeta, _ *uint64) (uint64, error) {
+		return p.nextRowIDLocal(m)
+	})
+}
+
+// handleSeq serves a sequence method at the leader: decode the table and
+// the given value, find the table, answer one value.
+func (p *Provider) handleSeq(method uint8, fn func(m *tableMeta, given *uint64) (uint64, error)) {
+	p.store.Handle(method, func(_ context.Context, req []byte) ([]byte, error) {
 		id, given, hasGiven, err := decodeSeqReq(req)
 		if err != nil {
 			return nil, err
@@ -31,38 +51,24 @@ func (p *Provider) registerSequences() {
 		if hasGiven {
 			g = &given
 		}
-		v, err := p.autoIncNextLocal(m, g)
-		return binary.BigEndian.AppendUint64(nil, v), err
+		v, err := fn(m, g)
+		if err != nil {
+			return nil, err
+		}
+		return binary.BigEndian.AppendUint64(nil, v), nil
 	})
-	p.store.Handle(methodAutoIncPeek, func(ctx context.Context, req []byte) ([]byte, error) {
-		id, _, _, err := decodeSeqReq(req)
-		if err != nil {
-			return nil, err
-		}
-		m, err := p.leaderTable(id)
-		if err != nil {
-			return nil, err
-		}
-		st, err := p.loadAutoInc(m)
-		if err != nil {
-			return nil, err
-		}
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		return binary.BigEndian.AppendUint64(nil, st.next), nil
-	})
-	p.store.Handle(methodRowID, func(ctx context.Context, req []byte) ([]byte, error) {
-		id, _, _, err := decodeSeqReq(req)
-		if err != nil {
-			return nil, err
-		}
-		m, err := p.leaderTable(id)
-		if err != nil {
-			return nil, err
-		}
-		v, err := p.nextRowIDLocal(m)
-		return binary.BigEndian.AppendUint64(nil, v), err
-	})
+}
+
+// callSeq asks the leader for one sequence value.
+func (p *Provider) callSeq(ctx context.Context, method uint8, id uint64, given *uint64) (uint64, error) {
+	resp, err := p.store.Call(ctx, method, encodeSeqReq(id, given))
+	if err != nil {
+		return 0, storeErr(err)
+	}
+	if len(resp) != 8 {
+		return 0, fmt.Errorf("sqlfront: bad sequence response of %d bytes", len(resp))
+	}
+	return binary.BigEndian.Uint64(resp), nil
 }
 
 func encodeSeqReq(id uint64, given *uint64) []byte {
@@ -125,14 +131,10 @@ func (p *Provider) autoIncNext(ctx context.Context, m *tableMeta, given *uint64)
 	if p.seqHere() {
 		return p.autoIncNextLocal(m, given)
 	}
-	resp, err := p.store.Call(ctx, methodAutoIncNext, encodeSeqReq(m.def.ID, given))
+	v, err := p.callSeq(ctx, methodAutoIncNext, m.def.ID, given)
 	if err != nil {
-		return 0, storeErr(err)
+		return 0, err
 	}
-	if len(resp) != 8 {
-		return 0, fmt.Errorf("sqlfront: bad sequence response")
-	}
-	v := binary.BigEndian.Uint64(resp)
 	// Remember the value so this node's commit writes its watermark.
 	st := p.autoIncFor(m.def.ID)
 	st.mu.Lock()
@@ -173,14 +175,7 @@ func (p *Provider) autoIncPeek(ctx context.Context, m *tableMeta) (uint64, error
 		defer st.mu.Unlock()
 		return st.next, nil
 	}
-	resp, err := p.store.Call(ctx, methodAutoIncPeek, encodeSeqReq(m.def.ID, nil))
-	if err != nil {
-		return 0, storeErr(err)
-	}
-	if len(resp) != 8 {
-		return 0, fmt.Errorf("sqlfront: bad sequence response")
-	}
-	return binary.BigEndian.Uint64(resp), nil
+	return p.callSeq(ctx, methodAutoIncPeek, m.def.ID, nil)
 }
 
 // nextRowID hands out a hidden row ID of a keyless table.
@@ -188,12 +183,5 @@ func (p *Provider) nextRowID(ctx context.Context, m *tableMeta) (uint64, error) 
 	if p.seqHere() {
 		return p.nextRowIDLocal(m)
 	}
-	resp, err := p.store.Call(ctx, methodRowID, encodeSeqReq(m.def.ID, nil))
-	if err != nil {
-		return 0, storeErr(err)
-	}
-	if len(resp) != 8 {
-		return 0, fmt.Errorf("sqlfront: bad sequence response")
-	}
-	return binary.BigEndian.Uint64(resp), nil
+	return p.callSeq(ctx, methodRowID, m.def.ID, nil)
 }

@@ -17,6 +17,7 @@ func TestEveryNodeServesTheSameData(t *testing.T) {
 	c.Exec(f,
 		"CREATE DATABASE shop",
 		"CREATE TABLE shop.items (id INT AUTO_INCREMENT PRIMARY KEY, node INT, name VARCHAR(20), UNIQUE KEY (name))",
+		"CREATE TABLE shop.log (node INT, k INT)", // no key: hidden row IDs, handed out by the leader
 		"CREATE USER 'app'@'%' IDENTIFIED BY 'pw'",
 		"GRANT SELECT ON shop.* TO 'app'@'%'",
 	)
@@ -31,6 +32,8 @@ func TestEveryNodeServesTheSameData(t *testing.T) {
 			for k := 0; k < 20; k++ {
 				_, err := db.ExecContext(ctx, "INSERT INTO items (node, name) VALUES (?, ?)", i, nil)
 				require.NoError(t, err)
+				_, err = db.ExecContext(ctx, "INSERT INTO log VALUES (?, ?)", i, k)
+				require.NoError(t, err)
 			}
 		}()
 	}
@@ -42,6 +45,8 @@ func TestEveryNodeServesTheSameData(t *testing.T) {
 		require.NoError(t, c.DB(i, "shop").QueryRowContext(ctx, "SELECT COUNT(*), COUNT(DISTINCT id) FROM items").Scan(&n, &distinct))
 		require.Equal(t, 60, n)
 		require.Equal(t, 60, distinct)
+		require.NoError(t, c.DB(i, "shop").QueryRowContext(ctx, "SELECT COUNT(*) FROM log").Scan(&n))
+		require.Equal(t, 60, n, "no keyless row overwrote another")
 	}
 	require.Len(t, sums, 1, "every node holds the same rows")
 
