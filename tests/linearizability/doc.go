@@ -23,6 +23,9 @@
 //   - any other failed write (1180, outcome unknown; a broken connection; a
 //     timeout) may or may not have happened: open-ended, with no return.
 //
+// A client drops its connection after any error and opens a new one for
+// its next operation (TestStoppedServerClosesConnections says why).
+//
 // An open-ended write whose value no read returned is then left out: a
 // register history with such a write is linearizable exactly when it is
 // without it (linearise the write last, or drop it from a linearisation).
@@ -49,5 +52,6 @@
 // tests/linearizability.sh runs the long form (more operations and
 // faults). Other knobs: FOGDB_LIN_CLIENTS, FOGDB_LIN_SEED (the nemesis's
 // and clients' random choices; the cluster's timing still varies),
-// FOGDB_LIN_CHECK_TIMEOUT.
+// FOGDB_LIN_CHECK_TIMEOUT (seconds), FOGDB_LIN_DEBUG (log the last error
+// of each kind at each fault, and operations slower than 2 s).
 package linearizability

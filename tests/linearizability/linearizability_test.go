@@ -9,8 +9,9 @@ import (
 
 // Registers read and written from every node stay linearizable while
 // leaders are killed and the network is cut: porcupine finds a
-// linearisation of the whole history, every node ends with the same data,
-// and no write the server refused is ever read.
+// linearisation of the whole history, every node answers once the cluster
+// is whole again and ends with the same data, and no write the server
+// refused is ever read.
 func TestLinearizableUnderFaults(t *testing.T) {
 	s := loadSettings(t)
 	w := newWorkload(t, s, false)

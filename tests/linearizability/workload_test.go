@@ -367,10 +367,19 @@ func (w *workload) run() {
 	stopClients()
 	c.Net.Heal()
 	w.settle()
-	// Every node's final word on every register.
+	// Every node's final word on every register: once the cluster is whole
+	// again, each node must answer.
 	for i := range c.Nodes {
 		for k := 0; k <= probeKey; k++ {
-			w.op(w.probeDBs[i], w.s.clients, i, regInput{Key: k})
+			deadline := time.Now().Add(20 * time.Second)
+			r := w.op(w.probeDBs[i], w.s.clients, i, regInput{Key: k})
+			for r.outcome != done && time.Now().Before(deadline) {
+				pause(nil, 100*time.Millisecond)
+				r = w.op(w.probeDBs[i], w.s.clients, i, regInput{Key: k})
+			}
+			if r.outcome != done {
+				t.Errorf("%s cannot serve a read of k%d after the cluster healed: %s", c.Nodes[i].Name, k, r.err)
+			}
 		}
 	}
 }
