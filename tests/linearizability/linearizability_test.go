@@ -1,6 +1,7 @@
 package linearizability
 
 import (
+	"os"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		t.Errorf("write of %d to k%d on %s failed with %q (not applied), yet a read returned %d",
 			r.in.Value, r.in.Key, w.c.Nodes[r.node].Name, r.err, r.in.Value)
 	}
-	res, path := w.check(ops)
+	res, path := w.check(ops, "")
 	if res != porcupine.Ok {
 		t.Errorf("porcupine: history of %d operations is %s (want %s); visualisation: %s", len(ops), res, porcupine.Ok, path)
 	}
@@ -57,10 +58,15 @@ func TestStaleReadsAreCaught(t *testing.T) {
 		t.Fatalf("no read on an isolated follower returned a stale value (%d answered, %d failed): the knob did not make reads stale",
 			w.probeReads, w.probeRefused)
 	}
+	// The expected violation's visualisation is kept only when asked for.
+	dir := t.TempDir()
+	if os.Getenv("FOGDB_LIN_DEBUG") != "" {
+		dir = ""
+	}
 	began := time.Now()
-	res, path := w.check(ops)
+	res, path := w.check(ops, dir)
 	if res != porcupine.Illegal {
-		t.Fatalf("porcupine: history with %d stale reads is %s, want %s", w.probeStale, res, porcupine.Illegal)
+		t.Fatalf("porcupine: history with %d stale reads is %s, want %s (visualisation: %s)", w.probeStale, res, porcupine.Illegal, path)
 	}
 	t.Logf("as expected, not linearizable (visualisation written in %s: %s)", time.Since(began).Round(time.Millisecond), path)
 }

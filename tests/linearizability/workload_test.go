@@ -118,6 +118,8 @@ var registerModel = porcupine.Model{
 	DescribeOperation: func(input, output any) string {
 		in := input.(regInput)
 		switch {
+		case !in.Write && output.(int64) == noRow:
+			return fmt.Sprintf("read(k%d) -> no row", in.Key)
 		case !in.Write:
 			return fmt.Sprintf("read(k%d) -> %d", in.Key, output.(int64))
 		case in.Open:
@@ -128,6 +130,9 @@ var registerModel = porcupine.Model{
 	},
 	DescribeState: func(state any) string { return strconv.FormatInt(state.(int64), 10) },
 }
+
+// noRow stands for a read that found no row; no write writes it.
+const noRow int64 = -1
 
 // outcome is what a client learnt of an operation.
 type outcome uint8
@@ -220,10 +225,8 @@ func newWorkload(t *testing.T, s settings, stale bool) *workload {
 	for k := 0; k <= probeKey; k++ {
 		c.Exec(c.Leader(), fmt.Sprintf("INSERT INTO lin.reg VALUES (%d, 0)", k))
 	}
-	for i := range c.Nodes {
-		c.WaitMember(i)
-	}
 	w := &workload{t: t, c: c, s: s, stale: stale}
+	w.settle()
 	for i := range c.Nodes {
 		w.probeDBs = append(w.probeDBs, w.open(i))
 	}
@@ -268,6 +271,11 @@ func (w *workload) op(db *sql.DB, client, node int, in regInput) record {
 			}
 		} else {
 			err = conn.QueryRowContext(ctx, "SELECT v FROM reg WHERE k = ?", in.Key).Scan(&r.read)
+			if errors.Is(err, sql.ErrNoRows) {
+				// Every register's row exists from the start: an answer
+				// without it is a read like any other, and a wrong one.
+				r.read, err = noRow, nil
+			}
 		}
 	}
 	r.ret = w.now()
@@ -622,8 +630,9 @@ func (w *workload) logStats(ops []porcupine.Operation, st histStats) {
 }
 
 // check runs porcupine. On anything but Ok it writes the visualisation to
-// a temporary file and returns its path.
-func (w *workload) check(ops []porcupine.Operation) (porcupine.CheckResult, string) {
+// a new file in dir (the system's temporary directory when empty) and
+// returns its path.
+func (w *workload) check(ops []porcupine.Operation, dir string) (porcupine.CheckResult, string) {
 	t := w.t
 	began := time.Now()
 	res := porcupine.CheckOperationsTimeout(registerModel, ops, w.s.checkTimeout)
@@ -638,7 +647,7 @@ func (w *workload) check(ops []porcupine.Operation) (porcupine.CheckResult, stri
 			Description: f.kind + " " + f.what})
 	}
 	info.AddAnnotations(notes)
-	f, err := os.CreateTemp("", "fogdb-linearizability-*.html")
+	f, err := os.CreateTemp(dir, "fogdb-linearizability-*.html")
 	if err != nil {
 		t.Fatal(err)
 	}
