@@ -216,6 +216,12 @@ func (g *Group) ReadBarrier(ctx context.Context) error {
 	if g.cfg.UnsafeStaleReads {
 		return nil
 	}
+	return g.CatchUp(ctx)
+}
+
+// CatchUp is ReadBarrier without the testing knob: a node starting up uses
+// it to have the cluster's catalog and users before it serves.
+func (g *Group) CatchUp(ctx context.Context) error {
 	index, err := g.ReadIndex(ctx)
 	if err != nil {
 		return err

@@ -331,7 +331,9 @@ func (s *rpcServer) serve(conn net.Conn) {
 		var resp []byte
 		var herr error
 		if g := s.lookup(group); g == nil {
-			herr = fmt.Errorf("replication: this node has no group %d", group)
+			// Starting or stopping: answer as a node that does not lead
+			// and knows no leader, so the caller looks again.
+			herr = &NotLeaderError{}
 		} else {
 			resp, herr = g.serveRPC(ctx, m, applied, payload)
 		}

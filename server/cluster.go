@@ -156,7 +156,7 @@ func (s *Server) catchUp(wait time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	for {
-		err := s.group.ReadBarrier(ctx)
+		err := s.group.CatchUp(ctx)
 		if err == nil {
 			return
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/vitess/go/mysql"
@@ -87,7 +88,8 @@ func (h errorEdge) mysqlErrorFor(c *mysql.Conn, query string, err error) error {
 // passes through mysqlError.
 type errorEdge struct {
 	mysql.Handler
-	prov *sqlfront.Provider
+	prov  *sqlfront.Provider
+	conns *connSet
 }
 
 func (h errorEdge) ComInitDB(c *mysql.Conn, schemaName string) error {
@@ -125,4 +127,50 @@ func (h errorEdge) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepare *m
 func (h errorEdge) NewConnection(c *mysql.Conn) {
 	h.Handler.NewConnection(c)
 	c.StatusFlags |= uint16(mysql.ServerStatusAutocommit)
+	h.conns.add(c)
+}
+
+// ConnectionClosed forgets a connection the client closed.
+func (h errorEdge) ConnectionClosed(c *mysql.Conn) {
+	h.conns.remove(c)
+	h.Handler.ConnectionClosed(c)
+}
+
+// connSet holds the open client connections, so that Close can close them:
+// the listener's shutdown only stops accepting, and a connection left open
+// to a stopped node would answer every statement with an error instead of
+// letting the client reconnect elsewhere.
+type connSet struct {
+	mu     sync.Mutex
+	conns  map[*mysql.Conn]struct{}
+	closed bool
+}
+
+func newConnSet() *connSet { return &connSet{conns: map[*mysql.Conn]struct{}{}} }
+
+func (s *connSet) add(c *mysql.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+}
+
+func (s *connSet) remove(c *mysql.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+}
+
+// closeAll closes every connection, and every later one at once.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+	s.conns = map[*mysql.Conn]struct{}{}
 }

@@ -38,6 +38,8 @@ type Server struct {
 
 	commitSeconds *prometheus.HistogramVec // admin_metrics.go
 
+	conns *connSet // open client connections (errors.go)
+
 	usersDirty chan struct{}
 	usersStop  chan struct{}
 	usersDone  chan struct{}
@@ -69,6 +71,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, commitSeconds: newCommitHistogram(),
 		usersDirty: make(chan struct{}, 1), usersStop: make(chan struct{}), usersDone: make(chan struct{}),
+		conns: newConnSet(),
 	}
 	if err := s.startCluster(eng, kopts); err != nil {
 		s.closeCluster()
@@ -160,7 +163,9 @@ func (s *Server) Start() error {
 	s.ln = ln
 	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: ln}
 	srv, err := gmsserver.NewServerWithHandler(gcfg, s.engine, sql.NewContext, s.sessionBuilder, nil,
-		func(h mysql.Handler) (mysql.Handler, error) { return errorEdge{Handler: h, prov: s.prov}, nil })
+		func(h mysql.Handler) (mysql.Handler, error) {
+			return errorEdge{Handler: h, prov: s.prov, conns: s.conns}, nil
+		})
 	if err != nil {
 		ln.Close()
 		return err
@@ -213,6 +218,7 @@ func (s *Server) Close() error {
 		if s.mysql != nil {
 			_ = s.mysql.Close()
 		}
+		s.conns.closeAll()
 		if s.prov != nil {
 			s.prov.Close()
 		}
