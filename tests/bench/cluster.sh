@@ -16,7 +16,8 @@
 # configuration, the ratios 3-node leader / 1-node (insert target: >= 0.5),
 # follower / leader and fogdb / MariaDB, and from the /status counters of
 # the Raft leader (of the 1-node fogdb) the fsyncs per acknowledged commit:
-# (log_writes + state_writes) / commits over each writing run.
+# (log_writes + state_writes) / commits over each run, on the leader and
+# summed over the three nodes.
 #
 # Fails (non-zero) if sysbench errors, a server dies, or a row count after a
 # writing run is wrong (on every node of the cluster).
@@ -123,6 +124,17 @@ counters() {
 		out+=("$(jfield "$f" <<<"$s")")
 	done
 	echo "${out[*]}"
+}
+
+# fsyncs NAME...: log_writes + state_writes, summed over the nodes.
+fsyncs() {
+	local n sum=0
+	local -a v
+	for n in "$@"; do
+		read -r -a v <<<"$(counters "$n")"
+		sum=$((sum + v[0] + v[1]))
+	done
+	echo "$sum"
 }
 
 # wait_cluster: until node 1 lists three voters and nodes 2 and 3 follow a
@@ -234,24 +246,32 @@ check_alive
 # ---------------------------------------------------------------- runs
 
 # Sums over rounds, by "workload config".
-declare -A EV=() QS=() SECS=() IGN=() OUTS=() D_LOG=() D_STATE=() D_COMMITS=() D_ENTRIES=()
+declare -A EV=() QS=() SECS=() IGN=() OUTS=() ROUND_TPS=() D_LOG=() D_STATE=() D_COMMITS=() D_ENTRIES=() D_ALL=()
 NOTES=()
 
 # bench_one WORKLOAD CONFIG ROUND
 bench_one() {
-	local w=$1 c=$2 r=$3 srv=${SERVER[$2]} k="$1 $2" before after n
-	local -a b a
+	local w=$1 c=$2 r=$3 srv=${SERVER[$2]} k="$1 $2" before after all_before all_after n
+	local -a b a nodes=("${SERVER[$2]}")
+	[[ $c == leader || $c == follower ]] && nodes=(n1 n2 n3)
 	log "$w, $BENCH_THREADS threads, ${BENCH_TIME}s, round $r: ${LABEL[$c]} ($srv, 127.0.0.1:${PORT[$srv]})"
 	count_rows "${PORT[$srv]}"
-	[[ -n ${COUNTED[$c]:-} ]] && before=$(counters "${COUNTED[$c]}")
+	if [[ -n ${COUNTED[$c]:-} ]]; then
+		before=$(counters "${COUNTED[$c]}")
+		all_before=$(fsyncs "${nodes[@]}")
+	fi
 	run_one "$c" "${PORT[$srv]}" "${LOGF[$srv]}" "$w" "$BENCH_THREADS" "r$r"
-	[[ -n ${COUNTED[$c]:-} ]] && after=$(counters "${COUNTED[$c]}")
+	if [[ -n ${COUNTED[$c]:-} ]]; then
+		after=$(counters "${COUNTED[$c]}")
+		all_after=$(fsyncs "${nodes[@]}")
+	fi
 	check_alive
 	EV[$k]=$((${EV[$k]:-0} + RES_EVENTS))
 	QS[$k]=$((${QS[$k]:-0} + RES_QUERIES))
 	SECS[$k]=$(awk -v a="${SECS[$k]:-0}" -v b="$RES_SECS" 'BEGIN { print a + b }')
 	IGN[$k]=$((${IGN[$k]:-0} + RES_IGN))
 	OUTS[$k]="${OUTS[$k]:-} $RES_OUT"
+	ROUND_TPS[$k]="${ROUND_TPS[$k]:+${ROUND_TPS[$k]} / }$RES_TPS"
 	log "  $RES_TPS tps, $RES_QPS qps, p50 $RES_P50 ms, p95 $RES_P95 ms"
 	if [[ -n ${COUNTED[$c]:-} ]]; then
 		read -r -a b <<<"$before"
@@ -260,6 +280,7 @@ bench_one() {
 		D_STATE[$k]=$((${D_STATE[$k]:-0} + a[1] - b[1]))
 		D_COMMITS[$k]=$((${D_COMMITS[$k]:-0} + a[2] - b[2]))
 		D_ENTRIES[$k]=$((${D_ENTRIES[$k]:-0} + a[3] - b[3]))
+		D_ALL[$k]=$((${D_ALL[$k]:-0} + all_after - all_before))
 		if [[ ${b[4]} != "${a[4]}" || ${b[5]} != "${a[5]}" ]]; then
 			NOTES+=("$w round $r ($c): the term changed from ${b[4]} to ${a[4]} (leader ${b[5]} to ${a[5]}) during the run")
 			log "  WARNING: ${NOTES[-1]}"
@@ -316,12 +337,13 @@ fi
 
 print_text() {
 	local w c k
-	printf '\n%-16s %-34s %10s %10s %9s %9s %8s\n' workload configuration tps qps "p50 ms" "p95 ms" ignored
+	printf '\n%-16s %-34s %10s %10s %9s %9s %8s  %s\n' workload configuration tps qps "p50 ms" "p95 ms" ignored \
+		"tps by round"
 	for w in "${WORKLOADS[@]}"; do
 		for c in "${CONFIGS[@]}"; do
 			k="$w $c"
-			printf '%-16s %-34s %10s %10s %9s %9s %8s\n' "$w" "${LABEL[$c]}" "$(tps "$k")" "$(qps "$k")" \
-				"$(p50 "$k")" "$(p95 "$k")" "${IGN[$k]}"
+			printf '%-16s %-34s %10s %10s %9s %9s %8s  %s\n' "$w" "${LABEL[$c]}" "$(tps "$k")" "$(qps "$k")" \
+				"$(p50 "$k")" "$(p95 "$k")" "${IGN[$k]}" "${ROUND_TPS[$k]}"
 		done
 	done
 	echo
@@ -331,13 +353,14 @@ print_text() {
 	done
 	[[ -n $TARGET ]] && echo "insert target $TARGET"
 	echo
-	echo "fsyncs per acknowledged commit, (Δlog_writes + Δstate_writes) / Δcommits on the node that leads:"
+	echo "fsyncs per acknowledged commit, (Δlog_writes + Δstate_writes) / Δcommits on the node that leads"
+	echo "(and summed over all the cluster's nodes):"
 	for w in "${WORKLOADS[@]}"; do
 		for c in fogdb-1 leader follower; do
 			k="$w $c"
-			printf '  %-16s %-34s (%s + %s) / %s = %s; commits per Raft entry %s\n' "$w" "${LABEL[$c]}" \
+			printf '  %-16s %-34s (%s + %s) / %s = %s (all nodes %s); commits per Raft entry %s\n' "$w" "${LABEL[$c]}" \
 				"${D_LOG[$k]}" "${D_STATE[$k]}" "${D_COMMITS[$k]}" "$(fsyncs_per_commit "$k")" \
-				"$(div "${D_COMMITS[$k]}" "${D_ENTRIES[$k]}")"
+				"$(div "${D_ALL[$k]}" "${D_COMMITS[$k]}")" "$(div "${D_COMMITS[$k]}" "${D_ENTRIES[$k]}")"
 		done
 	done
 	for r in "${NOTES[@]}"; do
@@ -356,12 +379,12 @@ print_markdown() {
 		"1 table of $BENCH_TABLE_SIZE rows, --db-ps-mode=auto; $STARTED_AT;" \
 		"load average before $LOAD_START, after $LOAD_END"
 	echo
-	echo "| workload | configuration | TPS | QPS | p50 (ms) | p95 (ms) | ignored errors |"
-	echo "|---|---|---:|---:|---:|---:|---:|"
+	echo "| workload | configuration | TPS | QPS | p50 (ms) | p95 (ms) | ignored errors | TPS by round |"
+	echo "|---|---|---:|---:|---:|---:|---:|---|"
 	for w in "${WORKLOADS[@]}"; do
 		for c in "${CONFIGS[@]}"; do
 			k="$w $c"
-			echo "| $w | ${LABEL[$c]} | $(tps "$k") | $(qps "$k") | $(p50 "$k") | $(p95 "$k") | ${IGN[$k]} |"
+			echo "| $w | ${LABEL[$c]} | $(tps "$k") | $(qps "$k") | $(p50 "$k") | $(p95 "$k") | ${IGN[$k]} | ${ROUND_TPS[$k]} |"
 		done
 	done
 	echo
@@ -371,13 +394,14 @@ print_markdown() {
 		echo "| ${r%%|*} | ${r#*|} |"
 	done
 	echo
-	echo "| workload | configuration | Δlog_writes | Δstate_writes | Δcommits | fsyncs per commit | commits per entry |"
-	echo "|---|---|---:|---:|---:|---:|---:|"
+	echo "| workload | configuration | Δlog_writes | Δstate_writes | Δcommits | fsyncs per commit | fsyncs per commit, all nodes | commits per entry |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|"
 	for w in "${WORKLOADS[@]}"; do
 		for c in fogdb-1 leader follower; do
 			k="$w $c"
 			echo "| $w | ${LABEL[$c]} | ${D_LOG[$k]} | ${D_STATE[$k]} | ${D_COMMITS[$k]} |" \
-				"$(fsyncs_per_commit "$k") | $(div "${D_COMMITS[$k]}" "${D_ENTRIES[$k]}") |"
+				"$(fsyncs_per_commit "$k") | $(div "${D_ALL[$k]}" "${D_COMMITS[$k]}") |" \
+				"$(div "${D_COMMITS[$k]}" "${D_ENTRIES[$k]}") |"
 		done
 	done
 	for r in "${NOTES[@]}"; do
