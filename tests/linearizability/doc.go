@@ -32,7 +32,8 @@
 // That keeps the search small; open-ended writes that some read saw stay,
 // returning after every other operation.
 //
-// The nemesis alternates leader kills (stop the leader's server, start it
+// The nemesis alternates leader kills (stop the leader's server without
+// handing leadership over, as a crash looks to the others, and start it
 // again later) and network faults (isolate a node, or cut one link), waits
 // for the cluster to recover after each (a leader, every node caught up),
 // and pauses before the next. While a node is isolated a probe writes a

@@ -425,7 +425,8 @@ func (w *workload) inject(i int, rng *rand.Rand) {
 	default:
 		l := c.Leader()
 		f.kind, f.what = "kill", c.Nodes[l].Name
-		c.StopNode(l)
+		// As a crash: no hand-over of leadership, the others elect.
+		c.CrashNode(l)
 		pause(nil, hold)
 		c.StartNode(l)
 	}
