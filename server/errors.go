@@ -92,7 +92,15 @@ type errorEdge struct {
 	conns *connSet
 }
 
+// ComInitDB (a database named at connect, or the client's "use") first
+// catches up with the cluster, so a database just created on another node
+// is found here too.
 func (h errorEdge) ComInitDB(c *mysql.Conn, schemaName string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := h.prov.ReadBarrier(ctx); err != nil {
+		return h.mysqlError(c, err)
+	}
 	return h.mysqlError(c, h.Handler.ComInitDB(c, schemaName))
 }
 

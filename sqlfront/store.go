@@ -122,6 +122,13 @@ func errOutcomeUnknown(err error) error {
 		"Got error 1 - 'fogdb: outcome unknown: the commit was proposed but not confirmed; check before retrying ("+err.Error()+")' during COMMIT")
 }
 
+// ReadBarrier makes this node's catalog and data current (Store.ReadBarrier)
+// for work that does not go through a statement, with the error a client
+// would get.
+func (p *Provider) ReadBarrier(ctx context.Context) error {
+	return storeErr(p.store.ReadBarrier(ctx))
+}
+
 // storeErr maps the replication errors a statement can meet; others pass.
 func storeErr(err error) error {
 	switch {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -118,4 +119,21 @@ func TestAutoIncrementAfterLeaderChange(t *testing.T) {
 	c.StartNode(l)
 	c.WaitMember(l)
 	require.Greater(t, insert(l), id)
+}
+
+// A database created on one node can be named at connect time on any
+// other at once (COM_INIT_DB passes the read barrier too).
+func TestNewDatabaseIsFoundAtConnectEverywhere(t *testing.T) {
+	c := Start(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
+	defer cancel()
+	for round := 0; round < 10; round++ {
+		name := fmt.Sprintf("fresh%d", round)
+		c.Exec(round%3, "CREATE DATABASE "+name)
+		for i := range c.Nodes {
+			db := c.DB(i, name)
+			require.NoError(t, db.PingContext(ctx), "node %d, database %s", i, name)
+			db.Close()
+		}
+	}
 }
