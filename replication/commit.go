@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync/atomic"
 	"time"
 
@@ -16,14 +17,29 @@ import (
 // maxProposalBatches caps how many commits share one log entry.
 const maxProposalBatches = 1024
 
-// peakDecay shrinks the remembered peak entry size at each entry, so a load
-// that drops stops waiting for commits that no longer come.
-const peakDecay = 0.9
-
 type proposal struct {
 	b   *kv.Batch
+	who uint64              // the committer (see WithCommitter); 0 when unknown
 	res chan proposalResult // buffered: the proposer never blocks on it
 }
+
+type committerKey struct{}
+
+// WithCommitter tags the commits made with ctx as coming from one client
+// (a session), so the group commit knows how many clients are committing
+// and can wait for them (see linger). who must not be 0.
+func WithCommitter(ctx context.Context, who uint64) context.Context {
+	return context.WithValue(ctx, committerKey{}, who)
+}
+
+func committerOf(ctx context.Context) uint64 {
+	who, _ := ctx.Value(committerKey{}).(uint64)
+	return who
+}
+
+// activeWindow is how long a committer counts as active after its last
+// commit.
+const activeWindow = 100 * time.Millisecond
 
 type proposalResult struct {
 	index uint64
@@ -64,9 +80,9 @@ func (s *countingLogStore) DeleteRange(min, max uint64) error {
 // state-file fsync on every replica.
 func (g *Group) runProposer() {
 	defer g.bg.Done()
-	// peak estimates how many commits arrive together under the current
-	// load: the largest recent entry, decaying as entries get smaller.
-	var peak float64
+	// active holds when each committer last committed: how many clients
+	// are committing now, so how many commits an entry can wait for.
+	active := map[uint64]time.Time{}
 	for {
 		var first *proposal
 		select {
@@ -90,8 +106,7 @@ func (g *Group) runProposer() {
 				break drain
 			}
 		}
-		ps = g.linger(ps, int(peak))
-		peak = max(peak*peakDecay, float64(len(ps)))
+		ps = g.linger(ps, active)
 		batches := make([]*kv.Batch, len(ps))
 		for i, p := range ps {
 			batches[i] = p.b
@@ -114,21 +129,62 @@ func (g *Group) runProposer() {
 	}
 }
 
-// linger lets an entry that already holds several commits wait, at most
-// CommitLinger, until it holds as many as the recent peak. Under load, the
-// clients whose commits were in the last entry come back a little apart,
-// and without waiting they split into cohorts that alternate, each paying
-// its own fsyncs. A lone commit never waits.
-func (g *Group) linger(ps []*proposal, peak int) []*proposal {
-	if g.cfg.CommitLinger <= 0 || len(ps) < 2 || len(ps) >= peak {
+// linger lets an entry wait, at most CommitLinger (twice that while commits
+// keep arriving), for the other clients that committed within
+// activeWindow. Under load, the clients whose commits were in the last
+// entry come back a little apart, and without waiting they settle into
+// cohorts that alternate, each paying its own fsyncs (the first client back
+// would otherwise go alone, with the rest queueing behind it). An entry
+// with one client's commits waits only a quarter of CommitLinger for a
+// second client, so a client committing while the others are still busy
+// with their statements pays little; a lone client never waits.
+func (g *Group) linger(ps []*proposal, active map[uint64]time.Time) []*proposal {
+	start := time.Now()
+	in := map[uint64]bool{}
+	note := func(p *proposal) {
+		if p.who != 0 {
+			active[p.who] = start
+			in[p.who] = true
+		}
+	}
+	for _, p := range ps {
+		note(p)
+	}
+	for who, at := range active {
+		if start.Sub(at) > activeWindow {
+			delete(active, who)
+		}
+	}
+	linger := g.cfg.CommitLinger
+	if linger <= 0 || len(active) < 2 || len(in) >= len(active) {
 		return ps
 	}
-	t := time.NewTimer(g.cfg.CommitLinger)
+	deadline := start.Add(linger / 4)
+	if len(in) >= 2 {
+		deadline = start.Add(linger)
+	}
+	limit := start.Add(2 * linger)
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
-	for len(ps) < peak {
+	for len(in) < len(active) && len(ps) < maxProposalBatches {
 		select {
 		case p := <-g.propCh:
 			ps = append(ps, p)
+			note(p)
+			next := time.Now().Add(linger / 4)
+			if len(in) >= 2 && start.Add(linger).After(next) {
+				next = start.Add(linger)
+			}
+			if next.After(limit) {
+				next = limit
+			}
+			if next.After(deadline) {
+				deadline = next
+				if !t.Stop() {
+					<-t.C
+				}
+				t.Reset(time.Until(deadline))
+			}
 		case <-t.C:
 			return ps
 		case <-g.stop:
@@ -183,7 +239,7 @@ func (g *Group) finish(fut raft.ApplyFuture, ps []*proposal) {
 // leaderCommit proposes b through the local proposer and waits, at most
 // Timeout, for its outcome.
 func (g *Group) leaderCommit(ctx context.Context, b *kv.Batch) (uint64, error) {
-	p := &proposal{b: b, res: make(chan proposalResult, 1)}
+	p := &proposal{b: b, who: committerOf(ctx), res: make(chan proposalResult, 1)}
 	select {
 	case g.propCh <- p:
 	case <-g.stop:
@@ -219,7 +275,8 @@ func (g *Group) Commit(ctx context.Context, b *kv.Batch) (uint64, error) {
 	}, func(ctx context.Context, addr string) error {
 		cctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout+time.Second)
 		defer cancel()
-		resp, err := g.node.rpc.call(cctx, addr, g.id, methodCommit, g.fsm.Applied(), encodeBatch(b))
+		req := binary.BigEndian.AppendUint64(nil, remoteCommitter(g.cfg.ID, committerOf(ctx)))
+		resp, err := g.node.rpc.call(cctx, addr, g.id, methodCommit, g.fsm.Applied(), append(req, encodeBatch(b)...))
 		if err != nil {
 			if cctx.Err() != nil && ctx.Err() == nil {
 				return fmt.Errorf("%w: no answer from the leader within %s", ErrOutcomeUnknown, g.cfg.Timeout)
@@ -312,4 +369,15 @@ func decodeCommitResponse(b []byte) (uint64, error) {
 		return 0, fmt.Errorf("replication: bad commit response: %w", d.err)
 	}
 	return index, nil
+}
+
+// remoteCommitter names a committer of another node uniquely enough for
+// counting clients: the node's ID mixed into the session's.
+func remoteCommitter(node raft.ServerID, who uint64) uint64 {
+	if who == 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(node))
+	return h.Sum64() ^ who | 1
 }

@@ -143,11 +143,13 @@ func (g *Group) ReadIndex(ctx context.Context) (uint64, error) {
 func (g *Group) leaderReadIndex(ctx context.Context) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
-	g.proposeMu.Lock()
-	err := g.readyLocked(ctx)
-	g.proposeMu.Unlock()
-	if err != nil {
-		return 0, g.leaderErr(err)
+	if g.readyTerm.Load() != g.raft.CurrentTerm() {
+		g.proposeMu.Lock()
+		err := g.readyLocked(ctx)
+		g.proposeMu.Unlock()
+		if err != nil {
+			return 0, g.leaderErr(err)
+		}
 	}
 	index := g.fsm.Applied()
 	if err := g.verifyLeader(ctx); err != nil {
@@ -242,9 +244,15 @@ func (g *Group) serveRPC(ctx context.Context, m Method, callerApplied uint64, pa
 	}
 	switch m {
 	case methodCommit:
-		b, err := decodeBatch(payload)
+		if len(payload) < 8 {
+			return nil, fmt.Errorf("%w: short commit request", ErrBadCommand)
+		}
+		b, err := decodeBatch(payload[8:])
 		if err != nil {
 			return nil, err
+		}
+		if who := binary.BigEndian.Uint64(payload); who != 0 {
+			ctx = WithCommitter(ctx, who)
 		}
 		index, err := g.leaderCommit(ctx, b)
 		return encodeCommitResponse(index, err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -35,8 +36,9 @@ type Group struct {
 	proposeMu sync.Mutex
 	// readyTerm is the term in which this node, as leader, last saw every
 	// earlier entry applied (a barrier), so its clock is past their
-	// timestamps. Guarded by proposeMu.
-	readyTerm uint64
+	// timestamps. Written under proposeMu; read without it by read
+	// barriers, which must not queue behind a proposal being enqueued.
+	readyTerm atomic.Uint64
 
 	// node and id are set for a group started through a Node: requests
 	// for the leader are then forwarded to it. A group without a node
@@ -309,7 +311,7 @@ func (g *Group) enqueue(ctx context.Context, batches []*kv.Batch) (raft.ApplyFut
 // and what we stamp next sorts after them in the log too.
 func (g *Group) readyLocked(ctx context.Context) error {
 	term := g.raft.CurrentTerm()
-	if g.readyTerm == term {
+	if g.readyTerm.Load() == term {
 		return nil
 	}
 	if err := waitFuture(ctx, g.raft.Barrier(g.timeout(ctx))); err != nil {
@@ -318,7 +320,7 @@ func (g *Group) readyLocked(ctx context.Context) error {
 		}
 		return fmt.Errorf("replication: leader barrier: %w", err)
 	}
-	g.readyTerm = term
+	g.readyTerm.Store(term)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/vitess/go/mysql"
 
 	"github.com/fogdb/fogdb/kv"
@@ -89,6 +90,10 @@ type GroupStore struct{ G *replication.Group }
 
 func (s GroupStore) Engine() *kv.Engine { return s.G.Engine() }
 func (s GroupStore) Commit(ctx context.Context, b *kv.Batch) error {
+	if sc, ok := ctx.(*sql.Context); ok && sc.Session != nil {
+		// Group commit counts the sessions committing (replication.linger).
+		ctx = replication.WithCommitter(ctx, 1<<32|uint64(sc.Session.ID()))
+	}
 	_, err := s.G.Commit(ctx, b)
 	return err
 }
