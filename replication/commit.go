@@ -80,9 +80,9 @@ func (s *countingLogStore) DeleteRange(min, max uint64) error {
 // state-file fsync on every replica.
 func (g *Group) runProposer() {
 	defer g.bg.Done()
-	// active holds when each committer last committed: how many clients
-	// are committing now, so how many commits an entry can wait for.
-	active := map[uint64]time.Time{}
+	// active holds, for each client that committed lately, when it last
+	// committed and how often it does: which commits an entry can wait for.
+	active := map[uint64]*committer{}
 	for {
 		var first *proposal
 		select {
@@ -129,34 +129,72 @@ func (g *Group) runProposer() {
 	}
 }
 
-// linger lets an entry wait, at most CommitLinger (twice that while commits
-// keep arriving), for the other clients that committed within
-// activeWindow. Under load, the clients whose commits were in the last
-// entry come back a little apart, and without waiting they settle into
-// cohorts that alternate, each paying its own fsyncs (the first client back
-// would otherwise go alone, with the rest queueing behind it). An entry
-// with one client's commits waits only a quarter of CommitLinger for a
-// second client, so a client committing while the others are still busy
-// with their statements pays little; a lone client never waits.
-func (g *Group) linger(ps []*proposal, active map[uint64]time.Time) []*proposal {
+// committer is what the proposer knows of one client's commits.
+type committer struct {
+	last time.Time     // its latest commit's arrival
+	gap  time.Duration // smoothed time between its commits
+}
+
+// due reports whether the client's next commit is expected by t.
+func (c *committer) due(t time.Time) bool {
+	return c.gap > 0 && !c.last.Add(c.gap).After(t)
+}
+
+// linger lets an entry wait for the commits of other clients that are due
+// soon. Under load, the clients whose commits were in the last entry come
+// back a little apart; without waiting, the first one back goes alone while
+// the others queue behind it, and the clients settle into cohorts that
+// alternate, each paying its own fsyncs. The proposer remembers, for each
+// client that committed within activeWindow, when it last committed and how
+// often it commits, and waits only for those whose next commit is due within
+// CommitLinger: never for a lone client, nor for clients busy with long
+// transactions. An entry waits a quarter of CommitLinger while it holds one
+// client's commits and up to CommitLinger once it holds several, extended by
+// a quarter of it at each arrival, never beyond twice CommitLinger.
+func (g *Group) linger(ps []*proposal, active map[uint64]*committer) []*proposal {
 	start := time.Now()
 	in := map[uint64]bool{}
 	note := func(p *proposal) {
-		if p.who != 0 {
-			active[p.who] = start
-			in[p.who] = true
+		if p.who == 0 || in[p.who] {
+			return
 		}
+		in[p.who] = true
+		now := time.Now()
+		c := active[p.who]
+		if c == nil {
+			active[p.who] = &committer{last: now}
+			return
+		}
+		if d := now.Sub(c.last); c.gap == 0 {
+			c.gap = d
+		} else {
+			c.gap = (c.gap + d) / 2
+		}
+		c.last = now
 	}
 	for _, p := range ps {
 		note(p)
 	}
-	for who, at := range active {
-		if start.Sub(at) > activeWindow {
+	for who, c := range active {
+		if start.Sub(c.last) > activeWindow {
 			delete(active, who)
 		}
 	}
 	linger := g.cfg.CommitLinger
-	if linger <= 0 || len(active) < 2 || len(in) >= len(active) {
+	if linger <= 0 {
+		return ps
+	}
+	horizon := start.Add(linger)
+	missing := func() int {
+		n := 0
+		for who, c := range active {
+			if !in[who] && c.due(horizon) {
+				n++
+			}
+		}
+		return n
+	}
+	if missing() == 0 {
 		return ps
 	}
 	deadline := start.Add(linger / 4)
@@ -166,7 +204,7 @@ func (g *Group) linger(ps []*proposal, active map[uint64]time.Time) []*proposal 
 	limit := start.Add(2 * linger)
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
-	for len(in) < len(active) && len(ps) < maxProposalBatches {
+	for missing() > 0 && len(ps) < maxProposalBatches {
 		select {
 		case p := <-g.propCh:
 			ps = append(ps, p)
