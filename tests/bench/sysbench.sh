@@ -206,7 +206,7 @@ if [[ $BENCH_PPROF == 1 ]]; then
 	PROF_LOG=$WORK/fogdbprof.log
 	log "profiling: oltp_read_write, $pt thread(s), ${BENCH_TIME}s against fogdbprof on 127.0.0.1:$PROF_PORT"
 	start_fogdb "$WORK/fogdbprof" "$PROF_PORT" "$WORK/fogdbprof-data" "$PROF_LOG" \
-		--cpuprofile "$WORK/read_write.cpu.pprof"
+		--cpuprofile "$WORK/read_write.cpu.pprof" --peer-addr 127.0.0.1:0
 	PROF_PID=$STARTED_PID
 	create_sbtest "$PROF_PORT" fogdbprof
 	prepare_table fogdbprof "$PROF_PORT" "$PROF_LOG" oltp_read_write profile

@@ -31,6 +31,7 @@ func run(args []string) int {
 	fs.StringVar(&cfg.MySQLAddr, "mysql-addr", cfg.MySQLAddr, "MySQL protocol listen address")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin HTTP listen address (empty: off)")
+	fs.StringVar(&cfg.Cluster.PeerAddr, "peer-addr", cfg.Cluster.PeerAddr, "address for other nodes (Raft); 127.0.0.1:0 lets the kernel pick")
 	profPath := fs.String("cpuprofile", "fogdb.cpu.pprof", "CPU profile written between SIGUSR1 and SIGUSR2")
 	if err := fs.Parse(args); err != nil {
 		return 2
