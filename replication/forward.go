@@ -152,10 +152,33 @@ func (g *Group) leaderReadIndex(ctx context.Context) (uint64, error) {
 		}
 	}
 	index := g.fsm.Applied()
+	if g.soleVoter() {
+		// No other node can lead without this one's vote, and this one
+		// leads: nothing can have been acknowledged elsewhere.
+		return index, nil
+	}
 	if err := g.verifyLeader(ctx); err != nil {
 		return 0, g.leaderErr(err)
 	}
 	return index, nil
+}
+
+// soleVoter reports whether this node is the configuration's only voter
+// and leads (a single-node cluster, possibly with non-voters).
+func (g *Group) soleVoter() bool {
+	cf := g.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return false
+	}
+	voters := 0
+	self := false
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+			self = self || s.ID == g.cfg.ID
+		}
+	}
+	return voters == 1 && self && g.raft.State() == raft.Leader
 }
 
 // verifyLeader confirms leadership with a round of heartbeats that starts
