@@ -19,23 +19,6 @@ SB_SETUP_TIMEOUT=${SB_SETUP_TIMEOUT:-600}
 
 # ---------------------------------------------------------------- processes
 
-# stop_pid PID NAME: SIGTERM, wait up to 30 s, then SIGKILL.
-stop_pid() {
-	local pid=$1 name=$2 i
-	[[ -n $pid ]] || return 0
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 300; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "$name (pid $pid) ignored SIGTERM; killing it"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
-
 # stop_pids PID...: SIGTERM to all at once, wait up to 30 s for all, then
 # SIGKILL the rest. Empty arguments are skipped.
 stop_pids() {

@@ -63,27 +63,15 @@ die() {
 	exit 1
 }
 
+# port_in_use, spare_port, MYSQL_CLIENT, wait_tcp and stop_pid (the exit
+# trap below uses it).
+# shellcheck source=../lib/servers.sh
+source "$REPO/tests/lib/servers.sh"
+
 WORK=""
 FOG_PID=""
 MARIA_PID=""
 T0=$(date +%s)
-
-# stop_pid PID NAME: SIGTERM, wait up to 30 s, then SIGKILL.
-stop_pid() {
-	local pid=$1 name=$2 i
-	[[ -n $pid ]] || return 0
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 300; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "$name (pid $pid) ignored SIGTERM; killing it"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
 	local rc=$?
@@ -143,10 +131,6 @@ install_packages() {
 }
 
 # ---------------------------------------------------------------- servers
-
-# port_in_use, spare_port, MYSQL_CLIENT and wait_tcp.
-# shellcheck source=../lib/servers.sh
-source "$REPO/tests/lib/servers.sh"
 
 DATABASES=(nova_api nova nova_cell0 keystone glance)
 

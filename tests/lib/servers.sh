@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Helpers shared by the scripts that start servers of their own
 # (tests/bench/sysbench.sh, tests/bench/cluster.sh, tests/compat/openstack.sh).
-# Source it after defining die MESSAGE. Servers are reached on loopback only.
+# Source it after defining die MESSAGE and log MESSAGE. Servers are reached
+# on loopback only.
 
 port_in_use() {
 	# A successful connect means something listens there.
@@ -48,4 +49,21 @@ wait_tcp() {
 	done
 	tail -n 30 "$logf" >&2 || true
 	die "$name did not answer on 127.0.0.1:$port within 60 s"
+}
+
+# stop_pid PID NAME: SIGTERM, wait up to 30 s, then SIGKILL.
+stop_pid() {
+	local pid=$1 name=$2 i
+	[[ -n $pid ]] || return 0
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "$name (pid $pid) ignored SIGTERM; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
 }
