@@ -53,5 +53,7 @@
 //
 // All methods are safe for concurrent use. A transaction issues at most one
 // Acquire at a time; ReleaseAll may come from another goroutine, in which
-// case a pending Acquire of that transaction returns ErrAborted.
+// case a pending Acquire of that transaction returns ErrAborted. Close drops
+// the whole table (a Raft leader's, when the node stops leading): every
+// pending and later Acquire returns ErrAborted.
 package lock
