@@ -76,7 +76,8 @@ WORK=""
 # n3 (the cluster's nodes) and mariadb.
 declare -A PID=() PORT=() LOGF=() ADMIN=()
 
-# port_in_use, spare_port, mysql_at and wait_tcp.
+# port_in_use, spare_port, mysql_at, wait_tcp, stop_pid,
+# start_private_mariadb, end_work and trap_cleanup.
 # shellcheck source=../lib/servers.sh
 source "$REPO/tests/lib/servers.sh"
 # stop_pids, install_tools, build_fogdb, start_fogdb, admin_addr,
@@ -89,18 +90,9 @@ cleanup() {
 	trap - EXIT INT TERM
 	stop_pid "$SB_PID" sysbench
 	stop_pids "${PID[n2]:-}" "${PID[n3]:-}" "${PID[n1]:-}" "${PID[fogdb-1]:-}" "$MARIA_PID"
-	if [[ -n $WORK && -d $WORK ]]; then
-		if [[ $BENCH_KEEP == 1 || $rc -ne 0 ]]; then
-			log "work directory kept: $WORK"
-		else
-			rm -rf "$WORK"
-		fi
-	fi
-	exit "$rc"
+	end_work "$rc" "$BENCH_KEEP"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
 # ---------------------------------------------------------------- status
 

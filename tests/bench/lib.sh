@@ -48,16 +48,6 @@ stop_pids() {
 
 # ---------------------------------------------------------------- tools
 
-find_mariadbd() {
-	local c
-	for c in mariadbd /usr/sbin/mariadbd mysqld /usr/sbin/mysqld; do
-		if command -v "$c" >/dev/null 2>&1; then
-			command -v "$c"
-			return 0
-		fi
-	done
-	return 1
-}
 
 # install_tools [COMMAND...]: installs sysbench, mariadb-server and the
 # mariadb client, and the Debian packages of the same name as each COMMAND,
@@ -167,49 +157,12 @@ admin_addr() {
 	die "$name: no admin API address in $logf"
 }
 
-# start_mariadb: a private MariaDB on MARIA_PORT with its data in WORK;
-# sets MARIA_PID.
+# start_mariadb: a private MariaDB on MARIA_PORT with its data in WORK
+# (stock durable settings: innodb_flush_log_at_trx_commit=1, the default, is
+# spelled out; no binary log) and database sbtest; sets MARIA_PID.
 start_mariadb() {
-	local mariadbd dir=$WORK/mariadb-data sock=$WORK/mariadb.sock
-	mariadbd=$(find_mariadbd) || die "mariadbd not found"
-	mkdir -p "$dir" "$WORK/mariadb-tmp"
-	mariadb-install-db --no-defaults --datadir="$dir" --user=root \
-		--auth-root-authentication-method=socket --skip-test-db \
-		>"$WORK/mariadb-install.log" 2>&1 ||
-		{
-			tail -n 30 "$WORK/mariadb-install.log" >&2
-			die "mariadb-install-db"
-		}
-	# Stock durable settings: innodb_flush_log_at_trx_commit=1 (the default)
-	# is spelled out; no binary log.
-	"$mariadbd" --no-defaults --user=root --datadir="$dir" \
-		--socket="$sock" --port="$MARIA_PORT" --bind-address=127.0.0.1 \
-		--pid-file="$WORK/mariadb.pid" --log-error="$WORK/mariadb.log" \
-		--tmpdir="$WORK/mariadb-tmp" --skip-name-resolve \
-		--innodb-flush-log-at-trx-commit=1 --max-connections=200 \
-		>"$WORK/mariadb.out" 2>&1 &
-	MARIA_PID=$!
-	local i
-	for ((i = 0; i < 600; i++)); do
-		kill -0 "$MARIA_PID" 2>/dev/null || {
-			tail -n 30 "$WORK/mariadb.log" "$WORK/mariadb.out" >&2 || true
-			die "mariadbd exited during startup"
-		}
-		[[ -S $sock ]] && mariadb --no-defaults --socket="$sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break
-		sleep 0.1
-	done
-	((i < 600)) || die "mariadbd did not answer on $sock within 60 s"
-	# root over TCP from loopback with no password, like fogdb's root.
-	timeout 60 mariadb --no-defaults --socket="$sock" -uroot -e "
-		CREATE USER 'root'@'127.0.0.1';
-		GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
-		CREATE DATABASE sbtest;" ||
-		die "creating MariaDB user and database"
-	wait_tcp mariadbd "$MARIA_PID" "$MARIA_PORT" "$WORK/mariadb.log"
-	# With the socket answering as our root, check TCP reaches the same server.
-	local sockport
-	sockport=$(mysql_at "$MARIA_PORT" -N -e 'SELECT @@port') || die "MariaDB over TCP"
-	[[ $sockport == "$MARIA_PORT" ]] || die "something else answers on 127.0.0.1:$MARIA_PORT"
+	start_private_mariadb --innodb-flush-log-at-trx-commit=1 --max-connections=200
+	mysql_at "$MARIA_PORT" -e 'CREATE DATABASE sbtest' || die "creating database sbtest on MariaDB"
 }
 
 # ---------------------------------------------------------------- sysbench

@@ -64,10 +64,11 @@ WORK=""
 FOG_PID=""
 PROF_PID=""
 
-# port_in_use, spare_port, mysql_at and wait_tcp.
+# port_in_use, spare_port, mysql_at, wait_tcp, stop_pid,
+# start_private_mariadb, end_work and trap_cleanup.
 # shellcheck source=../lib/servers.sh
 source "$REPO/tests/lib/servers.sh"
-# stop_pid, install_tools, start_fogdb, start_mariadb, prepare_table,
+# install_tools, start_fogdb, start_mariadb, prepare_table,
 # run_one, count_rows, check_rows (and SB_PID, MARIA_PID).
 # shellcheck source=lib.sh
 source "$REPO/tests/bench/lib.sh"
@@ -79,18 +80,9 @@ cleanup() {
 	stop_pid "$PROF_PID" fogdbprof
 	stop_pid "$FOG_PID" fogdb
 	stop_pid "$MARIA_PID" mariadbd
-	if [[ -n $WORK && -d $WORK ]]; then
-		if [[ $BENCH_KEEP == 1 || $rc -ne 0 ]]; then
-			log "work directory kept: $WORK"
-		else
-			rm -rf "$WORK"
-		fi
-	fi
-	exit "$rc"
+	end_work "$rc" "$BENCH_KEEP"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
 # ---------------------------------------------------------------- main
 

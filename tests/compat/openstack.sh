@@ -63,8 +63,9 @@ die() {
 	exit 1
 }
 
-# port_in_use, spare_port, MYSQL_CLIENT, wait_tcp and stop_pid (the exit
-# trap below uses it).
+# port_in_use, spare_port, MYSQL_CLIENT, wait_tcp, stop_pid,
+# start_private_mariadb, end_work and trap_cleanup (the exit trap below uses
+# them).
 # shellcheck source=../lib/servers.sh
 source "$REPO/tests/lib/servers.sh"
 
@@ -78,18 +79,9 @@ cleanup() {
 	trap - EXIT INT TERM
 	stop_pid "$FOG_PID" fogdb
 	stop_pid "$MARIA_PID" mariadbd
-	if [[ -n $WORK && -d $WORK ]]; then
-		if [[ $OS_KEEP == 1 || $rc -ne 0 ]]; then
-			log "work directory kept: $WORK"
-		else
-			rm -rf "$WORK"
-		fi
-	fi
-	exit "$rc"
+	end_work "$rc" "$OS_KEEP"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_cleanup
 
 # ---------------------------------------------------------------- packages
 
@@ -154,43 +146,10 @@ start_fogdb() {
 	create_databases "$FOG_PORT" fogdb
 }
 
+# start_mariadb: the character set and collation Debian's mariadb-server
+# configures (and MySQL 8's default character set); otherwise stock settings.
 start_mariadb() {
-	local dir=$WORK/mariadb-data sock=$WORK/mariadb.sock
-	mkdir -p "$dir" "$WORK/mariadb-tmp"
-	mariadb-install-db --no-defaults --datadir="$dir" --user=root \
-		--auth-root-authentication-method=socket --skip-test-db \
-		>"$WORK/mariadb-install.log" 2>&1 ||
-		{
-			tail -n 30 "$WORK/mariadb-install.log" >&2
-			die "mariadb-install-db"
-		}
-	# The character set and collation Debian's mariadb-server configures
-	# (and MySQL 8's default character set); otherwise stock settings.
-	/usr/sbin/mariadbd --no-defaults --user=root --datadir="$dir" \
-		--socket="$sock" --port="$MARIA_PORT" --bind-address=127.0.0.1 \
-		--pid-file="$WORK/mariadb.pid" --log-error="$WORK/mariadb.log" \
-		--tmpdir="$WORK/mariadb-tmp" --skip-name-resolve \
-		--character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
-		>"$WORK/mariadb.out" 2>&1 &
-	MARIA_PID=$!
-	local i
-	for ((i = 0; i < 600; i++)); do
-		kill -0 "$MARIA_PID" 2>/dev/null || {
-			tail -n 30 "$WORK/mariadb.log" "$WORK/mariadb.out" >&2 || true
-			die "mariadbd exited during startup"
-		}
-		[[ -S $sock ]] && mariadb --no-defaults --socket="$sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break
-		sleep 0.1
-	done
-	# root over TCP from loopback with no password, like fogdb's root.
-	mariadb --no-defaults --socket="$sock" -uroot -e "
-		CREATE USER 'root'@'127.0.0.1';
-		GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" ||
-		die "creating MariaDB's TCP root user"
-	wait_tcp mariadbd "$MARIA_PID" "$MARIA_PORT" "$WORK/mariadb.log"
-	local sockport
-	sockport=$("${MYSQL_CLIENT[@]}" -P"$MARIA_PORT" -N -e 'SELECT @@port') || die "MariaDB over TCP"
-	[[ $sockport == "$MARIA_PORT" ]] || die "something else answers on 127.0.0.1:$MARIA_PORT"
+	start_private_mariadb --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci
 	create_databases "$MARIA_PORT" mariadb
 }
 

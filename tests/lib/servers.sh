@@ -67,3 +67,77 @@ stop_pid() {
 	fi
 	wait "$pid" 2>/dev/null || true
 }
+
+# find_mariadbd: the path of the MariaDB server binary.
+find_mariadbd() {
+	local c
+	for c in mariadbd /usr/sbin/mariadbd mysqld /usr/sbin/mysqld; do
+		if command -v "$c" >/dev/null 2>&1; then
+			command -v "$c"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# start_private_mariadb [MARIADBD FLAG...]: a MariaDB of this script's own
+# on MARIA_PORT (loopback only) with its data, socket and logs in WORK, root
+# reachable over TCP from loopback without a password (like fogdb's root);
+# sets MARIA_PID. The flags are added to the server's command line.
+start_private_mariadb() {
+	local mariadbd dir=$WORK/mariadb-data sock=$WORK/mariadb.sock i sockport
+	mariadbd=$(find_mariadbd) || die "mariadbd not found"
+	mkdir -p "$dir" "$WORK/mariadb-tmp"
+	mariadb-install-db --no-defaults --datadir="$dir" --user=root \
+		--auth-root-authentication-method=socket --skip-test-db \
+		>"$WORK/mariadb-install.log" 2>&1 ||
+		{
+			tail -n 30 "$WORK/mariadb-install.log" >&2
+			die "mariadb-install-db"
+		}
+	"$mariadbd" --no-defaults --user=root --datadir="$dir" \
+		--socket="$sock" --port="$MARIA_PORT" --bind-address=127.0.0.1 \
+		--pid-file="$WORK/mariadb.pid" --log-error="$WORK/mariadb.log" \
+		--tmpdir="$WORK/mariadb-tmp" --skip-name-resolve "$@" \
+		>"$WORK/mariadb.out" 2>&1 &
+	MARIA_PID=$!
+	for ((i = 0; i < 600; i++)); do
+		kill -0 "$MARIA_PID" 2>/dev/null || {
+			tail -n 30 "$WORK/mariadb.log" "$WORK/mariadb.out" >&2 || true
+			die "mariadbd exited during startup"
+		}
+		[[ -S $sock ]] && mariadb --no-defaults --socket="$sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	((i < 600)) || die "mariadbd did not answer on $sock within 60 s"
+	timeout 60 mariadb --no-defaults --socket="$sock" -uroot -e "
+		CREATE USER 'root'@'127.0.0.1';
+		GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" ||
+		die "creating MariaDB's TCP root user"
+	wait_tcp mariadbd "$MARIA_PID" "$MARIA_PORT" "$WORK/mariadb.log"
+	# With the socket answering as our root, check TCP reaches the same server.
+	sockport=$(mysql_at "$MARIA_PORT" -N -e 'SELECT @@port') || die "MariaDB over TCP"
+	[[ $sockport == "$MARIA_PORT" ]] || die "something else answers on 127.0.0.1:$MARIA_PORT"
+}
+
+# end_work RC KEEP: the end of a script's cleanup: WORK is kept (and named)
+# when KEEP is 1 or the script failed, removed otherwise; exits with RC.
+end_work() {
+	local rc=$1 keep=$2
+	if [[ -n $WORK && -d $WORK ]]; then
+		if [[ $keep == 1 || $rc -ne 0 ]]; then
+			log "work directory kept: $WORK"
+		else
+			rm -rf "$WORK"
+		fi
+	fi
+	exit "$rc"
+}
+
+# trap_cleanup: run the script's cleanup function on exit, and exit with
+# the signal's status on SIGINT and SIGTERM (so cleanup runs then too).
+trap_cleanup() {
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
