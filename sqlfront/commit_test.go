@@ -8,12 +8,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestCommitRacingDDLFails: a transaction that wrote a table whose
-// definition changed before it committed fails cleanly (1412) and writes
-// nothing, instead of storing rows of the old shape. On one node the table
-// metadata lock keeps DDL away from open writers, so the race is staged by
-// committing with the definition the transaction started from.
-func TestCommitRacingDDLFails(t *testing.T) {
+// openWriter makes table d.t and a second session with an open transaction
+// that has inserted a row into it.
+func openWriter(t *testing.T) (*testDB, *Session) {
 	db := newTestDB(t)
 	db.query("CREATE DATABASE d")
 	db.sess.SetCurrentDatabase("d")
@@ -23,6 +20,16 @@ func TestCommitRacingDDLFails(t *testing.T) {
 	w.SetCurrentDatabase("d")
 	require.NoError(t, db.exec(w, "START TRANSACTION"))
 	require.NoError(t, db.exec(w, "INSERT INTO t VALUES (1, 1)"))
+	return db, w
+}
+
+// TestCommitRacingDDLFails: a transaction that wrote a table whose
+// definition changed before it committed fails cleanly (1412) and writes
+// nothing, instead of storing rows of the old shape. On one node the table
+// metadata lock keeps DDL away from open writers, so the race is staged by
+// committing with the definition the transaction started from.
+func TestCommitRacingDDLFails(t *testing.T) {
+	db, w := openWriter(t)
 	stale := w.txn.tables
 	// Let the DDL through: end the writer's transaction without losing its
 	// buffered rows, as a lost leader lock would.
@@ -40,15 +47,7 @@ func TestCommitRacingDDLFails(t *testing.T) {
 // TestDDLWaitsForWriters: the table metadata lock makes ALTER TABLE wait
 // for a transaction that wrote the table, as MySQL's metadata locks do.
 func TestDDLWaitsForWriters(t *testing.T) {
-	db := newTestDB(t)
-	db.query("CREATE DATABASE d")
-	db.sess.SetCurrentDatabase("d")
-	db.query("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
-
-	w := db.prov.NewSession(sql.NewBaseSession())
-	w.SetCurrentDatabase("d")
-	require.NoError(t, db.exec(w, "START TRANSACTION"))
-	require.NoError(t, db.exec(w, "INSERT INTO t VALUES (1, 1)"))
+	db, w := openWriter(t)
 
 	done := make(chan error, 1)
 	go func() { done <- db.exec(db.sess, "ALTER TABLE t ADD COLUMN extra INT") }()
