@@ -22,13 +22,7 @@ func (p *Provider) registerSequences() {
 		return p.autoIncNextLocal(m, given)
 	})
 	p.handleSeq(methodAutoIncPeek, func(m *tableMeta, _ *uint64) (uint64, error) {
-		st, err := p.loadAutoInc(m)
-		if err != nil {
-			return 0, err
-		}
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		return st.next, nil
+		return p.autoIncPeekLocal(m)
 	})
 	p.handleSeq(methodRowID, func(m *tableMeta, _ *uint64) (uint64, error) {
 		return p.nextRowIDLocal(m)
@@ -167,15 +161,19 @@ func (p *Provider) autoIncNextLocal(m *tableMeta, given *uint64) (uint64, error)
 // autoIncPeek returns the value the next insert would get.
 func (p *Provider) autoIncPeek(ctx context.Context, m *tableMeta) (uint64, error) {
 	if p.seqHere() {
-		st, err := p.loadAutoInc(m)
-		if err != nil {
-			return 0, err
-		}
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		return st.next, nil
+		return p.autoIncPeekLocal(m)
 	}
 	return p.callSeq(ctx, methodAutoIncPeek, m.def.ID, nil)
+}
+
+func (p *Provider) autoIncPeekLocal(m *tableMeta) (uint64, error) {
+	st, err := p.loadAutoInc(m)
+	if err != nil {
+		return 0, err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.next, nil
 }
 
 // nextRowID hands out a hidden row ID of a keyless table.
