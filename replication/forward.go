@@ -136,6 +136,24 @@ func (g *Group) ReadIndex(ctx context.Context) (uint64, error) {
 	return index, err
 }
 
+// TermBarrier returns once this node, as leader, has applied every entry of
+// earlier terms. Until then its state may lack commits an earlier leader
+// acknowledged, so nothing a leader hands out from its state (locks,
+// sequence values, read indexes) may be served before it. On a node that
+// is not the leader it fails with the leader's address.
+func (g *Group) TermBarrier(ctx context.Context) error {
+	if g.readyTerm.Load() == g.raft.CurrentTerm() {
+		return nil
+	}
+	g.proposeMu.Lock()
+	err := g.readyLocked(ctx)
+	g.proposeMu.Unlock()
+	if err != nil {
+		return g.leaderErr(err)
+	}
+	return nil
+}
+
 // leaderReadIndex: every entry of earlier terms is applied here (the term's
 // barrier), so everything acknowledged so far is at or below the applied
 // index read now; confirming leadership afterwards proves no other leader
@@ -143,13 +161,8 @@ func (g *Group) ReadIndex(ctx context.Context) (uint64, error) {
 func (g *Group) leaderReadIndex(ctx context.Context) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
-	if g.readyTerm.Load() != g.raft.CurrentTerm() {
-		g.proposeMu.Lock()
-		err := g.readyLocked(ctx)
-		g.proposeMu.Unlock()
-		if err != nil {
-			return 0, g.leaderErr(err)
-		}
+	if err := g.TermBarrier(ctx); err != nil {
+		return 0, err
 	}
 	index := g.fsm.Applied()
 	if g.soleVoter() {
