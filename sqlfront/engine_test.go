@@ -190,6 +190,31 @@ func TestTransactionSizeLimit(t *testing.T) {
 	require.Equal(t, []sql.Row{{int64(0)}}, db.query("SELECT COUNT(*) FROM t"))
 }
 
+// TestTransactionSizeCountsBufferedBytes: the size limit is on what the
+// transaction buffers, so overwriting one row many times stays far below
+// it, and a rolled-back statement gives its bytes back.
+func TestTransactionSizeCountsBufferedBytes(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxTxnBytes = 4 << 10
+	db := newTestDBWith(t, cfg)
+	db.query("CREATE DATABASE d")
+	db.sess.SetCurrentDatabase("d")
+	db.query("CREATE TABLE t (id INT PRIMARY KEY, v INT, k INT, UNIQUE KEY (k))")
+	db.query("INSERT INTO t VALUES (1, 0, 1)")
+	require.NoError(t, db.exec(db.sess, "START TRANSACTION"))
+	for i := 1; i <= 500; i++ {
+		require.NoError(t, db.exec(db.sess, "UPDATE t SET v = v + 1 WHERE id = 1"), "update %d", i)
+	}
+	require.NoError(t, db.exec(db.sess, "SAVEPOINT s"))
+	for i := 0; i < 20; i++ {
+		require.NoError(t, db.exec(db.sess, "SAVEPOINT s"))
+		require.NoError(t, db.exec(db.sess, fmt.Sprintf("INSERT INTO t VALUES (%d, 0, %d)", 1000+i, 1000+i)))
+		require.NoError(t, db.exec(db.sess, "ROLLBACK TO SAVEPOINT s"))
+	}
+	require.NoError(t, db.exec(db.sess, "COMMIT"))
+	require.Equal(t, []sql.Row{{int32(1), int32(500), int32(1)}}, db.query("SELECT * FROM t"))
+}
+
 // TestIdleTransactionReleased: a transaction idle past IdleTxnTimeout is
 // rolled back, its locks go, and its next statement says so.
 func TestIdleTransactionReleased(t *testing.T) {

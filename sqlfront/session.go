@@ -88,7 +88,7 @@ type undoRec struct {
 	key  string
 	had  bool
 	prev bufItem
-	size int64
+	size int64 // what the write changed txn.size by
 }
 
 // observed is what a current read saw of a key: the commit precondition
@@ -152,9 +152,18 @@ func (t *txn) get(key string) (bufItem, bool) {
 	return t.buf.Get(bufItem{key: key})
 }
 
+// bufSize is what a buffered write counts towards MaxTxnBytes: roughly
+// what it adds to the commit's batch.
+func bufSize(key string, val []byte) int64 { return int64(len(key) + len(val) + 32) }
+
 func (t *txn) write(p *Provider, key string, val []byte, del bool) error {
 	prev, had := t.buf.ReplaceOrInsert(bufItem{key: key, val: val, del: del})
-	sz := int64(len(key) + len(val) + 32)
+	// The limit is on the batch the commit sends, where an overwritten
+	// key appears once: a row updated many times counts once.
+	sz := bufSize(key, val)
+	if had {
+		sz -= bufSize(prev.key, prev.val)
+	}
 	t.undo = append(t.undo, undoRec{key: key, had: had, prev: prev, size: sz})
 	t.size += sz
 	if p.cfg.MaxTxnBytes > 0 && t.size > p.cfg.MaxTxnBytes {
