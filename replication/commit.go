@@ -316,10 +316,16 @@ func (g *Group) Commit(ctx context.Context, b *kv.Batch) (uint64, error) {
 		req := binary.BigEndian.AppendUint64(nil, remoteCommitter(g.cfg.ID, committerOf(ctx)))
 		resp, err := g.node.rpc.call(cctx, addr, g.id, methodCommit, g.fsm.Applied(), append(req, encodeBatch(b)...))
 		if err != nil {
-			if cctx.Err() != nil && ctx.Err() == nil {
+			switch {
+			case errors.Is(err, errNotSent), !gaveUp(cctx, err):
+				return err
+			case ctx.Err() == nil:
 				return fmt.Errorf("%w: no answer from the leader within %s", ErrOutcomeUnknown, g.cfg.Timeout)
+			default:
+				// The leader may have proposed it already: its outcome
+				// no longer depends on this caller.
+				return fmt.Errorf("%w: the caller gave up after the commit was sent: %w", ErrOutcomeUnknown, err)
 			}
-			return err
 		}
 		index, err = decodeCommitResponse(resp)
 		return err
@@ -333,6 +339,12 @@ func (g *Group) Commit(ctx context.Context, b *kv.Batch) (uint64, error) {
 		return 0, fmt.Errorf("%w: committed at %d but not applied here: %w", ErrOutcomeUnknown, index, err)
 	}
 	return index, nil
+}
+
+// gaveUp reports whether an RPC made with ctx failed because ctx ended
+// (the caller cancelled, or the deadline passed), not with an answer.
+func gaveUp(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && errors.Is(err, context.Cause(ctx))
 }
 
 // waitApplied waits, at most Timeout, until this node has applied index.
