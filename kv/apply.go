@@ -11,12 +11,14 @@ import "fmt"
 // Replay is idempotent: when appliedIndex is above zero and at or below the
 // stored applied index, Apply writes nothing and returns (nil, nil).
 //
-// The result holds one error per batch: nil when it was written, or the
-// *ConflictError of its first failing precondition (nothing of it written).
-// Later batches see earlier ones. The second result reports why nothing at
-// all was applied: ErrInvalidBatch, ErrTimestampOrder (ts must be strictly
-// increasing and above every earlier commit), ErrClosed, ErrCorrupt or an
-// I/O error.
+// The result holds one error per batch: nil when it was written, the
+// *ConflictError of its first failing precondition, or, for a batch
+// ValidateBatch refuses, that error (wrapping ErrInvalidBatch); nothing of
+// a failed batch is written, and it does not affect the others. Later
+// batches see earlier ones. The second result reports why nothing at all
+// was applied: ErrInvalidBatch (batches and ts do not line up),
+// ErrTimestampOrder (ts must be strictly increasing and above every earlier
+// commit), ErrClosed, ErrCorrupt or an I/O error.
 //
 // Once durable, ReadTS moves to the largest ts and the Clock is moved past
 // it, so a node that becomes leader stamps above what it applied.
@@ -24,10 +26,7 @@ func (e *Engine) Apply(appliedIndex uint64, batches []*Batch, ts []Timestamp) ([
 	if len(batches) != len(ts) {
 		return nil, fmt.Errorf("%w: %d batches but %d timestamps", ErrInvalidBatch, len(batches), len(ts))
 	}
-	for i, b := range batches {
-		if err := validateBatch(b); err != nil {
-			return nil, fmt.Errorf("batch %d: %w", i, err)
-		}
+	for i := range batches {
 		if ts[i] == 0 || ts[i] == MaxTimestamp || (i > 0 && ts[i] <= ts[i-1]) {
 			return nil, fmt.Errorf("%w: batch %d at %s", ErrTimestampOrder, i, ts[i])
 		}
@@ -90,6 +89,12 @@ func (e *Engine) applyLocked(appliedIndex uint64, batches []*Batch, ts []Timesta
 		}
 	}
 	for i, b := range batches {
+		// One client's unwritable batch must not fail the others that
+		// share its entry.
+		if err := validateBatch(b); err != nil {
+			errs[i] = fmt.Errorf("batch %d: %w", i, err)
+			continue
+		}
 		c, err := w.check(b)
 		if err != nil {
 			return nil, err

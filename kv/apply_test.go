@@ -76,8 +76,6 @@ func TestApplyRejectsBadArguments(t *testing.T) {
 
 	_, err := e.Apply(1, one, nil)
 	require.ErrorIs(t, err, ErrInvalidBatch)
-	_, err = e.Apply(1, []*Batch{nil}, []Timestamp{ts + 1})
-	require.ErrorIs(t, err, ErrInvalidBatch)
 	_, err = e.Apply(1, one, []Timestamp{ts})
 	require.ErrorIs(t, err, ErrTimestampOrder, "not above the last commit")
 	_, err = e.Apply(1, two, []Timestamp{ts + 2, ts + 1})
@@ -96,4 +94,34 @@ func TestApplyRejectsBadArguments(t *testing.T) {
 	require.Equal(t, []error{nil}, errs)
 	_, err = e.Apply(0, one, []Timestamp{ts + 5})
 	require.ErrorIs(t, err, ErrTimestampOrder)
+}
+
+// TestApplyInvalidBatchFailsAlone: a batch that can never be written (an
+// oversized key, a nil batch) fails on its own; the batches that share its
+// entry are written, and the entry's index is recorded.
+func TestApplyInvalidBatchFailsAlone(t *testing.T) {
+	opts := testOptions(t)
+	opts.Clock = NewClock(nil)
+	e := openWith(t, opts)
+	base := opts.Clock.Now() + 1000
+	batches := []*Batch{
+		{Mutations: []Mutation{{Key: []byte("a"), Value: []byte("1")}}},
+		{Mutations: []Mutation{{Key: []byte("b"), Value: []byte("lost")}, {Key: make([]byte, MaxKeySize+1), Value: []byte("x")}}},
+		nil,
+		{Mutations: []Mutation{{Key: []byte("c"), Value: []byte("3")}}},
+	}
+	errs, err := e.Apply(7, batches, []Timestamp{base, base + 1, base + 2, base + 3})
+	require.NoError(t, err)
+	require.Len(t, errs, 4)
+	require.NoError(t, errs[0])
+	require.ErrorIs(t, errs[1], ErrInvalidBatch)
+	require.ErrorIs(t, errs[1], ErrKeyTooLarge)
+	require.ErrorIs(t, errs[2], ErrInvalidBatch)
+	require.NoError(t, errs[3])
+	require.Equal(t, Value{Data: []byte("1"), Version: base, Exists: true}, get(t, e, "a", MaxTimestamp))
+	require.False(t, get(t, e, "b", MaxTimestamp).Exists, "nothing of an invalid batch is written")
+	require.Equal(t, Value{Data: []byte("3"), Version: base + 3, Exists: true}, get(t, e, "c", MaxTimestamp))
+	idx, err := e.AppliedIndex()
+	require.NoError(t, err)
+	require.Equal(t, uint64(7), idx)
 }

@@ -34,15 +34,20 @@ type Batch struct {
 	Preconditions []Precondition
 }
 
-// validateBatch rejects what bbolt would refuse halfway through a
-// transaction.
+// ValidateBatch reports whether b can be written at all: not nil, keys
+// neither empty nor longer than MaxKeySize, values at most MaxValueSize.
+// What it refuses, bbolt would refuse halfway through a transaction. The
+// error wraps ErrInvalidBatch, and ErrKeyTooLarge for an oversized key.
+// It depends on b alone, so every replica decides alike.
+func ValidateBatch(b *Batch) error { return validateBatch(b) }
+
 func validateBatch(b *Batch) error {
 	if b == nil {
 		return fmt.Errorf("%w: nil batch", ErrInvalidBatch)
 	}
 	for i, m := range b.Mutations {
 		if err := validateKey(m.Key); err != nil {
-			return fmt.Errorf("%w: mutation %d: %s", ErrInvalidBatch, i, err)
+			return fmt.Errorf("%w: mutation %d: %w", ErrInvalidBatch, i, err)
 		}
 		if !m.Delete && len(m.Value) > MaxValueSize {
 			return fmt.Errorf("%w: mutation %d: value of %d bytes exceeds %d", ErrInvalidBatch, i, len(m.Value), MaxValueSize)
@@ -50,7 +55,7 @@ func validateBatch(b *Batch) error {
 	}
 	for i, p := range b.Preconditions {
 		if err := validateKey(p.Key); err != nil {
-			return fmt.Errorf("%w: precondition %d: %s", ErrInvalidBatch, i, err)
+			return fmt.Errorf("%w: precondition %d: %w", ErrInvalidBatch, i, err)
 		}
 	}
 	return nil
@@ -61,7 +66,7 @@ func validateKey(k []byte) error {
 	case len(k) == 0:
 		return errors.New("empty key")
 	case len(k) > MaxKeySize:
-		return fmt.Errorf("key of %d bytes exceeds %d", len(k), MaxKeySize)
+		return fmt.Errorf("%w: key of %d bytes exceeds %d", ErrKeyTooLarge, len(k), MaxKeySize)
 	}
 	return nil
 }

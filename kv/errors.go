@@ -32,6 +32,10 @@ var (
 	// arguments that do not line up.
 	ErrInvalidBatch = errors.New("kv: invalid batch")
 
+	// ErrKeyTooLarge is wrapped, beside ErrInvalidBatch, by the error for a
+	// batch with a key longer than MaxKeySize.
+	ErrKeyTooLarge = errors.New("kv: key too large")
+
 	// ErrTimestampOrder is returned by Apply when the commit timestamps are
 	// not strictly increasing and newer than the last applied commit:
 	// accepting them would let a snapshot see history change under it.
