@@ -277,6 +277,12 @@ func (g *Group) finish(fut raft.ApplyFuture, ps []*proposal) {
 // leaderCommit proposes b through the local proposer and waits, at most
 // Timeout, for its outcome.
 func (g *Group) leaderCommit(ctx context.Context, b *kv.Batch) (uint64, error) {
+	// A batch that can never be written is refused here, before it shares
+	// an entry: the FSM would fail it alone anyway, but only after a round
+	// through the log.
+	if err := kv.ValidateBatch(b); err != nil {
+		return 0, err
+	}
 	p := &proposal{b: b, who: committerOf(ctx), res: make(chan proposalResult, 1)}
 	select {
 	case g.propCh <- p:
@@ -302,9 +308,13 @@ func (g *Group) leaderCommit(ctx context.Context, b *kv.Batch) (uint64, error) {
 // applied on this node, so this node's next read sees it.
 //
 // Errors: a *kv.ConflictError (a precondition failed; nothing written),
-// ErrUnavailable (nothing proposed), ErrOutcomeUnknown (proposed, not
-// confirmed within Timeout), ErrRejected, ErrShutdown.
+// kv.ErrInvalidBatch (the batch can never be written, an oversized key say;
+// nothing proposed), ErrUnavailable (nothing proposed), ErrOutcomeUnknown
+// (proposed, not confirmed within Timeout), ErrRejected, ErrShutdown.
 func (g *Group) Commit(ctx context.Context, b *kv.Batch) (uint64, error) {
+	if err := kv.ValidateBatch(b); err != nil {
+		return 0, err
+	}
 	var index uint64
 	err := g.toLeader(ctx, false, func(ctx context.Context) error {
 		var err error

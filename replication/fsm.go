@@ -19,12 +19,14 @@ var _ raft.FSM = (*FSM)(nil)
 // ApplyResult is what FSM.Apply returns for a CommandCommit entry, and what
 // the proposer reads from raft's ApplyFuture.
 type ApplyResult struct {
-	// Errs holds one entry per batch: nil when written, or the
-	// *kv.ConflictError of its first failing precondition. Nil when the
-	// entry had already been applied before a restart (a replay).
+	// Errs holds one entry per batch: nil when written, the
+	// *kv.ConflictError of its first failing precondition, or the
+	// kv.ErrInvalidBatch error of a batch that can never be written. Nil
+	// when the entry had already been applied before a restart (a replay).
 	Errs []error
-	// Err is set when every replica refused the whole entry; it wraps
-	// ErrRejected and the kv error that decided it.
+	// Err is set when every replica refused the whole entry (its
+	// timestamps out of order); it wraps ErrRejected and the kv error that
+	// decided it.
 	Err error
 	// Index is the entry's log index.
 	Index uint64
@@ -45,9 +47,11 @@ type FSMStats struct {
 	// Rejected counts entries refused as a whole (ErrRejected).
 	Rejected uint64
 	// Batches counts batches written; Conflicts those refused by a
-	// precondition.
+	// precondition; Invalid those that could never be written (the
+	// proposer refuses them before they reach an entry).
 	Batches   uint64
 	Conflicts uint64
+	Invalid   uint64
 	// Restores counts snapshots installed by Restore.
 	Restores uint64
 }
@@ -78,7 +82,7 @@ type FSM struct {
 	hooks  []ApplyHook
 
 	entries, replayed, rejected atomic.Uint64
-	batches, conflicts          atomic.Uint64
+	batches, conflicts, invalid atomic.Uint64
 	restores                    atomic.Uint64
 }
 
@@ -152,6 +156,7 @@ func (f *FSM) Stats() FSMStats {
 		Rejected:  f.rejected.Load(),
 		Batches:   f.batches.Load(),
 		Conflicts: f.conflicts.Load(),
+		Invalid:   f.invalid.Load(),
 		Restores:  f.restores.Load(),
 	}
 }
@@ -183,9 +188,12 @@ func (f *FSM) applyCommit(index uint64, payload []byte) any {
 	case err == nil:
 		f.entries.Add(1)
 		for _, be := range errs {
-			if be == nil {
+			switch {
+			case be == nil:
 				f.batches.Add(1)
-			} else {
+			case errors.Is(be, kv.ErrInvalidBatch):
+				f.invalid.Add(1)
+			default:
 				f.conflicts.Add(1)
 			}
 		}
@@ -205,7 +213,8 @@ func (f *FSM) applyCommit(index uint64, payload []byte) any {
 		return &ApplyResult{Errs: errs, Index: index}
 	case errors.Is(err, kv.ErrInvalidBatch) || errors.Is(err, kv.ErrTimestampOrder):
 		// Decided from the entry and the replicated state alone, so every
-		// replica refuses it alike. Record the index anyway so the stored
+		// replica refuses it alike. (A single batch that cannot be written
+		// fails alone, in errs.) Record the index anyway so the stored
 		// applied index always names the last command entry.
 		if _, ierr := e.Apply(index, nil, nil); ierr != nil {
 			panic(fmt.Sprintf("replication: entry %d: storing applied index: %v", index, ierr))

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -448,4 +450,83 @@ func mustEncode(t *testing.T, batches ...*kv.Batch) []byte {
 	data, err := EncodeCommit(Commit{Batches: batches, TS: ts})
 	require.NoError(t, err)
 	return data
+}
+
+// TestInvalidBatchFailsOnlyItsCommit: a batch that can never be written
+// (a key over kv.MaxKeySize) fails alone, with kv.ErrInvalidBatch, while
+// the commits queued with it for the same entry are written.
+func TestInvalidBatchFailsOnlyItsCommit(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	lead := c.leader()
+	g := lead.g
+
+	// Hold the entry in flight, so the next commits queue for one entry.
+	applying := make(chan struct{})
+	release := make(chan struct{})
+	var once, releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	g.FSM().OnApply(func(batches []*kv.Batch, _ bool) {
+		for _, b := range batches {
+			if string(b.Mutations[0].Key) == "first" {
+				once.Do(func() { close(applying) })
+				<-release
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	go func() { _, _ = g.Commit(ctx, put("first", "v")) }()
+	select {
+	case <-applying:
+	case <-time.After(waitLimit):
+		t.Fatal("the first commit was never applied")
+	}
+
+	// The proposer takes the next commit at once and holds it until the
+	// entry in flight is done; give it one, so that every commit below is
+	// left in its queue, to share the next entry.
+	held := &proposal{b: put("held", "h"), res: make(chan proposalResult, 1)}
+	g.propCh <- held
+	require.Eventually(t, func() bool { return len(g.propCh) == 0 }, waitLimit, time.Millisecond)
+
+	bad := &kv.Batch{Mutations: []kv.Mutation{{Key: make([]byte, kv.MaxKeySize+1), Value: []byte("x")}}}
+	commits := []*kv.Batch{put("good-1", "1"), bad, put("good-2", "2")}
+	errs := make([]error, len(commits))
+	var wg sync.WaitGroup
+	// Each commit is either queued for the next entry or already answered.
+	var answered atomic.Int32
+	for i, b := range commits {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = g.Commit(ctx, b)
+			answered.Add(1)
+		}()
+	}
+	require.Eventually(t, func() bool {
+		return len(g.propCh)+int(answered.Load()) == len(commits)
+	}, waitLimit, time.Millisecond)
+	unblock()
+	wg.Wait()
+	require.NoError(t, (<-held.res).err)
+
+	require.NoError(t, errs[0])
+	require.ErrorIs(t, errs[1], kv.ErrInvalidBatch)
+	require.ErrorIs(t, errs[1], kv.ErrKeyTooLarge)
+	require.NotErrorIs(t, errs[1], ErrRejected)
+	require.NoError(t, errs[2])
+	require.Zero(t, g.FSM().Stats().Invalid, "the invalid batch was refused before it joined an entry")
+	v, err := g.Engine().Get([]byte("good-2"), kv.MaxTimestamp)
+	require.NoError(t, err)
+	require.True(t, v.Exists)
+
+	// Proposed together regardless, the invalid batch still fails alone.
+	res := propose(t, g, put("p-1", "1"), bad, put("p-2", "2"))
+	require.NoError(t, res[0])
+	require.ErrorIs(t, res[1], kv.ErrInvalidBatch)
+	require.NoError(t, res[2])
+	require.Equal(t, uint64(1), g.FSM().Stats().Invalid)
+	c.settle()
+	c.requireIdentical()
 }

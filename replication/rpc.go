@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/fogdb/fogdb/kv"
 	"github.com/fogdb/fogdb/kv/lock"
 	"github.com/fogdb/fogdb/replication/mux"
 )
@@ -59,6 +60,8 @@ const (
 	errCodeRejected       = 8
 	errCodeNoMethod       = 9
 	errCodeNoSuchMember   = 10
+	errCodeInvalidBatch   = 11
+	errCodeKeyTooLarge    = 12
 )
 
 // errNotSent marks a failure before any byte of the request left this node:
@@ -99,6 +102,10 @@ func encodeError(err error) []byte {
 		code = errCodeNoMethod
 	case errors.Is(err, ErrNoSuchMember):
 		code = errCodeNoSuchMember
+	case errors.Is(err, kv.ErrKeyTooLarge):
+		code = errCodeKeyTooLarge
+	case errors.Is(err, kv.ErrInvalidBatch):
+		code = errCodeInvalidBatch
 	}
 	return appendBytes([]byte{code}, []byte(err.Error()))
 }
@@ -137,6 +144,10 @@ func decodeError(b []byte) error {
 		return fmt.Errorf("%w: %v", errNoMethod, remote)
 	case errCodeNoSuchMember:
 		return fmt.Errorf("%w: %v", ErrNoSuchMember, remote)
+	case errCodeInvalidBatch:
+		return fmt.Errorf("%w: %v", kv.ErrInvalidBatch, remote)
+	case errCodeKeyTooLarge:
+		return fmt.Errorf("%w: %w: %v", kv.ErrInvalidBatch, kv.ErrKeyTooLarge, remote)
 	}
 	return remote
 }

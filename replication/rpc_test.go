@@ -16,7 +16,7 @@ import (
 func TestErrorsSurviveTheWire(t *testing.T) {
 	for _, sentinel := range []error{
 		ErrUnavailable, ErrOutcomeUnknown, ErrRejected, ErrNoSuchMember, errNoMethod,
-		lock.ErrTimeout, lock.ErrDeadlock, lock.ErrAborted,
+		lock.ErrTimeout, lock.ErrDeadlock, lock.ErrAborted, kv.ErrInvalidBatch, kv.ErrKeyTooLarge,
 	} {
 		got := decodeError(encodeError(fmt.Errorf("context: %w", sentinel)))
 		require.ErrorIs(t, got, sentinel)
