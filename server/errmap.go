@@ -91,6 +91,10 @@ var errRules = []errRule{
 		func(m []string, _ errEnv) string { return fmt.Sprintf("Incorrect %s value: '%s'", m[1], m[2]) }},
 	{regexp.MustCompile(`^(.+) out of range for (\w+)`), mysql.ERWarnDataOutOfRange, "22003",
 		func(m []string, _ errEnv) string { return fmt.Sprintf("Out of range value %s for %s", m[1], m[2]) }},
+	{regexp.MustCompile(`^specified key was too long; max key length is (\d+) bytes$`), mysql.ERTooLongKey, "42000",
+		func(m []string, _ errEnv) string {
+			return fmt.Sprintf("Specified key was too long; max key length is %s bytes", m[1])
+		}},
 	{regexp.MustCompile(`^table with name (.+) already exists$`), mysql.ERTableExists, "42S01",
 		func(m []string, _ errEnv) string { return fmt.Sprintf("Table '%s' already exists", m[1]) }},
 	{regexp.MustCompile(`^number of values does not match number of columns provided$`), mysql.ERWrongValueCountOnRow, "21S01",

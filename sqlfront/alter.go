@@ -268,6 +268,9 @@ func (t *Table) createIndex(ctx *sql.Context, idx sql.IndexDef, implicit bool) e
 		if err != nil {
 			return err
 		}
+		if err := checkKeyLengths(nm); err != nil {
+			return err
+		}
 		return buildIndexEntries(ctx, b, nm, nm.indexes[len(nm.indexes)-1])
 	})
 }

@@ -77,6 +77,9 @@ func (d *Database) CreateTable(ctx *sql.Context, name string, sch sql.PrimaryKey
 		if err != nil {
 			return err
 		}
+		if err := checkKeyLengths(m); err != nil {
+			return err
+		}
 		b.expect(keys.CatalogKey(catTable, lower(d.name), lower(name)), 0)
 		if s := sessionOf(ctx); s != nil {
 			s.stmtState.created = append(s.stmtState.created, createdTable{db: d.name, name: name, id: id})

@@ -89,7 +89,15 @@ func (t *Table) rewrittenMeta(cur *tableMeta, newSchema sql.PrimaryKeySchema, ol
 		id.Columns, id.Prefix = cols, prefix
 		def.Indexes = append(def.Indexes, id)
 	}
-	return newTableMeta(cur.db, def, 0)
+	m, err := newTableMeta(cur.db, def, 0)
+	if err != nil {
+		return nil, err
+	}
+	// A new key, or a key column made longer.
+	if err := checkKeyLengths(m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 type rewriter struct {

@@ -157,6 +157,10 @@ func (t *txn) get(key string) (bufItem, bool) {
 func bufSize(key string, val []byte) int64 { return int64(len(key) + len(val) + 32) }
 
 func (t *txn) write(p *Provider, key string, val []byte, del bool) error {
+	// The store would refuse the commit; fail the statement instead.
+	if err := checkStoredKey([]byte(key)); err != nil {
+		return err
+	}
 	prev, had := t.buf.ReplaceOrInsert(bufItem{key: key, val: val, del: del})
 	// The limit is on the batch the commit sends, where an overwritten
 	// key appears once: a row updated many times counts once.

@@ -144,6 +144,11 @@ func storeErr(err error) error {
 	case errors.Is(err, replication.ErrUnavailable), errors.Is(err, replication.ErrNotLeader),
 		errors.Is(err, replication.ErrShutdown):
 		return errUnavailable(err)
+	case errors.Is(err, kv.ErrKeyTooLarge):
+		return errStoredKeyTooLong(err.Error())
+	case errors.Is(err, kv.ErrInvalidBatch):
+		return mysql.NewSQLError(mysql.ERUnknownError, mysql.SSUnknownSQLState, "%s",
+			"fogdb: the store refused this commit, nothing was written ("+err.Error()+")")
 	}
 	return err
 }

@@ -257,6 +257,11 @@ func (r *rowIter) Close(*sql.Context) error {
 // lockedRead locks key and reads it as the transaction's writes so far
 // leave it, or else its newest committed version.
 func (s *Session) lockedRead(ctx *sql.Context, t *txn, key []byte, mode lock.Mode) ([]byte, bool, error) {
+	// A key the store cannot hold is refused before it becomes a lock or
+	// a commit precondition that would fail the commit.
+	if err := checkStoredKey(key); err != nil {
+		return nil, false, err
+	}
 	if err := s.lockKey(ctx, t, key, mode); err != nil {
 		return nil, false, err
 	}
