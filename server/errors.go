@@ -63,6 +63,7 @@ func (h errorEdge) mysqlErrorFor(c *mysql.Conn, query string, err error) error {
 		}
 	}
 	out := *se
+	engineMsg := out.Message
 	env := errEnv{prov: h.prov, query: query}
 	if s := h.prov.SessionByConn(c.ConnectionID); s != nil {
 		env.db = s.GetCurrentDatabase()
@@ -73,7 +74,7 @@ func (h errorEdge) mysqlErrorFor(c *mysql.Conn, query string, err error) error {
 	}
 	if out.Num == mysql.ERDupEntry {
 		if s := h.prov.SessionByConn(c.ConnectionID); s != nil {
-			if m := s.TakeDupMessage(); m != "" {
+			if m := s.TakeDupMessage(engineMsg); m != "" {
 				out.Message = m
 			}
 		}
