@@ -17,6 +17,8 @@ import (
 // with the generic HY000. Clients branch on these (SQLAlchemy's
 // IntegrityError is class 23).
 var sqlStates = map[uint16]string{
+	1007: "HY000", // ER_DB_CREATE_EXISTS
+	1008: "HY000", // ER_DB_DROP_EXISTS
 	1022: "23000", // ER_DUP_KEY
 	1048: "23000", // ER_BAD_NULL_ERROR
 	1049: "42000", // ER_BAD_DB_ERROR
@@ -26,14 +28,26 @@ var sqlStates = map[uint16]string{
 	1060: "42S21", // ER_DUP_FIELDNAME
 	1061: "42000", // ER_DUP_KEYNAME
 	1062: "23000", // ER_DUP_ENTRY
+	1059: "42000", // ER_TOO_LONG_IDENT
 	1064: "42000", // ER_PARSE_ERROR
+	1067: "42000", // ER_INVALID_DEFAULT
+	1068: "42000", // ER_MULTIPLE_PRI_KEY
+	1072: "42000", // ER_KEY_COLUMN_DOES_NOT_EXITS
+	1074: "42000", // ER_TOO_BIG_FIELDLENGTH
+	1075: "42000", // ER_WRONG_AUTO_KEY
+	1090: "42000", // ER_CANT_REMOVE_ALL_FIELDS
 	1091: "42000", // ER_CANT_DROP_FIELD_OR_KEY
+	1110: "42000", // ER_FIELD_SPECIFIED_TWICE
 	1136: "21S01", // ER_WRONG_VALUE_COUNT_ON_ROW
+	1170: "42000", // ER_BLOB_KEY_WITHOUT_LENGTH
+	1176: "42000", // ER_KEY_DOES_NOT_EXITS
 	1146: "42S02", // ER_NO_SUCH_TABLE
 	1213: "40001", // ER_LOCK_DEADLOCK
 	1264: "22003", // ER_WARN_DATA_OUT_OF_RANGE
+	1265: "01000", // WARN_DATA_TRUNCATED
 	1292: "22007", // ER_TRUNCATED_WRONG_VALUE
 	1364: "HY000", // ER_NO_DEFAULT_FOR_FIELD
+	1365: "22012", // ER_DIVISION_BY_ZERO
 	1366: "HY000", // ER_TRUNCATED_WRONG_VALUE_FOR_FIELD
 	1406: "22001", // ER_DATA_TOO_LONG
 	1451: "23000", // ER_ROW_IS_REFERENCED_2
@@ -63,6 +77,7 @@ func (h errorEdge) mysqlErrorFor(c *mysql.Conn, query string, err error) error {
 		}
 	}
 	out := *se
+	engineMsg := out.Message
 	env := errEnv{prov: h.prov, query: query}
 	if s := h.prov.SessionByConn(c.ConnectionID); s != nil {
 		env.db = s.GetCurrentDatabase()
@@ -73,7 +88,7 @@ func (h errorEdge) mysqlErrorFor(c *mysql.Conn, query string, err error) error {
 	}
 	if out.Num == mysql.ERDupEntry {
 		if s := h.prov.SessionByConn(c.ConnectionID); s != nil {
-			if m := s.TakeDupMessage(); m != "" {
+			if m := s.TakeDupMessage(engineMsg); m != "" {
 				out.Message = m
 			}
 		}

@@ -165,10 +165,16 @@ func (t *Table) DropForeignKey(ctx *sql.Context, name string) error {
 }
 
 // UpdateForeignKey implements sql.ForeignKeyTable.
+// The engine's RENAME TABLE repoints the referencing foreign keys before it
+// renames the parent; a rename onto an existing table must fail here, or
+// the keys would be left pointing at that other table.
 func (t *Table) UpdateForeignKey(ctx *sql.Context, name string, fk sql.ForeignKeyConstraint) error {
 	return t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
 		for i, old := range def.FKs {
 			if strings.EqualFold(old.Name, name) {
+				if !strings.EqualFold(old.ParentTable, fk.ParentTable) && t.p.table(fk.ParentDatabase, fk.ParentTable) != nil {
+					return sql.ErrTableAlreadyExists.New(fk.ParentTable)
+				}
 				def.FKs[i] = fk
 				return nil
 			}

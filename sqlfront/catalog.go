@@ -331,6 +331,23 @@ func (p *Provider) Persist(ctx *sql.Context, data []byte) error {
 	})
 }
 
+// ReferencingForeignKey returns the foreign key named name, declared by some
+// table of database db, that references table parent.
+func (p *Provider) ReferencingForeignKey(db, parent, name string) (sql.ForeignKeyConstraint, bool) {
+	st := p.db(db)
+	if st == nil {
+		return sql.ForeignKeyConstraint{}, false
+	}
+	for _, m := range st.tables {
+		for _, fk := range m.def.FKs {
+			if strings.EqualFold(fk.Name, name) && strings.EqualFold(fk.ParentTable, parent) {
+				return fk, true
+			}
+		}
+	}
+	return sql.ForeignKeyConstraint{}, false
+}
+
 // ForeignKey returns the foreign key named name declared by table db.table.
 func (p *Provider) ForeignKey(db, table, name string) (sql.ForeignKeyConstraint, bool) {
 	m := p.table(db, table)

@@ -138,16 +138,18 @@ func (m *tableMeta) dupMessage(ctx *sql.Context, keyName string, ords []int, row
 
 // dupErr is the engine's duplicate-key error, which drives INSERT IGNORE,
 // REPLACE and ON DUPLICATE KEY UPDATE. Its text is the engine's; MySQL's
-// text, which names the key, is kept on the session for the wire edge.
+// text, which names the key, is kept on the session for the wire edge,
+// paired with the engine's text so that it is used for this error only.
 func (e *editor) dupErr(ctx *sql.Context, keyName string, ords []int, row sql.Row, isPK bool, existing sql.Row) error {
-	e.sess.setDupMessage(e.m.dupMessage(ctx, keyName, ords, row))
 	parts := make([]string, len(ords))
 	for i, o := range ords {
 		parts[i] = fmt.Sprint(row[o])
 	}
 	// The engine's own backends print the key values unseparated; its tests
 	// compare the text.
-	return sql.NewUniqueKeyErr("["+strings.Join(parts, "")+"]", isPK, existing)
+	err := sql.NewUniqueKeyErr("["+strings.Join(parts, "")+"]", isPK, existing)
+	e.sess.setDupMessage(err.Error(), e.m.dupMessage(ctx, keyName, ords, row))
+	return err
 }
 
 func formatValue(ctx *sql.Context, typ sql.Type, v interface{}) string {

@@ -26,7 +26,10 @@ var (
 	errDDLConflict = mysql.NewSQLError(mysql.ERLockDeadlock, mysql.SSLockDeadlock,
 		"Deadlock found when trying to get lock; try restarting transaction (concurrent schema change)")
 	errReadOnlyTxn = mysql.NewSQLError(1792, "25006", "Cannot execute statement in a READ ONLY transaction.")
-	errCorruptRow  = errors.New("sqlfront: corrupt stored row")
+	// errDropAllColumns: a table keeps at least one column.
+	errDropAllColumns = mysql.NewSQLError(mysql.ERCantRemoveAllFields, "42000",
+		"You can't delete all columns with ALTER TABLE; use DROP TABLE instead")
+	errCorruptRow = errors.New("sqlfront: corrupt stored row")
 )
 
 func errTxnTooLarge(limit int64) error {

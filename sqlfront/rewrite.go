@@ -25,6 +25,9 @@ func (t *Table) ShouldRewriteTable(*sql.Context, sql.PrimaryKeySchema, sql.Prima
 
 // RewriteInserter implements sql.RewritableTable.
 func (t *Table) RewriteInserter(ctx *sql.Context, oldSchema, newSchema sql.PrimaryKeySchema, oldCol, newCol *sql.Column, idxCols []sql.IndexColumn) (sql.RowInserter, error) {
+	if len(newSchema.Schema) == 0 {
+		return nil, errDropAllColumns
+	}
 	s := sessionOf(ctx)
 	unlock := func() {}
 	if s != nil {
@@ -304,6 +307,9 @@ func (t *Table) DropColumn(ctx *sql.Context, name string) error {
 	pos := old.IndexOfColName(name)
 	if pos < 0 {
 		return sql.ErrTableColumnNotFound.New(t.m.def.Name, name)
+	}
+	if len(old) == 1 {
+		return errDropAllColumns
 	}
 	cols := append(append(sql.Schema{}, old[:pos]...), old[pos+1:]...)
 	var pk []int

@@ -36,18 +36,28 @@ type Session struct {
 	aborted   bool
 	lastUsed  time.Time
 	stmtState stmtState
-	dupMsg    atomic.Pointer[string]
+	dupMsg    atomic.Pointer[dupMessage]
 }
 
-func (s *Session) setDupMessage(m string) { s.dupMsg.Store(&m) }
+// dupMessage pairs MySQL's text for a duplicate key with the engine's text
+// of the error it belongs to. The engine swallows duplicate-key errors
+// (INSERT IGNORE, ON DUPLICATE KEY UPDATE, REPLACE), so the last one raised
+// need not be the one a client gets: the pairing tells.
+type dupMessage struct{ engine, mysql string }
 
-// TakeDupMessage returns MySQL's text for the last duplicate-key error the
-// session raised, once.
-func (s *Session) TakeDupMessage() string {
-	if m := s.dupMsg.Swap(nil); m != nil {
-		return *m
+func (s *Session) setDupMessage(engine, mysql string) {
+	s.dupMsg.Store(&dupMessage{engine: engine, mysql: mysql})
+}
+
+// TakeDupMessage returns MySQL's text for the duplicate-key error whose
+// engine text is engineMsg, if this session raised it in the current
+// command; once.
+func (s *Session) TakeDupMessage(engineMsg string) string {
+	m := s.dupMsg.Swap(nil)
+	if m == nil || m.engine == "" || !strings.HasSuffix(engineMsg, m.engine) {
+		return ""
 	}
-	return ""
+	return m.mysql
 }
 
 var (
@@ -473,6 +483,7 @@ func (s *Session) ReleaseSavepoint(ctx *sql.Context, tx sql.Transaction, name st
 // CommandBegin implements sql.LifecycleAwareSession.
 func (s *Session) CommandBegin() error {
 	s.cmdMu.Lock()
+	s.dupMsg.Store(nil)
 	s.mu.Lock()
 	s.lastUsed = time.Now()
 	s.mu.Unlock()
