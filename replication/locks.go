@@ -66,12 +66,23 @@ func newLockService(g *Group) *lockService {
 }
 
 // leaderTable returns the lock table of the current term, starting one when
-// this node has just become leader.
-func (l *lockService) leaderTable() (*lock.Manager, error) {
+// this node has just become leader. It first waits for the term's barrier:
+// until every entry of earlier terms is applied here, a commit an earlier
+// leader acknowledged may be missing, and the current read that follows a
+// grant would not see it.
+func (l *lockService) leaderTable(ctx context.Context) (*lock.Manager, error) {
 	if l.g.raft.State() != raft.Leader {
 		return nil, l.g.notLeader()
 	}
+	if err := l.g.TermBarrier(ctx); err != nil {
+		return nil, err
+	}
 	term := l.g.raft.CurrentTerm()
+	if l.g.readyTerm.Load() != term {
+		// A new term began after the barrier; this node may no longer
+		// lead, or leads again without a barrier of its own yet.
+		return nil, l.g.notLeader()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.table == nil || l.term != term {
@@ -158,7 +169,7 @@ func (g *Group) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode loc
 	st := l.owner(owner)
 	var index uint64
 	err := g.toLeader(ctx, true, func(ctx context.Context) error {
-		t, err := l.leaderTable()
+		t, err := l.leaderTable(ctx)
 		if err != nil {
 			return err
 		}
@@ -173,8 +184,9 @@ func (g *Group) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode loc
 		if err := t.Acquire(ctx, owner, key, mode, timeout); err != nil {
 			return err
 		}
-		// On the leader, every commit of an earlier holder was applied
-		// here before the holder released.
+		// On the leader, every commit of an earlier term was applied here
+		// before the table was handed out, and every commit of an earlier
+		// holder in this term before the holder released.
 		return nil
 	}, func(ctx context.Context, addr string) error {
 		l.mu.Lock()
@@ -282,7 +294,7 @@ func (l *lockService) serveLock(ctx context.Context, payload []byte) ([]byte, er
 		return nil, fmt.Errorf("replication: bad lock request: %w", d.err)
 	}
 	key := d.buf
-	t, err := l.leaderTable()
+	t, err := l.leaderTable(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -290,6 +302,8 @@ func (l *lockService) serveLock(ctx context.Context, payload []byte) ([]byte, er
 	if err := t.Acquire(ctx, id, key, mode, timeout); err != nil {
 		return nil, err
 	}
+	// Read only now: the applied index after the term's barrier and after
+	// the previous holder's commit.
 	return binary.BigEndian.AppendUint64(nil, l.g.fsm.Applied()), nil
 }
 
