@@ -59,10 +59,19 @@ type lockService struct {
 
 	// closed tables' counters, so Stats stays cumulative.
 	past lock.Stats
+
+	// Releases at other nodes run in the background (sendReleases);
+	// stopping cancels them and waits.
+	releaseCtx    context.Context
+	releaseCancel context.CancelFunc
+	releasing     sync.WaitGroup
+	stopped       bool
 }
 
 func newLockService(g *Group) *lockService {
-	return &lockService{g: g, remote: map[remoteKey]*remoteOwner{}, owners: map[lock.TxnID]*ownerState{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &lockService{g: g, remote: map[remoteKey]*remoteOwner{}, owners: map[lock.TxnID]*ownerState{},
+		releaseCtx: ctx, releaseCancel: cancel}
 }
 
 // leaderTable returns the lock table of the current term, starting one when
@@ -128,8 +137,11 @@ func (l *lockService) watchLeadership() {
 
 func (l *lockService) close() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.dropTableLocked()
+	l.stopped = true
+	l.mu.Unlock()
+	l.releaseCancel()
+	l.releasing.Wait()
 }
 
 // Stats sums the counters of every lock table this node has led with.
@@ -219,7 +231,12 @@ func (g *Group) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode loc
 	return g.waitApplied(ctx, index)
 }
 
-// ReleaseAll drops every lock owner holds, wherever it took them.
+// ReleaseAll drops every lock owner holds, wherever it took them. Locks at
+// other nodes are released in the background, so a COMMIT does not wait a
+// round trip per leader it locked through (nor Timeout for a leader that is
+// gone). Call it only once the transaction's commit is acknowledged, which
+// means applied on the leader: a release sent after that cannot reach the
+// leader before the commit, so the next holder's current read sees it.
 func (g *Group) ReleaseAll(owner lock.TxnID) {
 	l := g.locks
 	l.mu.Lock()
@@ -233,12 +250,31 @@ func (g *Group) ReleaseAll(owner lock.TxnID) {
 		st.local.ReleaseAll(owner)
 	}
 	for addr := range st.remote {
-		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
+		l.sendRelease(addr, owner)
+	}
+}
+
+// sendRelease tells the leader at addr that owner is done, in the
+// background, one request per leader so a dead one delays no other.
+func (l *lockService) sendRelease(addr string, owner lock.TxnID) {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return
+	}
+	l.releasing.Add(1)
+	l.mu.Unlock()
+	go func() {
+		defer l.releasing.Done()
+		ctx, cancel := context.WithTimeout(l.releaseCtx, l.g.cfg.Timeout)
+		defer cancel()
 		// A leader that cannot be told drops the locks itself: on losing
 		// leadership, or remoteLockTTL after the last keepalive.
-		_, _ = g.node.rpc.call(ctx, addr, g.id, methodRelease, 0, encodeOwner(string(g.cfg.ID), owner))
-		cancel()
-	}
+		_, err := l.g.node.rpc.call(ctx, addr, l.g.id, methodRelease, 0, encodeOwner(string(l.g.cfg.ID), owner))
+		if err != nil && !errors.Is(err, ErrNotLeader) && l.releaseCtx.Err() == nil {
+			l.g.logger.Debug("lock release failed", "leader", addr, "error", err)
+		}
+	}()
 }
 
 // HeldBy reports how many lock grants owner received (re-grants included);

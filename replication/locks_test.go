@@ -3,11 +3,17 @@ package replication
 import (
 	"context"
 	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fogdb/fogdb/kv"
@@ -86,4 +92,76 @@ func TestLockWaitsForTermBarrier(t *testing.T) {
 	require.NoError(t, err)
 	rowIndex := next.g.FSM().Applied()
 	require.Equal(t, rowIndex, binary.BigEndian.Uint64(resp))
+}
+
+// startNodeGroup starts a one-node group through a Node whose dials to other
+// nodes go through dial.
+func startNodeGroup(t *testing.T, dial func(ctx context.Context, addr string) (net.Conn, error), timeout time.Duration) *Group {
+	n, err := NewNode(NodeConfig{ID: "solo", PeerAddr: "127.0.0.1:0", Secret: []byte("0123456789abcdef0123456789abcdef"), Dial: dial})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = n.Close() })
+	dir := t.TempDir()
+	opts := kv.DefaultOptions(filepath.Join(dir, "state.db"))
+	opts.Clock = kv.NewClock(nil)
+	opts.GCInterval = 0
+	e, err := kv.Open(opts)
+	require.NoError(t, err)
+	cfg := DefaultConfig("solo", filepath.Join(dir, "raft"), opts)
+	cfg.Timeout = timeout
+	cfg.LogOutput = io.Discard
+	g, err := n.NewGroup(1, cfg, e)
+	require.NoError(t, err)
+	require.NoError(t, g.Bootstrap([]raft.Server{{ID: "solo", Address: raft.ServerAddress(n.Addr())}}))
+	return g
+}
+
+// COMMIT calls ReleaseAll once the commit is acknowledged; it must not wait
+// for the leaders the transaction locked through, least of all for one that
+// cannot be reached (an old leader after a failover).
+func TestReleaseAllDoesNotWaitForLeaders(t *testing.T) {
+	var dials atomic.Int32
+	dialing := make(chan string, 4)
+	unblock := make(chan struct{})
+	g := startNodeGroup(t, func(ctx context.Context, addr string) (net.Conn, error) {
+		dials.Add(1)
+		dialing <- addr
+		select {
+		case <-unblock:
+		case <-ctx.Done():
+		}
+		return nil, errors.New("unreachable")
+	}, time.Minute)
+
+	const owner = lock.TxnID(5)
+	st := g.locks.owner(owner)
+	g.locks.mu.Lock()
+	st.remote = map[string]bool{"10.0.0.1:7000": true, "10.0.0.2:7000": true}
+	st.n = 2
+	g.locks.mu.Unlock()
+
+	returned := make(chan struct{})
+	go func() {
+		g.ReleaseAll(owner)
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(waitLimit):
+		t.Fatal("ReleaseAll waited for an unreachable leader")
+	}
+	require.Zero(t, g.HeldBy(owner))
+	// Each leader is still told, each by its own request.
+	got := map[string]bool{}
+	for range 2 {
+		select {
+		case a := <-dialing:
+			got[a] = true
+		case <-time.After(waitLimit):
+			t.Fatal("a release was never sent")
+		}
+	}
+	require.Equal(t, map[string]bool{"10.0.0.1:7000": true, "10.0.0.2:7000": true}, got)
+	close(unblock)
+	require.NoError(t, g.Shutdown())
+	require.Equal(t, int32(2), dials.Load())
 }
