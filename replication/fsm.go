@@ -63,11 +63,14 @@ type FSM struct {
 	clock  *kv.Clock
 	logger hclog.Logger
 
-	// swapMu is held shared by everything that uses the engine outside the
-	// FSM goroutine (Persist, readers through Engine), and exclusively while
-	// Restore closes and replaces it.
-	swapMu sync.RWMutex
-	engine *kv.Engine
+	// engineMu guards cur, the engine readers get, and the pin counts. It
+	// is held only for a pointer swap or a count, never across I/O, so a
+	// snapshot being written delays neither a restore nor a reader.
+	engineMu sync.Mutex
+	cur      *pinnedEngine
+	// broken is set when a restore replaced the file but could not open
+	// it: the next Apply panics rather than write into the old store.
+	broken error
 
 	// applied is the store's applied index as readers may rely on it: it
 	// moves after the entry's hooks have run.
@@ -89,7 +92,7 @@ func NewFSM(engine *kv.Engine, opts kv.Options, logger hclog.Logger) *FSM {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	f := &FSM{opts: opts, clock: opts.Clock, logger: logger, engine: engine}
+	f := &FSM{opts: opts, clock: opts.Clock, logger: logger, cur: &pinnedEngine{e: engine, refs: 1}}
 	var index uint64
 	var err error
 	if engine != nil {
@@ -136,12 +139,56 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 	return f.applied.wait(ctx, index)
 }
 
+// pinnedEngine counts the users of one engine: one reference while it is
+// the current engine, one per pin. The last one to let go closes it.
+type pinnedEngine struct {
+	e    *kv.Engine
+	refs int
+}
+
 // Engine returns the current store. It changes when a snapshot is
-// installed; an engine returned before that fails with kv.ErrClosed.
+// installed; an engine returned before that fails with kv.ErrClosed once
+// its last pinned user is done. It never waits for a snapshot being
+// written.
 func (f *FSM) Engine() *kv.Engine {
-	f.swapMu.RLock()
-	defer f.swapMu.RUnlock()
-	return f.engine
+	f.engineMu.Lock()
+	defer f.engineMu.Unlock()
+	return f.cur.e
+}
+
+// PinEngine returns the current store and keeps it open until unpin is
+// called, even if a snapshot is installed meanwhile (it then goes on
+// describing the state before the snapshot).
+func (f *FSM) PinEngine() (e *kv.Engine, unpin func()) {
+	f.engineMu.Lock()
+	p := f.cur
+	p.refs++
+	f.engineMu.Unlock()
+	var once sync.Once
+	return p.e, func() { once.Do(func() { f.unref(p) }) }
+}
+
+// unref drops one reference to p and closes its engine after the last.
+func (f *FSM) unref(p *pinnedEngine) error {
+	f.engineMu.Lock()
+	p.refs--
+	last := p.refs == 0
+	f.engineMu.Unlock()
+	if !last {
+		return nil
+	}
+	if err := p.e.Close(); err != nil {
+		f.logger.Error("closing a replaced store", "error", err)
+		return err
+	}
+	return nil
+}
+
+// current is the engine on the FSM goroutine, where only Restore changes it.
+func (f *FSM) current() *kv.Engine {
+	f.engineMu.Lock()
+	defer f.engineMu.Unlock()
+	return f.cur.e
 }
 
 // Stats returns the FSM's counters.
@@ -172,9 +219,12 @@ func (f *FSM) applyCommit(index uint64, payload []byte) any {
 	if err != nil {
 		panic(fmt.Sprintf("replication: entry %d: %v", index, err))
 	}
-	// Apply runs on raft's FSM goroutine, as does Restore, the only writer
-	// of f.engine, so no lock is needed here.
-	e := f.engine
+	if f.broken != nil {
+		panic(fmt.Sprintf("replication: entry %d: %v", index, f.broken))
+	}
+	// Apply runs on raft's FSM goroutine, as does Restore, the only one to
+	// replace the engine.
+	e := f.current()
 	errs, err := e.Apply(index, c.Batches, c.TS)
 	switch {
 	case err == nil && errs == nil:
@@ -223,13 +273,18 @@ func (f *FSM) applyCommit(index uint64, payload []byte) any {
 // stored applied index. It opens no bbolt transaction and copies nothing;
 // Persist reads at that timestamp in short transactions while GC keeps the
 // versions it needs.
+//
+// The snapshot pins the engine until Release, so a Restore meanwhile swaps
+// in the new store without waiting for Persist and the old one is closed
+// when Persist is done with it.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	e := f.engine
+	e, unpin := f.PinEngine()
 	index, err := e.AppliedIndex()
 	if err != nil {
+		unpin()
 		return nil, fmt.Errorf("replication: snapshot: %w", err)
 	}
-	return &fsmSnapshot{fsm: f, engine: e, snap: e.Snapshot(), index: index}, nil
+	return &fsmSnapshot{engine: e, unpin: unpin, snap: e.Snapshot(), index: index}, nil
 }
 
 // Restore discards all state and loads the snapshot in rc. The snapshot is
@@ -246,42 +301,42 @@ func (f *FSM) restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	f.swapMu.Lock()
-	defer f.swapMu.Unlock()
-	if err := f.engine.Close(); err != nil {
-		return fmt.Errorf("replication: restore: closing store: %w", err)
-	}
+	// The old engine stays open under pins (a snapshot being written) and
+	// readers: on its unlinked file until its last user is done.
 	if err := replaceFile(restorePath(f.opts.Path), f.opts.Path); err != nil {
 		return fmt.Errorf("replication: restore: %w", err)
 	}
 	e, err := kv.Open(f.opts)
-	if err != nil {
-		// f.engine stays closed: the next Apply panics, which is right for a
-		// replica that lost its store.
-		return fmt.Errorf("replication: restore: reopening store: %w", err)
+	f.engineMu.Lock()
+	old := f.cur
+	if err == nil {
+		f.cur = &pinnedEngine{e: e, refs: 1}
 	}
-	f.engine = e
+	f.engineMu.Unlock()
+	if err != nil {
+		// The old store no longer matches the file; the next Apply panics,
+		// which is right for a replica that lost its store.
+		f.broken = fmt.Errorf("replication: restore: reopening store: %w", err)
+		_ = f.unref(old)
+		return f.broken
+	}
+	_ = f.unref(old)
 	f.clock.Update(hdr.readTS)
 	f.restores.Add(1)
-	f.runHooksRestored()
+	f.runHooks(nil, true)
 	f.applied.set(hdr.index)
 	f.logger.Info("restored snapshot", "applied-index", hdr.index, "read-ts", hdr.readTS.String())
 	return nil
 }
 
-// runHooksRestored runs the hooks for a restore. Restore holds swapMu, so a
-// hook reading through Engine() would deadlock; hooks get the new engine
-// only after the swap, hence the goroutine-free hand-off below: the caller
-// releases swapMu first.
-func (f *FSM) runHooksRestored() {
-	f.swapMu.Unlock()
-	defer f.swapMu.Lock()
-	f.runHooks(nil, true)
-}
-
-// close closes the current engine; the Group calls it once raft has stopped.
+// close drops the current engine; the Group calls it once raft has stopped,
+// so no snapshot pins it any more and it closes now.
 func (f *FSM) close() error {
-	f.swapMu.Lock()
-	defer f.swapMu.Unlock()
-	return f.engine.Close()
+	f.engineMu.Lock()
+	p := f.cur
+	f.engineMu.Unlock()
+	if f.broken != nil {
+		return nil
+	}
+	return f.unref(p)
 }

@@ -50,21 +50,18 @@ type snapshotHeader struct {
 }
 
 type fsmSnapshot struct {
-	fsm    *FSM
 	engine *kv.Engine
+	unpin  func()
 	snap   *kv.Snapshot
 	index  uint64
 }
 
 // Persist streams every live key as of the snapshot's timestamp. The
 // iterator reads in short transactions, so nothing pins bbolt pages however
-// long the sink takes.
+// long the sink takes; the snapshot pins the engine (until Release), so a
+// Restore meanwhile does not close it under the iterator.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	// A Restore must not close the engine under the iterator.
-	s.fsm.swapMu.RLock()
-	err := s.write(sink)
-	s.fsm.swapMu.RUnlock()
-	if err != nil {
+	if err := s.write(sink); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("replication: persist snapshot: %w", err)
 	}
@@ -116,7 +113,11 @@ func (s *fsmSnapshot) write(sink io.Writer) error {
 }
 
 // Release lets GC collect the versions only this snapshot needed.
-func (s *fsmSnapshot) Release() { s.snap.Release() }
+// The engine is closed here if a Restore replaced it meanwhile.
+func (s *fsmSnapshot) Release() {
+	s.snap.Release()
+	s.unpin()
+}
 
 // snapReader reads a snapshot stream and checksums what it consumed.
 type snapReader struct {
