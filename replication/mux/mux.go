@@ -37,6 +37,9 @@ type Mux struct {
 	wg    sync.WaitGroup
 
 	stats counters
+	// slots holds a token per connection in handshake (MaxHandshakes).
+	slots   chan struct{}
+	limiter *failureLimiter
 }
 
 // Listen listens on addr (host:port) and returns a Mux over it. Call Serve
@@ -85,6 +88,8 @@ func New(ln net.Listener, cfg Config) (*Mux, error) {
 		layers:   make(map[uint64]*raftLayer),
 		handlers: make(map[byte]func(net.Conn)),
 		conns:    make(map[net.Conn]struct{}),
+		slots:    make(chan struct{}, cfg.MaxHandshakes),
+		limiter:  newFailureLimiter(cfg.FailureBurst, cfg.FailureRefill),
 	}, nil
 }
 
@@ -92,7 +97,11 @@ func New(ln net.Listener, cfg Config) (*Mux, error) {
 func (m *Mux) Addr() net.Addr { return m.addr }
 
 // Stats returns the connection counters.
-func (m *Mux) Stats() Stats { return m.stats.snapshot() }
+func (m *Mux) Stats() Stats {
+	s := m.stats.snapshot()
+	s.InHandshake = len(m.slots)
+	return s
+}
 
 // Handle routes connections of kind to h, each in its own goroutine. The
 // connection is closed when h returns, and Close closes it under h and
@@ -115,7 +124,9 @@ func (m *Mux) Handle(kind byte, h func(net.Conn)) {
 
 // Serve accepts connections until Close, then returns ErrClosed. Each
 // connection's handshake runs in its own goroutine under the handshake
-// deadline, so a slow peer delays nobody else.
+// deadline, so a slow peer delays nobody else. A connection is closed at
+// once, before any handshake, when MaxHandshakes are in progress or its
+// source has spent its budget of failed handshakes.
 func (m *Mux) Serve() error {
 	var backoff time.Duration
 	for {
@@ -141,11 +152,27 @@ func (m *Mux) Serve() error {
 			continue
 		}
 		backoff = 0
+		src := sourceOf(conn.RemoteAddr())
+		if !m.limiter.allowed(src) {
+			m.stats.throttled.Add(1)
+			m.logger.Debug("connection refused: too many failed handshakes", "remote", conn.RemoteAddr().String())
+			conn.Close()
+			continue
+		}
+		select {
+		case m.slots <- struct{}{}:
+		default:
+			m.stats.shed.Add(1)
+			m.logger.Debug("connection refused: too many handshakes in progress", "remote", conn.RemoteAddr().String())
+			conn.Close()
+			continue
+		}
 		if !m.own(conn) {
+			<-m.slots
 			conn.Close()
 			return ErrClosed
 		}
-		go m.serveConn(conn)
+		go m.serveConn(conn, src)
 	}
 }
 
@@ -221,7 +248,7 @@ func (m *Mux) routable(r route) bool {
 	return ok
 }
 
-func (m *Mux) serveConn(conn net.Conn) {
+func (m *Mux) serveConn(conn net.Conn, src string) {
 	defer m.wg.Done()
 	handedOff := false
 	defer func() {
@@ -232,7 +259,13 @@ func (m *Mux) serveConn(conn net.Conn) {
 	}()
 
 	r, err := m.handshake(conn)
+	<-m.slots
 	if err != nil {
+		if !errors.Is(err, ErrUnknownRoute) && !m.isClosed() {
+			// Only a peer that proved the secret is spared: everything
+			// else it sent cost a goroutine and a descriptor for nothing.
+			m.limiter.failed(src)
+		}
 		m.reject(conn, err)
 		return
 	}
