@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -261,9 +263,7 @@ func (m *Mux) serveConn(conn net.Conn, src string) {
 	r, err := m.handshake(conn)
 	<-m.slots
 	if err != nil {
-		if !errors.Is(err, ErrUnknownRoute) && !m.isClosed() {
-			// Only a peer that proved the secret is spared: everything
-			// else it sent cost a goroutine and a descriptor for nothing.
+		if spendsBudget(err) && !m.isClosed() {
 			m.limiter.failed(src)
 		}
 		m.reject(conn, err)
@@ -297,6 +297,21 @@ func (m *Mux) serveConn(conn net.Conn, src string) {
 	m.mu.Unlock()
 	m.stats.accepted.Add(1)
 	h(conn)
+}
+
+// spendsBudget tells the handshake failures that count against their
+// source: a wrong proof, bytes that are not this protocol, a peer that sat
+// silent until the deadline. A peer that hung up is spared (a member whose
+// caller gave up does that), and so is an unknown route, whose dialer
+// proved the secret.
+func spendsBudget(err error) bool {
+	switch {
+	case errors.Is(err, ErrUnknownRoute),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
+		return false
+	}
+	return true
 }
 
 func (m *Mux) handshake(conn net.Conn) (route, error) {
