@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,8 +33,9 @@ type ApplyResult struct {
 
 // commandHandlers is the one dispatch table from command type to its
 // applier. A type missing here makes DecodeCommand fail and Apply panic.
-var commandHandlers = map[CommandType]func(f *FSM, index uint64, payload []byte) any{
-	CommandCommit: (*FSM).applyCommit,
+var commandHandlers = map[CommandType]func(f *FSM, l *raft.Log, payload []byte) any{
+	CommandCommit:    (*FSM).applyCommit,
+	CommandClusterID: (*FSM).applyClusterID,
 }
 
 // FSMStats are counters since the FSM was created, for tests and metrics.
@@ -75,6 +77,12 @@ type FSM struct {
 	// applied is the store's applied index as readers may rely on it: it
 	// moves after the entry's hooks have run.
 	applied *appliedWatch
+	// clusterID is the store's cluster ID (nil until known); onClusterID
+	// is told, on the FSM goroutine, when the store learns or changes it.
+	clusterIDMu sync.Mutex
+	clusterID   []byte
+	onClusterID func(id []byte)
+
 	// hooks run on the FSM goroutine after each written entry and after a
 	// restore; see OnApply.
 	hookMu sync.RWMutex
@@ -93,18 +101,38 @@ func NewFSM(engine *kv.Engine, opts kv.Options, logger hclog.Logger) *FSM {
 		logger = hclog.NewNullLogger()
 	}
 	f := &FSM{opts: opts, clock: opts.Clock, logger: logger, cur: &pinnedEngine{e: engine, refs: 1}}
-	var index uint64
+	var pos kv.LogPosition
 	var err error
 	if engine != nil {
-		index, err = engine.AppliedIndex()
+		pos, err = engine.AppliedPosition()
 	}
 	if err != nil {
 		// A store that cannot say where it stands fails its first Apply;
 		// start waiters from zero until then.
 		logger.Error("reading applied index", "error", err)
 	}
-	f.applied = newAppliedWatch(index)
+	f.applied = newAppliedWatch(pos.Index)
+	f.clusterID = pos.ClusterID
 	return f
+}
+
+// ClusterID returns the ID of the cluster whose log the store was built
+// from, nil while unknown.
+func (f *FSM) ClusterID() []byte {
+	f.clusterIDMu.Lock()
+	defer f.clusterIDMu.Unlock()
+	return f.clusterID
+}
+
+func (f *FSM) setClusterID(id []byte) {
+	f.clusterIDMu.Lock()
+	changed := !bytes.Equal(f.clusterID, id)
+	f.clusterID = id
+	cb := f.onClusterID
+	f.clusterIDMu.Unlock()
+	if changed && cb != nil && id != nil {
+		cb(id)
+	}
 }
 
 // ApplyHook is told of every batch written by an entry (restored is false),
@@ -211,10 +239,46 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if err != nil {
 		panic(fmt.Sprintf("replication: entry %d: %v", l.Index, err))
 	}
-	return commandHandlers[t](f, l.Index, payload)
+	return commandHandlers[t](f, l, payload)
 }
 
-func (f *FSM) applyCommit(index uint64, payload []byte) any {
+// applyClusterID stores the cluster ID the entry carries, unless the store
+// already has one: the first one applied names the cluster for good, on
+// every replica alike. Like every command entry it moves the applied index.
+func (f *FSM) applyClusterID(l *raft.Log, payload []byte) any {
+	id, err := DecodeClusterID(payload)
+	if err != nil {
+		panic(fmt.Sprintf("replication: entry %d: %v", l.Index, err))
+	}
+	if f.broken != nil {
+		panic(fmt.Sprintf("replication: entry %d: %v", l.Index, f.broken))
+	}
+	pos := kv.LogPosition{Index: l.Index, Term: l.Term}
+	have := f.ClusterID()
+	switch {
+	case have == nil:
+		pos.ClusterID = append([]byte(nil), id...)
+	case !bytes.Equal(have, id):
+		f.logger.Warn("ignoring a second cluster ID", "index", l.Index, "cluster", fmt.Sprintf("%x", have), "ignored", fmt.Sprintf("%x", id))
+	}
+	errs, err := f.current().ApplyAt(pos, nil, nil)
+	if err != nil {
+		panic(fmt.Sprintf("replication: entry %d: %v", l.Index, err))
+	}
+	if errs == nil {
+		f.replayed.Add(1)
+		return &ApplyResult{Index: l.Index}
+	}
+	if pos.ClusterID != nil {
+		f.setClusterID(pos.ClusterID)
+		f.logger.Info("cluster ID stored", "cluster", fmt.Sprintf("%x", pos.ClusterID), "index", l.Index)
+	}
+	f.applied.set(l.Index)
+	return &ApplyResult{Errs: errs, Index: l.Index}
+}
+
+func (f *FSM) applyCommit(l *raft.Log, payload []byte) any {
+	index := l.Index
 	c, err := DecodeCommit(payload)
 	if err != nil {
 		panic(fmt.Sprintf("replication: entry %d: %v", index, err))
@@ -225,7 +289,8 @@ func (f *FSM) applyCommit(index uint64, payload []byte) any {
 	// Apply runs on raft's FSM goroutine, as does Restore, the only one to
 	// replace the engine.
 	e := f.current()
-	errs, err := e.Apply(index, c.Batches, c.TS)
+	pos := kv.LogPosition{Index: index, Term: l.Term}
+	errs, err := e.ApplyAt(pos, c.Batches, c.TS)
 	switch {
 	case err == nil && errs == nil:
 		f.replayed.Add(1)
@@ -257,7 +322,7 @@ func (f *FSM) applyCommit(index uint64, payload []byte) any {
 		// Decided from the entry and the replicated state alone, so every
 		// replica refuses it alike. Record the index anyway so the stored
 		// applied index always names the last command entry.
-		if _, ierr := e.Apply(index, nil, nil); ierr != nil {
+		if _, ierr := e.ApplyAt(pos, nil, nil); ierr != nil {
 			panic(fmt.Sprintf("replication: entry %d: storing applied index: %v", index, ierr))
 		}
 		f.rejected.Add(1)
@@ -279,12 +344,12 @@ func (f *FSM) applyCommit(index uint64, payload []byte) any {
 // when Persist is done with it.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	e, unpin := f.PinEngine()
-	index, err := e.AppliedIndex()
+	pos, err := e.AppliedPosition()
 	if err != nil {
 		unpin()
 		return nil, fmt.Errorf("replication: snapshot: %w", err)
 	}
-	return &fsmSnapshot{engine: e, unpin: unpin, snap: e.Snapshot(), index: index}, nil
+	return &fsmSnapshot{engine: e, unpin: unpin, snap: e.Snapshot(), pos: pos}, nil
 }
 
 // Restore discards all state and loads the snapshot in rc. The snapshot is
@@ -297,7 +362,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 }
 
 func (f *FSM) restore(r io.Reader) error {
-	hdr, err := buildFromSnapshot(r, f.opts, f.logger)
+	// A snapshot that names no cluster (an older format, or taken before
+	// the cluster had an ID) leaves the store's own.
+	hdr, err := buildFromSnapshot(r, f.opts, f.ClusterID(), f.logger)
 	if err != nil {
 		return err
 	}
@@ -321,6 +388,9 @@ func (f *FSM) restore(r io.Reader) error {
 		return f.broken
 	}
 	_ = f.unref(old)
+	if hdr.clusterID != nil {
+		f.setClusterID(hdr.clusterID)
+	}
 	f.clock.Update(hdr.readTS)
 	f.restores.Add(1)
 	f.runHooks(nil, true)

@@ -128,6 +128,9 @@ func (l *lockService) watchLeadership() {
 				l.mu.Lock()
 				l.dropTableLocked()
 				l.mu.Unlock()
+			} else if l.g.fsm.ClusterID() == nil {
+				l.g.bg.Add(1)
+				go l.g.nameCluster()
 			}
 		case <-l.g.stop:
 			return
