@@ -23,6 +23,28 @@ import "fmt"
 // Once durable, ReadTS moves to the largest ts and the Clock is moved past
 // it, so a node that becomes leader stamps above what it applied.
 func (e *Engine) Apply(appliedIndex uint64, batches []*Batch, ts []Timestamp) ([]error, error) {
+	return e.ApplyAt(LogPosition{Index: appliedIndex}, batches, ts)
+}
+
+// LogPosition names the log entry an ApplyAt carries, so the store can say
+// which log it was built from: the entry's index and term, and the ID of the
+// cluster whose log it is.
+type LogPosition struct {
+	// Index is stored as the applied index (0: not from a log).
+	Index uint64
+	// Term is the entry's term, stored with Index; 0 leaves it unknown.
+	Term uint64
+	// ClusterID, when not nil, is stored as the store's cluster ID.
+	ClusterID []byte
+}
+
+// ApplyAt is Apply that also stores pos.Term and pos.ClusterID with the
+// applied index, in the same transaction, whenever the index moves.
+func (e *Engine) ApplyAt(pos LogPosition, batches []*Batch, ts []Timestamp) ([]error, error) {
+	appliedIndex := pos.Index
+	if len(pos.ClusterID) > MaxClusterIDSize {
+		return nil, fmt.Errorf("%w: cluster ID of %d bytes", ErrInvalidBatch, len(pos.ClusterID))
+	}
 	if len(batches) != len(ts) {
 		return nil, fmt.Errorf("%w: %d batches but %d timestamps", ErrInvalidBatch, len(batches), len(ts))
 	}
@@ -39,10 +61,11 @@ func (e *Engine) Apply(appliedIndex uint64, batches []*Batch, ts []Timestamp) ([
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
-	return e.applyLocked(appliedIndex, batches, ts)
+	return e.applyLocked(pos, batches, ts)
 }
 
-func (e *Engine) applyLocked(appliedIndex uint64, batches []*Batch, ts []Timestamp) (_ []error, err error) {
+func (e *Engine) applyLocked(pos LogPosition, batches []*Batch, ts []Timestamp) (_ []error, err error) {
+	appliedIndex := pos.Index
 	tx, err := e.db.Begin(true)
 	if err != nil {
 		return nil, boltErr(err)
@@ -68,6 +91,21 @@ func (e *Engine) applyLocked(appliedIndex uint64, batches []*Batch, ts []Timesta
 		}
 		if err := w.meta.Put(metaAppliedIndex, encodeUint64(appliedIndex)); err != nil {
 			return nil, err
+		}
+		// The term always describes the stored index: unknown (absent)
+		// when the caller did not give it.
+		if pos.Term > 0 {
+			err = w.meta.Put(metaAppliedTerm, encodeUint64(pos.Term))
+		} else {
+			err = w.meta.Delete(metaAppliedTerm)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if pos.ClusterID != nil {
+			if err := w.meta.Put(metaClusterID, pos.ClusterID); err != nil {
+				return nil, err
+			}
 		}
 	}
 	errs := make([]error, len(batches))

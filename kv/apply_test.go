@@ -125,3 +125,49 @@ func TestApplyInvalidBatchFailsAlone(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(7), idx)
 }
+
+// The term and cluster ID travel with the applied index: stored in the same
+// transaction, kept across a reopen, and never left describing an older
+// index.
+func TestApplyAtStoresLogPosition(t *testing.T) {
+	opts := testOptions(t)
+	opts.Clock = NewClock(nil)
+	e := openWith(t, opts)
+	pos, err := e.AppliedPosition()
+	require.NoError(t, err)
+	require.Equal(t, LogPosition{}, pos)
+
+	id := []byte("cluster-0123456789")
+	b := []*Batch{{Mutations: []Mutation{{Key: []byte("k"), Value: []byte("1")}}}}
+	_, err = e.ApplyAt(LogPosition{Index: 4, Term: 2, ClusterID: id}, b, []Timestamp{opts.Clock.Now()})
+	require.NoError(t, err)
+	// A replay changes nothing, not even the term.
+	errs, err := e.ApplyAt(LogPosition{Index: 4, Term: 9}, nil, nil)
+	require.NoError(t, err)
+	require.Nil(t, errs)
+	pos, err = e.AppliedPosition()
+	require.NoError(t, err)
+	require.Equal(t, LogPosition{Index: 4, Term: 2, ClusterID: id}, pos)
+
+	require.NoError(t, e.Close())
+	e = openWith(t, opts)
+	pos, err = e.AppliedPosition()
+	require.NoError(t, err)
+	require.Equal(t, LogPosition{Index: 4, Term: 2, ClusterID: id}, pos)
+
+	// An index stored without its term leaves the term unknown rather than
+	// that of an older entry.
+	_, err = e.Apply(6, nil, nil)
+	require.NoError(t, err)
+	pos, err = e.AppliedPosition()
+	require.NoError(t, err)
+	require.Equal(t, LogPosition{Index: 6, ClusterID: id}, pos)
+
+	require.NoError(t, e.SetClusterID([]byte("other")))
+	pos, err = e.AppliedPosition()
+	require.NoError(t, err)
+	require.Equal(t, []byte("other"), pos.ClusterID)
+	require.Error(t, e.SetClusterID(nil))
+	_, err = e.ApplyAt(LogPosition{Index: 7, ClusterID: make([]byte, MaxClusterIDSize+1)}, nil, nil)
+	require.ErrorIs(t, err, ErrInvalidBatch)
+}

@@ -264,6 +264,54 @@ func (e *Engine) AppliedIndex() (uint64, error) {
 	return appliedIndexTx(tx)
 }
 
+// AppliedPosition returns the stored applied index with the term and the
+// cluster ID stored with it (0 and nil when unknown: a file written before
+// they were stored, or by Apply without them).
+func (e *Engine) AppliedPosition() (LogPosition, error) {
+	tx, err := e.db.Begin(false)
+	if err != nil {
+		return LogPosition{}, boltErr(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var pos LogPosition
+	if pos.Index, err = appliedIndexTx(tx); err != nil {
+		return LogPosition{}, err
+	}
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(metaAppliedTerm); v != nil {
+		if pos.Term, err = decodeUint64(metaAppliedTerm, v); err != nil {
+			return LogPosition{}, err
+		}
+	}
+	if v := meta.Get(metaClusterID); v != nil {
+		if len(v) == 0 || len(v) > MaxClusterIDSize {
+			return LogPosition{}, fmt.Errorf("%w: meta %s has %d bytes", ErrCorrupt, metaClusterID, len(v))
+		}
+		pos.ClusterID = append([]byte(nil), v...)
+	}
+	return pos, nil
+}
+
+// SetClusterID stores id as the store's cluster ID: a store written before
+// cluster IDs were kept adopts its cluster's.
+func (e *Engine) SetClusterID(id []byte) error {
+	if len(id) == 0 || len(id) > MaxClusterIDSize {
+		return fmt.Errorf("kv: cluster ID of %d bytes", len(id))
+	}
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	err := e.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(metaClusterID, id)
+	})
+	if err != nil {
+		return fmt.Errorf("kv: storing cluster ID: %w", boltErr(err))
+	}
+	return nil
+}
+
 func appliedIndexTx(tx *bolt.Tx) (uint64, error) {
 	v := tx.Bucket(bucketMeta).Get(metaAppliedIndex)
 	if v == nil {

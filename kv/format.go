@@ -24,8 +24,13 @@ var (
 var (
 	metaStorageVersion = []byte("storage-version")
 	metaAppliedIndex   = []byte("applied-index")
+	metaAppliedTerm    = []byte("applied-term")
+	metaClusterID      = []byte("cluster-id")
 	metaLastCommitTS   = []byte("last-commit-ts")
 )
+
+// MaxClusterIDSize bounds the cluster ID stored with the applied index.
+const MaxClusterIDSize = 64
 
 // Version flags, the first byte of every stored version after its
 // timestamp. Zero is left unused so a zeroed page never decodes as data.

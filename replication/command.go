@@ -19,7 +19,39 @@ const (
 	// CommandCommit carries batches, each with the commit timestamp the
 	// leader chose for it.
 	CommandCommit CommandType = 1
+
+	// CommandClusterID names the cluster whose log this is; the first one
+	// applied is stored in the state file with the applied index.
+	CommandClusterID CommandType = 2
 )
+
+// clusterIDSize is the length of the cluster IDs this build makes; decoding
+// accepts any length from 1 to kv.MaxClusterIDSize.
+const clusterIDSize = 16
+
+// EncodeClusterID builds a CommandClusterID entry.
+func EncodeClusterID(id []byte) ([]byte, error) {
+	if len(id) == 0 || len(id) > kv.MaxClusterIDSize {
+		return nil, fmt.Errorf("%w: cluster ID of %d bytes", ErrBadCommand, len(id))
+	}
+	return appendBytes([]byte{byte(CommandClusterID)}, id), nil
+}
+
+// DecodeClusterID decodes the payload of a CommandClusterID entry (without
+// its type byte); the ID aliases payload.
+func DecodeClusterID(payload []byte) ([]byte, error) {
+	d := decoder{buf: payload}
+	id := d.bytes()
+	switch {
+	case d.err != nil:
+		return nil, d.err
+	case len(d.buf) > 0:
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadCommand, len(d.buf))
+	case len(id) == 0 || len(id) > kv.MaxClusterIDSize:
+		return nil, fmt.Errorf("%w: cluster ID of %d bytes", ErrBadCommand, len(id))
+	}
+	return id, nil
+}
 
 // Flags of an encoded mutation.
 const (

@@ -78,7 +78,7 @@ func TestEncodeCommitRejectsMismatch(t *testing.T) {
 }
 
 func TestDecodeCommandRejectsUnknown(t *testing.T) {
-	for _, data := range [][]byte{nil, {0}, {2}, {255, 1, 2}} {
+	for _, data := range [][]byte{nil, {0}, {3}, {255, 1, 2}} {
 		_, _, err := DecodeCommand(data)
 		require.ErrorIs(t, err, ErrBadCommand, "%x", data)
 	}
@@ -86,7 +86,7 @@ func TestDecodeCommandRejectsUnknown(t *testing.T) {
 
 func TestApplyPanicsOnUndecodableEntry(t *testing.T) {
 	f := NewFSM(nil, kv.Options{Clock: kv.NewClock(nil)}, nil)
-	for _, data := range [][]byte{nil, {9}, {byte(CommandCommit), 5}} {
+	for _, data := range [][]byte{nil, {9}, {byte(CommandCommit), 5}, {byte(CommandClusterID)}, {byte(CommandClusterID), 0}} {
 		require.Panics(t, func() { f.Apply(&raft.Log{Index: 1, Data: data}) }, "%x", data)
 	}
 }
@@ -100,6 +100,17 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		typ, payload, err := DecodeCommand(data)
 		if err != nil {
+			return
+		}
+		if typ == CommandClusterID {
+			id, err := DecodeClusterID(payload)
+			if err != nil {
+				require.ErrorIs(t, err, ErrBadCommand)
+				return
+			}
+			again, err := EncodeClusterID(id)
+			require.NoError(t, err)
+			require.Equal(t, data, again)
 			return
 		}
 		require.Equal(t, CommandCommit, typ)

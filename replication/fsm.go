@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,8 +35,9 @@ type ApplyResult struct {
 
 // commandHandlers is the one dispatch table from command type to its
 // applier. A type missing here makes DecodeCommand fail and Apply panic.
-var commandHandlers = map[CommandType]func(f *FSM, index uint64, payload []byte) any{
-	CommandCommit: (*FSM).applyCommit,
+var commandHandlers = map[CommandType]func(f *FSM, l *raft.Log, payload []byte) any{
+	CommandCommit:    (*FSM).applyCommit,
+	CommandClusterID: (*FSM).applyClusterID,
 }
 
 // FSMStats are counters since the FSM was created, for tests and metrics.
@@ -67,15 +69,24 @@ type FSM struct {
 	clock  *kv.Clock
 	logger hclog.Logger
 
-	// swapMu is held shared by everything that uses the engine outside the
-	// FSM goroutine (Persist, readers through Engine), and exclusively while
-	// Restore closes and replaces it.
-	swapMu sync.RWMutex
-	engine *kv.Engine
+	// engineMu guards cur, the engine readers get, and the pin counts. It
+	// is held only for a pointer swap or a count, never across I/O, so a
+	// snapshot being written delays neither a restore nor a reader.
+	engineMu sync.Mutex
+	cur      *pinnedEngine
+	// broken is set when a restore replaced the file but could not open
+	// it: the next Apply panics rather than write into the old store.
+	broken error
 
 	// applied is the store's applied index as readers may rely on it: it
 	// moves after the entry's hooks have run.
 	applied *appliedWatch
+	// clusterID is the store's cluster ID (nil until known); onClusterID
+	// is told, on the FSM goroutine, when the store learns or changes it.
+	clusterIDMu sync.Mutex
+	clusterID   []byte
+	onClusterID func(id []byte)
+
 	// hooks run on the FSM goroutine after each written entry and after a
 	// restore; see OnApply.
 	hookMu sync.RWMutex
@@ -93,19 +104,39 @@ func NewFSM(engine *kv.Engine, opts kv.Options, logger hclog.Logger) *FSM {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	f := &FSM{opts: opts, clock: opts.Clock, logger: logger, engine: engine}
-	var index uint64
+	f := &FSM{opts: opts, clock: opts.Clock, logger: logger, cur: &pinnedEngine{e: engine, refs: 1}}
+	var pos kv.LogPosition
 	var err error
 	if engine != nil {
-		index, err = engine.AppliedIndex()
+		pos, err = engine.AppliedPosition()
 	}
 	if err != nil {
 		// A store that cannot say where it stands fails its first Apply;
 		// start waiters from zero until then.
 		logger.Error("reading applied index", "error", err)
 	}
-	f.applied = newAppliedWatch(index)
+	f.applied = newAppliedWatch(pos.Index)
+	f.clusterID = pos.ClusterID
 	return f
+}
+
+// ClusterID returns the ID of the cluster whose log the store was built
+// from, nil while unknown.
+func (f *FSM) ClusterID() []byte {
+	f.clusterIDMu.Lock()
+	defer f.clusterIDMu.Unlock()
+	return f.clusterID
+}
+
+func (f *FSM) setClusterID(id []byte) {
+	f.clusterIDMu.Lock()
+	changed := !bytes.Equal(f.clusterID, id)
+	f.clusterID = id
+	cb := f.onClusterID
+	f.clusterIDMu.Unlock()
+	if changed && cb != nil && id != nil {
+		cb(id)
+	}
 }
 
 // ApplyHook is told of every batch written by an entry (restored is false),
@@ -140,12 +171,56 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 	return f.applied.wait(ctx, index)
 }
 
+// pinnedEngine counts the users of one engine: one reference while it is
+// the current engine, one per pin. The last one to let go closes it.
+type pinnedEngine struct {
+	e    *kv.Engine
+	refs int
+}
+
 // Engine returns the current store. It changes when a snapshot is
-// installed; an engine returned before that fails with kv.ErrClosed.
+// installed; an engine returned before that fails with kv.ErrClosed once
+// its last pinned user is done. It never waits for a snapshot being
+// written.
 func (f *FSM) Engine() *kv.Engine {
-	f.swapMu.RLock()
-	defer f.swapMu.RUnlock()
-	return f.engine
+	f.engineMu.Lock()
+	defer f.engineMu.Unlock()
+	return f.cur.e
+}
+
+// PinEngine returns the current store and keeps it open until unpin is
+// called, even if a snapshot is installed meanwhile (it then goes on
+// describing the state before the snapshot).
+func (f *FSM) PinEngine() (e *kv.Engine, unpin func()) {
+	f.engineMu.Lock()
+	p := f.cur
+	p.refs++
+	f.engineMu.Unlock()
+	var once sync.Once
+	return p.e, func() { once.Do(func() { f.unref(p) }) }
+}
+
+// unref drops one reference to p and closes its engine after the last.
+func (f *FSM) unref(p *pinnedEngine) error {
+	f.engineMu.Lock()
+	p.refs--
+	last := p.refs == 0
+	f.engineMu.Unlock()
+	if !last {
+		return nil
+	}
+	if err := p.e.Close(); err != nil {
+		f.logger.Error("closing a replaced store", "error", err)
+		return err
+	}
+	return nil
+}
+
+// current is the engine on the FSM goroutine, where only Restore changes it.
+func (f *FSM) current() *kv.Engine {
+	f.engineMu.Lock()
+	defer f.engineMu.Unlock()
+	return f.cur.e
 }
 
 // Stats returns the FSM's counters.
@@ -169,18 +244,58 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if err != nil {
 		panic(fmt.Sprintf("replication: entry %d: %v", l.Index, err))
 	}
-	return commandHandlers[t](f, l.Index, payload)
+	return commandHandlers[t](f, l, payload)
 }
 
-func (f *FSM) applyCommit(index uint64, payload []byte) any {
+// applyClusterID stores the cluster ID the entry carries, unless the store
+// already has one: the first one applied names the cluster for good, on
+// every replica alike. Like every command entry it moves the applied index.
+func (f *FSM) applyClusterID(l *raft.Log, payload []byte) any {
+	id, err := DecodeClusterID(payload)
+	if err != nil {
+		panic(fmt.Sprintf("replication: entry %d: %v", l.Index, err))
+	}
+	if f.broken != nil {
+		panic(fmt.Sprintf("replication: entry %d: %v", l.Index, f.broken))
+	}
+	pos := kv.LogPosition{Index: l.Index, Term: l.Term}
+	have := f.ClusterID()
+	switch {
+	case have == nil:
+		pos.ClusterID = append([]byte(nil), id...)
+	case !bytes.Equal(have, id):
+		f.logger.Warn("ignoring a second cluster ID", "index", l.Index, "cluster", fmt.Sprintf("%x", have), "ignored", fmt.Sprintf("%x", id))
+	}
+	errs, err := f.current().ApplyAt(pos, nil, nil)
+	if err != nil {
+		panic(fmt.Sprintf("replication: entry %d: %v", l.Index, err))
+	}
+	if errs == nil {
+		f.replayed.Add(1)
+		return &ApplyResult{Index: l.Index}
+	}
+	if pos.ClusterID != nil {
+		f.setClusterID(pos.ClusterID)
+		f.logger.Info("cluster ID stored", "cluster", fmt.Sprintf("%x", pos.ClusterID), "index", l.Index)
+	}
+	f.applied.set(l.Index)
+	return &ApplyResult{Errs: errs, Index: l.Index}
+}
+
+func (f *FSM) applyCommit(l *raft.Log, payload []byte) any {
+	index := l.Index
 	c, err := DecodeCommit(payload)
 	if err != nil {
 		panic(fmt.Sprintf("replication: entry %d: %v", index, err))
 	}
-	// Apply runs on raft's FSM goroutine, as does Restore, the only writer
-	// of f.engine, so no lock is needed here.
-	e := f.engine
-	errs, err := e.Apply(index, c.Batches, c.TS)
+	if f.broken != nil {
+		panic(fmt.Sprintf("replication: entry %d: %v", index, f.broken))
+	}
+	// Apply runs on raft's FSM goroutine, as does Restore, the only one to
+	// replace the engine.
+	e := f.current()
+	pos := kv.LogPosition{Index: index, Term: l.Term}
+	errs, err := e.ApplyAt(pos, c.Batches, c.TS)
 	switch {
 	case err == nil && errs == nil:
 		f.replayed.Add(1)
@@ -216,7 +331,7 @@ func (f *FSM) applyCommit(index uint64, payload []byte) any {
 		// replica refuses it alike. (A single batch that cannot be written
 		// fails alone, in errs.) Record the index anyway so the stored
 		// applied index always names the last command entry.
-		if _, ierr := e.Apply(index, nil, nil); ierr != nil {
+		if _, ierr := e.ApplyAt(pos, nil, nil); ierr != nil {
 			panic(fmt.Sprintf("replication: entry %d: storing applied index: %v", index, ierr))
 		}
 		f.rejected.Add(1)
@@ -232,13 +347,18 @@ func (f *FSM) applyCommit(index uint64, payload []byte) any {
 // stored applied index. It opens no bbolt transaction and copies nothing;
 // Persist reads at that timestamp in short transactions while GC keeps the
 // versions it needs.
+//
+// The snapshot pins the engine until Release, so a Restore meanwhile swaps
+// in the new store without waiting for Persist and the old one is closed
+// when Persist is done with it.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	e := f.engine
-	index, err := e.AppliedIndex()
+	e, unpin := f.PinEngine()
+	pos, err := e.AppliedPosition()
 	if err != nil {
+		unpin()
 		return nil, fmt.Errorf("replication: snapshot: %w", err)
 	}
-	return &fsmSnapshot{fsm: f, engine: e, snap: e.Snapshot(), index: index}, nil
+	return &fsmSnapshot{engine: e, unpin: unpin, snap: e.Snapshot(), pos: pos}, nil
 }
 
 // Restore discards all state and loads the snapshot in rc. The snapshot is
@@ -251,46 +371,51 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 }
 
 func (f *FSM) restore(r io.Reader) error {
-	hdr, err := buildFromSnapshot(r, f.opts, f.logger)
+	// A snapshot that names no cluster (an older format, or taken before
+	// the cluster had an ID) leaves the store's own.
+	hdr, err := buildFromSnapshot(r, f.opts, f.ClusterID(), f.logger)
 	if err != nil {
 		return err
 	}
-	f.swapMu.Lock()
-	defer f.swapMu.Unlock()
-	if err := f.engine.Close(); err != nil {
-		return fmt.Errorf("replication: restore: closing store: %w", err)
-	}
+	// The old engine stays open under pins (a snapshot being written) and
+	// readers: on its unlinked file until its last user is done.
 	if err := replaceFile(restorePath(f.opts.Path), f.opts.Path); err != nil {
 		return fmt.Errorf("replication: restore: %w", err)
 	}
 	e, err := kv.Open(f.opts)
-	if err != nil {
-		// f.engine stays closed: the next Apply panics, which is right for a
-		// replica that lost its store.
-		return fmt.Errorf("replication: restore: reopening store: %w", err)
+	f.engineMu.Lock()
+	old := f.cur
+	if err == nil {
+		f.cur = &pinnedEngine{e: e, refs: 1}
 	}
-	f.engine = e
+	f.engineMu.Unlock()
+	if err != nil {
+		// The old store no longer matches the file; the next Apply panics,
+		// which is right for a replica that lost its store.
+		f.broken = fmt.Errorf("replication: restore: reopening store: %w", err)
+		_ = f.unref(old)
+		return f.broken
+	}
+	_ = f.unref(old)
+	if hdr.clusterID != nil {
+		f.setClusterID(hdr.clusterID)
+	}
 	f.clock.Update(hdr.readTS)
 	f.restores.Add(1)
-	f.runHooksRestored()
+	f.runHooks(nil, true)
 	f.applied.set(hdr.index)
 	f.logger.Info("restored snapshot", "applied-index", hdr.index, "read-ts", hdr.readTS.String())
 	return nil
 }
 
-// runHooksRestored runs the hooks for a restore. Restore holds swapMu, so a
-// hook reading through Engine() would deadlock; hooks get the new engine
-// only after the swap, hence the goroutine-free hand-off below: the caller
-// releases swapMu first.
-func (f *FSM) runHooksRestored() {
-	f.swapMu.Unlock()
-	defer f.swapMu.Lock()
-	f.runHooks(nil, true)
-}
-
-// close closes the current engine; the Group calls it once raft has stopped.
+// close drops the current engine; the Group calls it once raft has stopped,
+// so no snapshot pins it any more and it closes now.
 func (f *FSM) close() error {
-	f.swapMu.Lock()
-	defer f.swapMu.Unlock()
-	return f.engine.Close()
+	f.engineMu.Lock()
+	p := f.cur
+	f.engineMu.Unlock()
+	if f.broken != nil {
+		return nil
+	}
+	return f.unref(p)
 }

@@ -126,6 +126,10 @@ func newGroup(cfg Config, engine *kv.Engine, node *Node, id uint64) (_ *Group, e
 		return nil, fmt.Errorf("replication: reading raft state: %w", err)
 	}
 	g.fsm = NewFSM(engine, cfg.EngineOptions, g.logger)
+	if err := g.checkStateMatchesLog(); err != nil {
+		return nil, err
+	}
+	g.fsm.onClusterID = g.recordClusterID
 	if err := g.catchUpWithSnapshot(); err != nil {
 		return nil, err
 	}

@@ -67,6 +67,11 @@ func newCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
 }
 
 func (c *testCluster) start(i int) {
+	require.NoError(c.t, c.tryStart(i))
+}
+
+// tryStart starts node i and returns NewGroup's error.
+func (c *testCluster) tryStart(i int) error {
 	nd := c.nodes[i]
 	_, nd.trans = raft.NewInmemTransport(nd.addr)
 	for _, o := range c.nodes {
@@ -92,8 +97,12 @@ func (c *testCluster) start(i int) {
 	if c.tweak != nil {
 		c.tweak(&cfg)
 	}
-	nd.g, err = NewGroup(cfg, e)
-	require.NoError(c.t, err)
+	g, err := NewGroup(cfg, e)
+	if err != nil {
+		return err
+	}
+	nd.g = g
+	return nil
 }
 
 func (c *testCluster) stop(i int) {
@@ -150,9 +159,12 @@ func (c *testCluster) settle() *testNode {
 	defer cancel()
 	require.NoError(c.t, lead.g.Barrier(ctx))
 	want := lead.g.Raft().AppliedIndex()
+	// Raft counts an entry applied once handed to the FSM goroutine; the
+	// store's own index says when it is in the store.
+	stored := lead.g.FSM().Applied()
 	require.Eventually(c.t, func() bool {
 		for _, nd := range c.running() {
-			if nd.g.Raft().AppliedIndex() < want {
+			if nd.g.Raft().AppliedIndex() < want || nd.g.FSM().Applied() < stored {
 				return false
 			}
 		}

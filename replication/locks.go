@@ -59,19 +59,39 @@ type lockService struct {
 
 	// closed tables' counters, so Stats stays cumulative.
 	past lock.Stats
+
+	// Releases at other nodes run in the background (sendReleases);
+	// stopping cancels them and waits.
+	releaseCtx    context.Context
+	releaseCancel context.CancelFunc
+	releasing     sync.WaitGroup
+	stopped       bool
 }
 
 func newLockService(g *Group) *lockService {
-	return &lockService{g: g, remote: map[remoteKey]*remoteOwner{}, owners: map[lock.TxnID]*ownerState{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &lockService{g: g, remote: map[remoteKey]*remoteOwner{}, owners: map[lock.TxnID]*ownerState{},
+		releaseCtx: ctx, releaseCancel: cancel}
 }
 
 // leaderTable returns the lock table of the current term, starting one when
-// this node has just become leader.
-func (l *lockService) leaderTable() (*lock.Manager, error) {
+// this node has just become leader. It first waits for the term's barrier:
+// until every entry of earlier terms is applied here, a commit an earlier
+// leader acknowledged may be missing, and the current read that follows a
+// grant would not see it.
+func (l *lockService) leaderTable(ctx context.Context) (*lock.Manager, error) {
 	if l.g.raft.State() != raft.Leader {
 		return nil, l.g.notLeader()
 	}
+	if err := l.g.TermBarrier(ctx); err != nil {
+		return nil, err
+	}
 	term := l.g.raft.CurrentTerm()
+	if l.g.readyTerm.Load() != term {
+		// A new term began after the barrier; this node may no longer
+		// lead, or leads again without a barrier of its own yet.
+		return nil, l.g.notLeader()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.table == nil || l.term != term {
@@ -108,6 +128,9 @@ func (l *lockService) watchLeadership() {
 				l.mu.Lock()
 				l.dropTableLocked()
 				l.mu.Unlock()
+			} else if l.g.fsm.ClusterID() == nil {
+				l.g.bg.Add(1)
+				go l.g.nameCluster()
 			}
 		case <-l.g.stop:
 			return
@@ -117,8 +140,11 @@ func (l *lockService) watchLeadership() {
 
 func (l *lockService) close() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.dropTableLocked()
+	l.stopped = true
+	l.mu.Unlock()
+	l.releaseCancel()
+	l.releasing.Wait()
 }
 
 // Stats sums the counters of every lock table this node has led with.
@@ -158,7 +184,7 @@ func (g *Group) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode loc
 	st := l.owner(owner)
 	var index uint64
 	err := g.toLeader(ctx, true, func(ctx context.Context) error {
-		t, err := l.leaderTable()
+		t, err := l.leaderTable(ctx)
 		if err != nil {
 			return err
 		}
@@ -173,8 +199,9 @@ func (g *Group) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode loc
 		if err := t.Acquire(ctx, owner, key, mode, timeout); err != nil {
 			return err
 		}
-		// On the leader, every commit of an earlier holder was applied
-		// here before the holder released.
+		// On the leader, every commit of an earlier term was applied here
+		// before the table was handed out, and every commit of an earlier
+		// holder in this term before the holder released.
 		return nil
 	}, func(ctx context.Context, addr string) error {
 		l.mu.Lock()
@@ -207,7 +234,12 @@ func (g *Group) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode loc
 	return g.waitApplied(ctx, index)
 }
 
-// ReleaseAll drops every lock owner holds, wherever it took them.
+// ReleaseAll drops every lock owner holds, wherever it took them. Locks at
+// other nodes are released in the background, so a COMMIT does not wait a
+// round trip per leader it locked through (nor Timeout for a leader that is
+// gone). Call it only once the transaction's commit is acknowledged, which
+// means applied on the leader: a release sent after that cannot reach the
+// leader before the commit, so the next holder's current read sees it.
 func (g *Group) ReleaseAll(owner lock.TxnID) {
 	l := g.locks
 	l.mu.Lock()
@@ -221,12 +253,31 @@ func (g *Group) ReleaseAll(owner lock.TxnID) {
 		st.local.ReleaseAll(owner)
 	}
 	for addr := range st.remote {
-		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
+		l.sendRelease(addr, owner)
+	}
+}
+
+// sendRelease tells the leader at addr that owner is done, in the
+// background, one request per leader so a dead one delays no other.
+func (l *lockService) sendRelease(addr string, owner lock.TxnID) {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return
+	}
+	l.releasing.Add(1)
+	l.mu.Unlock()
+	go func() {
+		defer l.releasing.Done()
+		ctx, cancel := context.WithTimeout(l.releaseCtx, l.g.cfg.Timeout)
+		defer cancel()
 		// A leader that cannot be told drops the locks itself: on losing
 		// leadership, or remoteLockTTL after the last keepalive.
-		_, _ = g.node.rpc.call(ctx, addr, g.id, methodRelease, 0, encodeOwner(string(g.cfg.ID), owner))
-		cancel()
-	}
+		_, err := l.g.node.rpc.call(ctx, addr, l.g.id, methodRelease, 0, encodeOwner(string(l.g.cfg.ID), owner))
+		if err != nil && !errors.Is(err, ErrNotLeader) && l.releaseCtx.Err() == nil {
+			l.g.logger.Debug("lock release failed", "leader", addr, "error", err)
+		}
+	}()
 }
 
 // HeldBy reports how many lock grants owner received (re-grants included);
@@ -282,7 +333,7 @@ func (l *lockService) serveLock(ctx context.Context, payload []byte) ([]byte, er
 		return nil, fmt.Errorf("replication: bad lock request: %w", d.err)
 	}
 	key := d.buf
-	t, err := l.leaderTable()
+	t, err := l.leaderTable(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -290,6 +341,8 @@ func (l *lockService) serveLock(ctx context.Context, payload []byte) ([]byte, er
 	if err := t.Acquire(ctx, id, key, mode, timeout); err != nil {
 		return nil, err
 	}
+	// Read only now: the applied index after the term's barrier and after
+	// the previous holder's commit.
 	return binary.BigEndian.AppendUint64(nil, l.g.fsm.Applied()), nil
 }
 

@@ -21,15 +21,19 @@ import (
 
 var _ raft.FSMSnapshot = (*fsmSnapshot)(nil)
 
-// Snapshot stream format, version 1 (DESIGN.md):
+// Snapshot stream format, version 2 (DESIGN.md):
 //
-//	header  "fogdbsnp" u8(1) u64(applied index) u64(read ts)
+//	header  "fogdbsnp" u8(2) u64(applied index) u64(read ts)
+//	        u64(applied term) uvarint(len) cluster ID
 //	entry   u8(1) uvarint(len) key uvarint(len) value u64(version)   ...
 //	trailer u8(0) u64(entry count) u32(CRC-32C of every byte before it)
+//
+// Version 1 is version 2 without the applied term and the cluster ID; it is
+// still read.
 var snapshotMagic = []byte("fogdbsnp")
 
 const (
-	snapshotFormat  = 1
+	snapshotFormat  = 2
 	snapshotEntry   = 1
 	snapshotEnd     = 0
 	snapshotHdrSize = 8 + 1 + 8 + 8
@@ -45,26 +49,25 @@ const (
 )
 
 type snapshotHeader struct {
-	index  uint64
-	readTS kv.Timestamp
+	index     uint64
+	readTS    kv.Timestamp
+	term      uint64 // 0: unknown
+	clusterID []byte // nil: none
 }
 
 type fsmSnapshot struct {
-	fsm    *FSM
 	engine *kv.Engine
+	unpin  func()
 	snap   *kv.Snapshot
-	index  uint64
+	pos    kv.LogPosition
 }
 
 // Persist streams every live key as of the snapshot's timestamp. The
 // iterator reads in short transactions, so nothing pins bbolt pages however
-// long the sink takes.
+// long the sink takes; the snapshot pins the engine (until Release), so a
+// Restore meanwhile does not close it under the iterator.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	// A Restore must not close the engine under the iterator.
-	s.fsm.swapMu.RLock()
-	err := s.write(sink)
-	s.fsm.swapMu.RUnlock()
-	if err != nil {
+	if err := s.write(sink); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("replication: persist snapshot: %w", err)
 	}
@@ -77,9 +80,11 @@ func (s *fsmSnapshot) write(sink io.Writer) error {
 	var hdr [snapshotHdrSize]byte
 	copy(hdr[:], snapshotMagic)
 	hdr[8] = snapshotFormat
-	binary.BigEndian.PutUint64(hdr[9:], s.index)
+	binary.BigEndian.PutUint64(hdr[9:], s.pos.Index)
 	binary.BigEndian.PutUint64(hdr[17:], uint64(s.snap.TS()))
-	if _, err := w.Write(hdr[:]); err != nil {
+	ext := binary.BigEndian.AppendUint64(hdr[:], s.pos.Term)
+	ext = appendBytes(ext, s.pos.ClusterID)
+	if _, err := w.Write(ext); err != nil {
 		return err
 	}
 	it := s.engine.NewIterator(nil, nil, s.snap.TS(), false)
@@ -116,7 +121,11 @@ func (s *fsmSnapshot) write(sink io.Writer) error {
 }
 
 // Release lets GC collect the versions only this snapshot needed.
-func (s *fsmSnapshot) Release() { s.snap.Release() }
+// The engine is closed here if a Restore replaced it meanwhile.
+func (s *fsmSnapshot) Release() {
+	s.snap.Release()
+	s.unpin()
+}
 
 // snapReader reads a snapshot stream and checksums what it consumed.
 type snapReader struct {
@@ -182,13 +191,30 @@ func readSnapshotHeader(s *snapReader) (snapshotHeader, error) {
 	if !bytes.Equal(b[:8], snapshotMagic) {
 		return snapshotHeader{}, fmt.Errorf("%w: not a fogdb snapshot", ErrBadSnapshot)
 	}
-	if b[8] != snapshotFormat {
+	if b[8] != 1 && b[8] != snapshotFormat {
 		return snapshotHeader{}, fmt.Errorf("%w: unknown format %d", ErrBadSnapshot, b[8])
 	}
-	return snapshotHeader{
+	hdr := snapshotHeader{
 		index:  binary.BigEndian.Uint64(b[9:]),
 		readTS: kv.Timestamp(binary.BigEndian.Uint64(b[17:])),
-	}, nil
+	}
+	if b[8] == 1 {
+		return hdr, nil
+	}
+	if hdr.term, err = s.u64(); err != nil {
+		return snapshotHeader{}, err
+	}
+	id, err := s.bytes()
+	if err != nil {
+		return snapshotHeader{}, err
+	}
+	if len(id) > kv.MaxClusterIDSize {
+		return snapshotHeader{}, fmt.Errorf("%w: cluster ID of %d bytes", ErrBadSnapshot, len(id))
+	}
+	if len(id) > 0 {
+		hdr.clusterID = id
+	}
+	return hdr, nil
 }
 
 func restorePath(path string) string { return path + ".restore" }
@@ -200,7 +226,10 @@ func sortPath(path string) string    { return path + ".restore-sort" }
 // others; kv.Apply needs strictly increasing timestamps, so the entries,
 // which arrive in key order, are first sorted by version in a scratch bbolt
 // file (the store may not fit in memory).
-func buildFromSnapshot(r io.Reader, opts kv.Options, logger hclog.Logger) (snapshotHeader, error) {
+//
+// The new store gets the snapshot's applied index and term, and its cluster
+// ID, or clusterID when the snapshot names none.
+func buildFromSnapshot(r io.Reader, opts kv.Options, clusterID []byte, logger hclog.Logger) (snapshotHeader, error) {
 	sr := newSnapReader(r)
 	hdr, err := readSnapshotHeader(sr)
 	if err != nil {
@@ -228,7 +257,11 @@ func buildFromSnapshot(r io.Reader, opts kv.Options, logger hclog.Logger) (snaps
 	if err != nil {
 		return hdr, fmt.Errorf("replication: restore: %w", err)
 	}
-	err = applySorted(sortDB, e, hdr)
+	pos := kv.LogPosition{Index: hdr.index, Term: hdr.term, ClusterID: hdr.clusterID}
+	if pos.ClusterID == nil {
+		pos.ClusterID = clusterID
+	}
+	err = applySorted(sortDB, e, hdr, pos)
 	if cerr := e.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("replication: restore: %w", cerr)
 	}
@@ -324,14 +357,14 @@ func sortEntries(sr *snapReader, db *bolt.DB, hdr snapshotHeader) error {
 // applySorted writes the sorted entries into e, one batch per version (the
 // keys of one original batch), and stores the snapshot's applied index and
 // last commit timestamp with the final chunk.
-func applySorted(db *bolt.DB, e *kv.Engine, hdr snapshotHeader) error {
+func applySorted(db *bolt.DB, e *kv.Engine, hdr snapshotHeader, pos kv.LogPosition) error {
 	var (
 		batches []*kv.Batch
 		ts      []kv.Timestamp
 		size    int
 	)
-	flush := func(index uint64) error {
-		errs, err := e.Apply(index, batches, ts)
+	flush := func(pos kv.LogPosition) error {
+		errs, err := e.ApplyAt(pos, batches, ts)
 		if err != nil {
 			return fmt.Errorf("replication: restore: %w", err)
 		}
@@ -349,7 +382,7 @@ func applySorted(db *bolt.DB, e *kv.Engine, hdr snapshotHeader) error {
 			ver := kv.Timestamp(binary.BigEndian.Uint64(k))
 			if n := len(ts); n == 0 || ts[n-1] != ver {
 				if len(batches) >= restoreChunkBatches || size >= restoreChunkBytes {
-					if err := flush(0); err != nil {
+					if err := flush(kv.LogPosition{}); err != nil {
 						return err
 					}
 				}
@@ -368,7 +401,7 @@ func applySorted(db *bolt.DB, e *kv.Engine, hdr snapshotHeader) error {
 			batches = append(batches, &kv.Batch{})
 			ts = append(ts, hdr.readTS)
 		}
-		return flush(hdr.index)
+		return flush(pos)
 	})
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fogdb/fogdb/replication/mux"
 	"github.com/fogdb/fogdb/sqlfront"
 )
 
@@ -97,6 +98,8 @@ var (
 	// ErrNoClusterSecret: joining a cluster, or a peer port beyond
 	// loopback, without a cluster secret.
 	ErrNoClusterSecret = errors.New("server: a cluster secret is required to join a cluster or to listen for peers beyond loopback")
+	// ErrShortClusterSecret: a cluster secret under mux.MinSecretSize bytes.
+	ErrShortClusterSecret = fmt.Errorf("server: the cluster secret must be at least %d bytes; make one with: head -c 32 /dev/urandom | base64", mux.MinSecretSize)
 )
 
 // Validate checks the configuration.
@@ -117,6 +120,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Cluster.Timeout <= 0 {
 		return errors.New("server: cluster timeout must be positive")
+	}
+	if n := len(c.Cluster.Secret); n > 0 && n < mux.MinSecretSize {
+		return fmt.Errorf("%w (it is %d bytes)", ErrShortClusterSecret, n)
 	}
 	if c.Cluster.Secret == "" {
 		host, _, err := net.SplitHostPort(c.Cluster.PeerAddr)

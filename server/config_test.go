@@ -30,3 +30,18 @@ func TestValidateRefusesOpenListenerWithoutPassword(t *testing.T) {
 	cfg.MySQLAddr = "no-port"
 	require.Error(t, cfg.Validate())
 }
+
+func TestValidateRefusesShortClusterSecret(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Cluster.Secret = "0123456789abcdef0123456789abcde" // 31 bytes
+	err := cfg.Validate()
+	require.ErrorIs(t, err, ErrShortClusterSecret)
+	require.ErrorContains(t, err, "at least 32 bytes")
+	require.ErrorContains(t, err, "31 bytes")
+
+	cfg.Cluster.Secret += "f"
+	require.NoError(t, cfg.Validate())
+	cfg.Cluster.PeerAddr = "10.0.0.1:7071"
+	cfg.Cluster.Join = "10.0.0.2:7071"
+	require.NoError(t, cfg.Validate())
+}

@@ -13,13 +13,27 @@ import (
 // override what else needs to change; New validates it.
 type Config struct {
 	// Secret is the cluster secret every node shares. Peers prove they know
-	// it without sending it. Use at least 32 random bytes: its strength is
-	// the whole of the port's protection.
+	// it without sending it. At least MinSecretSize bytes, random: its
+	// strength is the whole of the port's protection.
 	Secret []byte
 
 	// HandshakeTimeout bounds the whole handshake, on both sides, so a
 	// peer that connects and goes silent cannot hold a goroutine.
 	HandshakeTimeout time.Duration
+
+	// MaxHandshakes bounds the connections in handshake at once, so a
+	// flood of unauthenticated connections holds a bounded number of
+	// goroutines and file descriptors; connections beyond it are closed as
+	// soon as they are accepted.
+	MaxHandshakes int
+
+	// FailureBurst and FailureRefill limit failed handshakes per source
+	// address (an IPv4 address, an IPv6 /64): a source may fail
+	// FailureBurst handshakes in a row, then one per FailureRefill; while
+	// over its budget its connections are closed as soon as they are
+	// accepted, before any handshake.
+	FailureBurst  int
+	FailureRefill time.Duration
 
 	// AdvertiseAddr is the host:port the other nodes dial to reach this
 	// node, reported by the raft layers' Addr. When empty, the listener's
@@ -40,9 +54,15 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		HandshakeTimeout: 5 * time.Second,
+		MaxHandshakes:    64,
+		FailureBurst:     10,
+		FailureRefill:    time.Second,
 		Logger:           hclog.NewNullLogger(),
 	}
 }
+
+// MinSecretSize is the shortest cluster secret accepted, in bytes.
+const MinSecretSize = 32
 
 // Validate reports the first setting that cannot work; the error wraps
 // ErrInvalidConfig.
@@ -50,8 +70,17 @@ func (c Config) Validate() error {
 	if len(c.Secret) == 0 {
 		return fmt.Errorf("%w: a cluster secret is required", ErrInvalidConfig)
 	}
+	if len(c.Secret) < MinSecretSize {
+		return fmt.Errorf("%w: the cluster secret is %d bytes; at least %d are required", ErrInvalidConfig, len(c.Secret), MinSecretSize)
+	}
 	if c.HandshakeTimeout <= 0 {
 		return fmt.Errorf("%w: handshake timeout must be positive, got %s", ErrInvalidConfig, c.HandshakeTimeout)
+	}
+	if c.MaxHandshakes < 1 {
+		return fmt.Errorf("%w: MaxHandshakes must be at least 1, got %d", ErrInvalidConfig, c.MaxHandshakes)
+	}
+	if c.FailureBurst < 1 || c.FailureRefill <= 0 {
+		return fmt.Errorf("%w: FailureBurst must be at least 1 and FailureRefill positive", ErrInvalidConfig)
 	}
 	if c.AdvertiseAddr != "" {
 		if err := checkDialable(c.AdvertiseAddr); err != nil {

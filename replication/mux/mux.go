@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -37,6 +39,9 @@ type Mux struct {
 	wg    sync.WaitGroup
 
 	stats counters
+	// slots holds a token per connection in handshake (MaxHandshakes).
+	slots   chan struct{}
+	limiter *failureLimiter
 }
 
 // Listen listens on addr (host:port) and returns a Mux over it. Call Serve
@@ -85,6 +90,8 @@ func New(ln net.Listener, cfg Config) (*Mux, error) {
 		layers:   make(map[uint64]*raftLayer),
 		handlers: make(map[byte]func(net.Conn)),
 		conns:    make(map[net.Conn]struct{}),
+		slots:    make(chan struct{}, cfg.MaxHandshakes),
+		limiter:  newFailureLimiter(cfg.FailureBurst, cfg.FailureRefill),
 	}, nil
 }
 
@@ -92,7 +99,11 @@ func New(ln net.Listener, cfg Config) (*Mux, error) {
 func (m *Mux) Addr() net.Addr { return m.addr }
 
 // Stats returns the connection counters.
-func (m *Mux) Stats() Stats { return m.stats.snapshot() }
+func (m *Mux) Stats() Stats {
+	s := m.stats.snapshot()
+	s.InHandshake = len(m.slots)
+	return s
+}
 
 // Handle routes connections of kind to h, each in its own goroutine. The
 // connection is closed when h returns, and Close closes it under h and
@@ -115,7 +126,9 @@ func (m *Mux) Handle(kind byte, h func(net.Conn)) {
 
 // Serve accepts connections until Close, then returns ErrClosed. Each
 // connection's handshake runs in its own goroutine under the handshake
-// deadline, so a slow peer delays nobody else.
+// deadline, so a slow peer delays nobody else. A connection is closed at
+// once, before any handshake, when MaxHandshakes are in progress or its
+// source has spent its budget of failed handshakes.
 func (m *Mux) Serve() error {
 	var backoff time.Duration
 	for {
@@ -141,11 +154,27 @@ func (m *Mux) Serve() error {
 			continue
 		}
 		backoff = 0
+		src := sourceOf(conn.RemoteAddr())
+		if !m.limiter.allowed(src) {
+			m.stats.throttled.Add(1)
+			m.logger.Debug("connection refused: too many failed handshakes", "remote", conn.RemoteAddr().String())
+			conn.Close()
+			continue
+		}
+		select {
+		case m.slots <- struct{}{}:
+		default:
+			m.stats.shed.Add(1)
+			m.logger.Debug("connection refused: too many handshakes in progress", "remote", conn.RemoteAddr().String())
+			conn.Close()
+			continue
+		}
 		if !m.own(conn) {
+			<-m.slots
 			conn.Close()
 			return ErrClosed
 		}
-		go m.serveConn(conn)
+		go m.serveConn(conn, src)
 	}
 }
 
@@ -221,7 +250,7 @@ func (m *Mux) routable(r route) bool {
 	return ok
 }
 
-func (m *Mux) serveConn(conn net.Conn) {
+func (m *Mux) serveConn(conn net.Conn, src string) {
 	defer m.wg.Done()
 	handedOff := false
 	defer func() {
@@ -232,7 +261,11 @@ func (m *Mux) serveConn(conn net.Conn) {
 	}()
 
 	r, err := m.handshake(conn)
+	<-m.slots
 	if err != nil {
+		if spendsBudget(err) && !m.isClosed() {
+			m.limiter.failed(src)
+		}
 		m.reject(conn, err)
 		return
 	}
@@ -264,6 +297,21 @@ func (m *Mux) serveConn(conn net.Conn) {
 	m.mu.Unlock()
 	m.stats.accepted.Add(1)
 	h(conn)
+}
+
+// spendsBudget tells the handshake failures that count against their
+// source: a wrong proof, bytes that are not this protocol, a peer that sat
+// silent until the deadline. A peer that hung up is spared (a member whose
+// caller gave up does that), and so is an unknown route, whose dialer
+// proved the secret.
+func spendsBudget(err error) bool {
+	switch {
+	case errors.Is(err, ErrUnknownRoute),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
+		return false
+	}
+	return true
 }
 
 func (m *Mux) handshake(conn net.Conn) (route, error) {

@@ -22,9 +22,23 @@ func TestConfigValidate(t *testing.T) {
 	cfg := testConfig([]byte{})
 	require.ErrorIs(t, cfg.Validate(), ErrInvalidConfig, "empty secret")
 
+	cfg = testConfig(testSecret[:MinSecretSize-1])
+	err := cfg.Validate()
+	require.ErrorIs(t, err, ErrInvalidConfig, "short secret")
+	require.ErrorContains(t, err, "at least 32")
+
 	cfg = testConfig(testSecret)
 	require.NoError(t, cfg.Validate())
 	require.Equal(t, 5*time.Second, cfg.HandshakeTimeout)
+	for _, tweak := range []func(*Config){
+		func(c *Config) { c.MaxHandshakes = 0 },
+		func(c *Config) { c.FailureBurst = 0 },
+		func(c *Config) { c.FailureRefill = 0 },
+	} {
+		c := cfg
+		tweak(&c)
+		require.ErrorIs(t, c.Validate(), ErrInvalidConfig)
+	}
 
 	cfg.HandshakeTimeout = 0
 	require.ErrorIs(t, cfg.Validate(), ErrInvalidConfig)
@@ -37,7 +51,7 @@ func TestConfigValidate(t *testing.T) {
 	cfg.AdvertiseAddr = "node-1.fog:7000"
 	require.NoError(t, cfg.Validate())
 
-	_, err := Listen("127.0.0.1:0", DefaultConfig())
+	_, err = Listen("127.0.0.1:0", DefaultConfig())
 	require.ErrorIs(t, err, ErrInvalidConfig)
 }
 
@@ -147,7 +161,7 @@ func TestUnknownRouteIsClosedAndCounted(t *testing.T) {
 // learns that it was refused.
 func TestWrongSecretIsRejected(t *testing.T) {
 	server := startMux(t, testConfig(testSecret))
-	intruder := startMux(t, testConfig([]byte("not the cluster secret")))
+	intruder := startMux(t, testConfig([]byte("not the cluster secret, though long")))
 
 	var handled atomic.Int32
 	server.Handle(KindRPC, func(net.Conn) { handled.Add(1) })

@@ -21,10 +21,21 @@ type Stats struct {
 	// Failed counts handshakes cut short: deadline, I/O error, malformed
 	// route, or the Mux closing under them.
 	Failed uint64
+	// Shed counts connections closed at accept because MaxHandshakes
+	// were in progress.
+	Shed uint64
+	// Throttled counts connections closed at accept because their source
+	// had spent its budget of failed handshakes.
+	Throttled uint64
+
+	// InHandshake is how many connections are in handshake now (not a
+	// counter; not part of Rejected).
+	InHandshake int
 }
 
 type counters struct {
 	accepted, badMagic, unauthorized, unknownRoute, failed atomic.Uint64
+	shed, throttled                                        atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -34,7 +45,9 @@ func (c *counters) snapshot() Stats {
 		Unauthorized: c.unauthorized.Load(),
 		UnknownRoute: c.unknownRoute.Load(),
 		Failed:       c.failed.Load(),
+		Shed:         c.shed.Load(),
+		Throttled:    c.throttled.Load(),
 	}
-	s.Rejected = s.BadMagic + s.Unauthorized + s.UnknownRoute + s.Failed
+	s.Rejected = s.BadMagic + s.Unauthorized + s.UnknownRoute + s.Failed + s.Shed + s.Throttled
 	return s
 }
