@@ -11,13 +11,11 @@ import "fmt"
 // Replay is idempotent: when appliedIndex is above zero and at or below the
 // stored applied index, Apply writes nothing and returns (nil, nil).
 //
-// The result holds one error per batch: nil when it was written, the
-// *ConflictError of its first failing precondition, or, for a batch
-// ValidateBatch refuses, that error (wrapping ErrInvalidBatch); nothing of
-// a failed batch is written, and it does not affect the others. Later
-// batches see earlier ones. The second result reports why nothing at all
-// was applied: ErrInvalidBatch (batches and ts do not line up),
-// ErrTimestampOrder (ts must be strictly increasing and above every earlier
+// The result holds one error per batch: nil when it was written, or the
+// *ConflictError of its first failing precondition (nothing of it
+// written). Later batches see earlier ones. The second result reports why
+// nothing at all was applied: ErrInvalidBatch (batches and ts do not line
+// up, or a batch ValidateBatch refuses), ErrTimestampOrder (ts must be strictly increasing and above every earlier
 // commit), ErrClosed, ErrCorrupt or an I/O error.
 //
 // Once durable, ReadTS moves to the largest ts and the Clock is moved past
@@ -48,7 +46,15 @@ func (e *Engine) ApplyAt(pos LogPosition, batches []*Batch, ts []Timestamp) ([]e
 	if len(batches) != len(ts) {
 		return nil, fmt.Errorf("%w: %d batches but %d timestamps", ErrInvalidBatch, len(batches), len(ts))
 	}
-	for i := range batches {
+	for i, b := range batches {
+		// An entry with a batch that can never be written is refused
+		// whole, as it always was: entries already in logs were decided
+		// that way, and a replica replaying one must decide it alike.
+		// Proposers validate each batch before it joins an entry
+		// (ValidateBatch), so one client's bad batch never shares one.
+		if err := validateBatch(b); err != nil {
+			return nil, fmt.Errorf("batch %d: %w", i, err)
+		}
 		if ts[i] == 0 || ts[i] == MaxTimestamp || (i > 0 && ts[i] <= ts[i-1]) {
 			return nil, fmt.Errorf("%w: batch %d at %s", ErrTimestampOrder, i, ts[i])
 		}
@@ -127,12 +133,6 @@ func (e *Engine) applyLocked(pos LogPosition, batches []*Batch, ts []Timestamp) 
 		}
 	}
 	for i, b := range batches {
-		// One client's unwritable batch must not fail the others that
-		// share its entry.
-		if err := validateBatch(b); err != nil {
-			errs[i] = fmt.Errorf("batch %d: %w", i, err)
-			continue
-		}
 		c, err := w.check(b)
 		if err != nil {
 			return nil, err

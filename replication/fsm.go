@@ -20,13 +20,13 @@ var _ raft.FSM = (*FSM)(nil)
 // ApplyResult is what FSM.Apply returns for a CommandCommit entry, and what
 // the proposer reads from raft's ApplyFuture.
 type ApplyResult struct {
-	// Errs holds one entry per batch: nil when written, the
-	// *kv.ConflictError of its first failing precondition, or the
-	// kv.ErrInvalidBatch error of a batch that can never be written. Nil
+	// Errs holds one entry per batch: nil when written, or the
+	// *kv.ConflictError of its first failing precondition. Nil
 	// when the entry had already been applied before a restart (a replay).
 	Errs []error
 	// Err is set when every replica refused the whole entry (its
-	// timestamps out of order); it wraps ErrRejected and the kv error that
+	// timestamps out of order, or a batch that can never be written); it
+	// wraps ErrRejected and the kv error that
 	// decided it.
 	Err error
 	// Index is the entry's log index.
@@ -49,8 +49,9 @@ type FSMStats struct {
 	// Rejected counts entries refused as a whole (ErrRejected).
 	Rejected uint64
 	// Batches counts batches written; Conflicts those refused by a
-	// precondition; Invalid those that could never be written (the
-	// proposer refuses them before they reach an entry).
+	// precondition; Invalid the entries refused whole for a batch that
+	// could never be written (proposers refuse such a batch before it
+	// reaches an entry, so only an older build's entries count here).
 	Batches   uint64
 	Conflicts uint64
 	Invalid   uint64
@@ -306,8 +307,6 @@ func (f *FSM) applyCommit(l *raft.Log, payload []byte) any {
 			switch {
 			case be == nil:
 				f.batches.Add(1)
-			case errors.Is(be, kv.ErrInvalidBatch):
-				f.invalid.Add(1)
 			default:
 				f.conflicts.Add(1)
 			}
@@ -328,13 +327,15 @@ func (f *FSM) applyCommit(l *raft.Log, payload []byte) any {
 		return &ApplyResult{Errs: errs, Index: index}
 	case errors.Is(err, kv.ErrInvalidBatch) || errors.Is(err, kv.ErrTimestampOrder):
 		// Decided from the entry and the replicated state alone, so every
-		// replica refuses it alike. (A single batch that cannot be written
-		// fails alone, in errs.) Record the index anyway so the stored
+		// replica refuses it alike. Record the index anyway so the stored
 		// applied index always names the last command entry.
 		if _, ierr := e.ApplyAt(pos, nil, nil); ierr != nil {
 			panic(fmt.Sprintf("replication: entry %d: storing applied index: %v", index, ierr))
 		}
 		f.rejected.Add(1)
+		if errors.Is(err, kv.ErrInvalidBatch) {
+			f.invalid.Add(1)
+		}
 		f.applied.set(index)
 		return &ApplyResult{Err: fmt.Errorf("%w: %w", ErrRejected, err)}
 	default:

@@ -250,9 +250,10 @@ func (g *Group) timeout(ctx context.Context) time.Duration {
 }
 
 // Propose commits batches through the group and returns one result per
-// batch: nil when written, the *kv.ConflictError of its first failing
-// precondition, or the kv.ErrInvalidBatch error of a batch that can never
-// be written, decided alike on every replica. Only the leader proposes;
+// batch: nil when written, or the *kv.ConflictError of its first failing
+// precondition, decided alike on every replica. An entry holding a batch
+// that can never be written is refused whole (ErrRejected wrapping
+// kv.ErrInvalidBatch); Commit keeps such a batch out of shared entries. Only the leader proposes;
 // elsewhere it returns a *NotLeaderError naming the leader. The leader stamps
 // each batch with a new timestamp from its clock, strictly increasing along
 // the log.
