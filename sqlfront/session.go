@@ -248,6 +248,11 @@ func (s *Session) ValidateSession(ctx *sql.Context) error {
 			s.txn.barrierDone = true
 		}
 	}
+	// Users and grants are not transactional: every statement sees the
+	// newest this node has, whatever its transaction's snapshot.
+	if err := s.p.syncGrants(ctx); err != nil {
+		return err
+	}
 	return s.BaseSession.ValidateSession(ctx)
 }
 
