@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
@@ -180,7 +181,7 @@ func (s *Server) reloadUsers() {
 		case <-s.usersStop:
 			return
 		}
-		if err := s.prov.ReloadGrants(s.newContext(context.Background())); err != nil {
+		if err := s.prov.ReloadGrants(sql.NewEmptyContext()); err != nil {
 			s.log.Error("reloading users and grants", "err", err)
 		}
 	}

@@ -101,8 +101,10 @@ func (p *Provider) reloadGrants(ctx *sql.Context) (bool, error) {
 	return true, nil
 }
 
-// syncGrants reloads users and grants before a statement when they changed.
-func (p *Provider) syncGrants(ctx *sql.Context) error {
+// SyncGrants reloads users and grants when an applied change (or a failed
+// one) left the in-memory copy behind the store: statements call it before
+// they start, the admin API before it checks root.
+func (p *Provider) SyncGrants(ctx *sql.Context) error {
 	if !p.grants.dirty.Load() {
 		return nil
 	}

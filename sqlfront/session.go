@@ -250,7 +250,7 @@ func (s *Session) ValidateSession(ctx *sql.Context) error {
 	}
 	// Users and grants are not transactional: every statement sees the
 	// newest this node has, whatever its transaction's snapshot.
-	if err := s.p.syncGrants(ctx); err != nil {
+	if err := s.p.SyncGrants(ctx); err != nil {
 		return err
 	}
 	return s.BaseSession.ValidateSession(ctx)
