@@ -45,9 +45,10 @@ type grantsState struct {
 	// dirty is set when an applied entry changed the blob: the in-memory
 	// copy may be behind the store.
 	dirty atomic.Bool
-	// base is the blob the in-memory copy equals when no statement is in
-	// progress. Read and written only under the mysql database's editor lock
-	// (Persist is called with it held).
+	// base is the blob the in-memory copy equals when no statement is
+	// changing it: as loaded, or as the last statement handed it to
+	// Persist. Read and written only under the mysql database's editor
+	// lock (Persist is called with it held).
 	base []byte
 }
 
@@ -127,17 +128,17 @@ func (p *Provider) Persist(ctx *sql.Context, data []byte) error {
 	g := &p.grants
 	data = append([]byte(nil), data...)
 	err := p.persistGrants(ctx, data)
+	// The in-memory copy is data now, failed or not. Taking it as the base
+	// keeps a failed change out of what the next statement persists, which
+	// may already be waiting for the copy; the reload then drops it.
+	g.base = data
 	if err != nil {
-		// The engine keeps the failed change in memory: the next statement
-		// must start from the store again.
 		g.dirty.Store(true)
 		if p.cfg.OnGrantsChanged != nil {
 			p.cfg.OnGrantsChanged()
 		}
-		return err
 	}
-	g.base = data
-	return nil
+	return err
 }
 
 func (p *Provider) persistGrants(ctx *sql.Context, data []byte) error {

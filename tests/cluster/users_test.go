@@ -92,3 +92,19 @@ func TestRevokeIsNotUndoneByAConcurrentGrantElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// A statement decides on the accounts as the cluster has them: an account
+// just created on another node exists here for the next statement.
+func TestAccountCreatedElsewhereExistsForTheNextStatement(t *testing.T) {
+	c := Start(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
+	defer cancel()
+	a, b := c.DB(0, ""), c.DB(1, "")
+	for k := 0; k < 10; k++ {
+		q := fmt.Sprintf("CREATE USER 'dup%d'@'%%'", k)
+		_, err := a.ExecContext(ctx, q)
+		require.NoError(t, err)
+		_, err = b.ExecContext(ctx, q)
+		require.ErrorContains(t, err, "Operation CREATE USER failed", "round %d", k)
+	}
+}
