@@ -2,16 +2,22 @@ package server
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/mysql_db"
+	"github.com/dolthub/vitess/go/mysql"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -35,6 +41,9 @@ type admin struct {
 	http  *http.Server
 	ln    net.Listener
 	done  chan struct{}
+	// loopback: the listener is reachable from this host only. Elsewhere
+	// /status needs root too, and root needs a password.
+	loopback bool
 }
 
 // startAdmin marks the node ready and, unless AdminAddr is empty, serves the
@@ -48,6 +57,9 @@ func (s *Server) startAdmin() error {
 			return fmt.Errorf("server: admin listener: %w", err)
 		}
 		a.ln = ln
+		if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+			a.loopback = tcp.IP.IsLoopback()
+		}
 		a.http = &http.Server{
 			Handler:           s.adminHandler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -103,8 +115,8 @@ func (s *Server) adminHandler() http.Handler {
 		writeText(w, http.StatusOK, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.HandleFunc("GET /status", s.handleStatus)
-	mux.HandleFunc("POST /cluster/remove", s.requireRoot(s.handleRemove))
+	mux.HandleFunc("GET /status", s.requireRootOffLoopback(s.handleStatus))
+	mux.HandleFunc("POST /cluster/remove", s.requireRoot(true, s.handleRemove))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.newMetricsRegistry(), promhttp.HandlerOpts{
 		ErrorLog:      slogPromLogger{s},
 		ErrorHandling: promhttp.ContinueOnError,
@@ -183,19 +195,107 @@ func writeText(w http.ResponseWriter, code int, body string) {
 	_, _ = io.WriteString(w, body)
 }
 
-// requireRoot guards the endpoints that change the cluster: HTTP basic
-// authentication as root, with root's password.
-func (s *Server) requireRoot(h http.HandlerFunc) http.HandlerFunc {
+// requireRoot guards an endpoint with HTTP basic authentication as root,
+// checked against root's account as stored, the one a MySQL login from the
+// request's address would use (ALTER USER changes both). For a cluster
+// change the node first catches up with the cluster, so a password changed
+// on another node is the one that counts.
+func (s *Server) requireRoot(change bool, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		user, pass, ok := r.BasicAuth()
-		if !ok || user != "root" ||
-			subtle.ConstantTimeCompare([]byte(pass), []byte(s.cfg.RootPassword)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="fogdb admin"`)
-			writeText(w, http.StatusUnauthorized, "root's user name and password are required\n")
+		code, msg := s.authRoot(r, change)
+		if code != http.StatusOK {
+			if code == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Basic realm="fogdb admin"`)
+			}
+			writeText(w, code, msg)
 			return
 		}
 		h(w, r)
 	}
+}
+
+// requireRootOffLoopback guards what only reveals the cluster's layout:
+// open on a loopback admin address, root's otherwise.
+func (s *Server) requireRootOffLoopback(h http.HandlerFunc) http.HandlerFunc {
+	guarded := s.requireRoot(false, h)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.admin != nil && s.admin.loopback {
+			h(w, r)
+			return
+		}
+		guarded(w, r)
+	}
+}
+
+func (s *Server) authRoot(r *http.Request, change bool) (int, string) {
+	const denied = "root's user name and password are required\n"
+	user, pass, ok := r.BasicAuth()
+	if !ok || user != "root" {
+		return http.StatusUnauthorized, denied
+	}
+	if change {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Cluster.Timeout)
+		err := s.prov.ReadBarrier(ctx)
+		cancel()
+		if err != nil {
+			return http.StatusServiceUnavailable, "cannot reach the cluster to check root's password: " + err.Error() + "\n"
+		}
+	}
+	ctx := sql.NewContext(r.Context())
+	if err := s.prov.SyncGrants(ctx); err != nil {
+		s.log.Error("admin authentication: loading users", "err", err)
+		return http.StatusServiceUnavailable, "cannot read root's account\n"
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	db := s.engine.Analyzer.Catalog.MySQLDb
+	rd := db.Reader()
+	var root mysql_db.User
+	found := false
+	if u := db.GetUser(rd, "root", host, false); u != nil {
+		root, found = *u, true
+	}
+	rd.Close()
+	switch {
+	case !found || root.Locked:
+		return http.StatusUnauthorized, denied
+	case root.AuthString == "":
+		if s.admin == nil || !s.admin.loopback {
+			return http.StatusForbidden, "root has no password: set one (ALTER USER root IDENTIFIED BY ...) to use the admin API on an address other hosts can reach\n"
+		}
+		if pass != "" {
+			return http.StatusUnauthorized, denied
+		}
+	case !passwordMatches(root.Plugin, root.AuthString, pass):
+		return http.StatusUnauthorized, denied
+	}
+	return http.StatusOK, ""
+}
+
+// passwordMatches checks a plain-text password against a stored
+// authentication string, hashed as go-mysql-server stores it for each
+// plugin.
+func passwordMatches(plugin, stored, pass string) bool {
+	var want []byte
+	switch plugin {
+	case string(mysql.MysqlNativePassword), "":
+		h1 := sha1.Sum([]byte(pass))
+		h2 := sha1.Sum(h1[:])
+		want = []byte("*" + strings.ToUpper(hex.EncodeToString(h2[:])))
+	case string(mysql.CachingSha2Password):
+		digest, iterations, salt, _, err := mysql.DeserializeCachingSha2PasswordAuthString([]byte(stored))
+		if err != nil || digest != "SHA256" {
+			return false
+		}
+		if want, err = mysql.SerializeCachingSha2PasswordAuthString(pass, salt, iterations); err != nil {
+			return false
+		}
+	default:
+		return false
+	}
+	return subtle.ConstantTimeCompare(want, []byte(stored)) == 1
 }
 
 // handleRemove takes a node out of the group: POST /cluster/remove?id=NODE.

@@ -237,3 +237,106 @@ func TestValidateRefusesOpenAdminListenerWithoutPassword(t *testing.T) {
 	cfg.AdminAddr = "no-port"
 	require.Error(t, cfg.Validate())
 }
+
+func startAdminNodeIn(t *testing.T, dir, rootPassword string) *Server {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.MySQLAddr = "127.0.0.1:0"
+	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.Cluster.PeerAddr = "127.0.0.1:0"
+	cfg.DataDir = dir
+	cfg.RootPassword = rootPassword
+	srv, err := New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// adminDo sends an admin request, with basic authentication when user is
+// not empty, and returns the status code.
+func adminDo(t *testing.T, srv *Server, method, path, user, pass string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+srv.AdminAddr()+path, nil)
+	require.NoError(t, err)
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := (&http.Client{Timeout: adminPatience}).Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// removeNobody asks to remove a member that does not exist: 404 once
+// authenticated, so the code tells whether the credentials were accepted.
+func removeNobody(t *testing.T, srv *Server, pass string) int {
+	return adminDo(t, srv, http.MethodPost, "/cluster/remove?id=nobody", "root", pass)
+}
+
+func rootExec(t *testing.T, srv *Server, pass string, queries ...string) {
+	t.Helper()
+	db, err := sql.Open("mysql", fmt.Sprintf("root:%s@tcp(%s)/", pass, srv.MySQLAddr()))
+	require.NoError(t, err)
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), adminPatience)
+	defer cancel()
+	for _, q := range queries {
+		_, err := db.ExecContext(ctx, q)
+		require.NoError(t, err, q)
+	}
+}
+
+// The admin API checks root's password as stored, the one MySQL clients
+// log in with: not the --root-password of this start, which matters only on
+// the first.
+func TestAdminChecksRootsStoredPassword(t *testing.T) {
+	dir := t.TempDir()
+	srv := startAdminNodeIn(t, dir, "first")
+	require.Equal(t, http.StatusNotFound, removeNobody(t, srv, "first"))
+	require.Equal(t, http.StatusUnauthorized, removeNobody(t, srv, ""))
+
+	rootExec(t, srv, "first",
+		"ALTER USER 'root'@'localhost' IDENTIFIED BY 'second'",
+		"ALTER USER 'root'@'%' IDENTIFIED BY 'second'")
+	require.Equal(t, http.StatusUnauthorized, removeNobody(t, srv, "first"), "the old password")
+	require.Equal(t, http.StatusNotFound, removeNobody(t, srv, "second"), "the new password")
+
+	// caching_sha2_password hashes too.
+	rootExec(t, srv, "second",
+		"ALTER USER 'root'@'localhost' IDENTIFIED WITH caching_sha2_password BY 'third'")
+	require.Equal(t, http.StatusUnauthorized, removeNobody(t, srv, "second"))
+	require.Equal(t, http.StatusNotFound, removeNobody(t, srv, "third"))
+
+	// Restarted without --root-password: root still has one.
+	require.NoError(t, srv.Close())
+	srv = startAdminNodeIn(t, dir, "")
+	require.Equal(t, http.StatusUnauthorized, removeNobody(t, srv, ""))
+	require.Equal(t, http.StatusUnauthorized, adminDo(t, srv, http.MethodPost, "/cluster/remove?id=nobody", "", ""))
+	require.Equal(t, http.StatusUnauthorized, adminDo(t, srv, http.MethodPost, "/cluster/remove?id=nobody", "app", "third"))
+	require.Equal(t, http.StatusNotFound, removeNobody(t, srv, "third"))
+}
+
+// On an admin address other hosts can reach, /status needs root too, and
+// cluster changes are refused while root has no password.
+func TestAdminOffLoopbackNeedsRootsPassword(t *testing.T) {
+	srv := startAdminNodeIn(t, t.TempDir(), "pw")
+	require.Equal(t, http.StatusOK, adminDo(t, srv, http.MethodGet, "/status", "", ""), "loopback: open")
+
+	// Tests listen on loopback only; the listener is treated as reachable
+	// from elsewhere, as one on 0.0.0.0 would be.
+	srv.admin.loopback = false
+	require.Equal(t, http.StatusUnauthorized, adminDo(t, srv, http.MethodGet, "/status", "", ""))
+	require.Equal(t, http.StatusUnauthorized, adminDo(t, srv, http.MethodGet, "/status", "root", "wrong"))
+	require.Equal(t, http.StatusOK, adminDo(t, srv, http.MethodGet, "/status", "root", "pw"))
+	require.Equal(t, http.StatusOK, adminDo(t, srv, http.MethodGet, "/healthz", "", ""), "liveness stays open")
+	require.Equal(t, http.StatusNotFound, removeNobody(t, srv, "pw"))
+
+	rootExec(t, srv, "pw", "ALTER USER 'root'@'localhost' IDENTIFIED BY ''")
+	require.Equal(t, http.StatusForbidden, removeNobody(t, srv, ""), "root has no password")
+	require.Equal(t, http.StatusForbidden, adminDo(t, srv, http.MethodGet, "/status", "root", ""))
+
+	srv.admin.loopback = true
+	require.Equal(t, http.StatusNotFound, removeNobody(t, srv, ""), "on loopback, root without a password may")
+	require.Equal(t, http.StatusUnauthorized, removeNobody(t, srv, "pw"))
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
@@ -167,9 +168,11 @@ func (s *Server) catchUp(wait time.Duration) {
 	}
 }
 
-// reloadUsers runs on its own goroutine: the hook that triggers it runs on
-// the apply path, and loading takes the users table's lock, which a local
-// CREATE USER holds while its commit waits for that same apply path.
+// reloadUsers keeps the users and grants that logins check current. It runs
+// on its own goroutine: the hook that triggers it runs on the apply path,
+// and loading takes the users table's lock, which a local CREATE USER holds
+// while its commit waits for that same apply path. (Statements do not wait
+// for it: each reloads them itself before it starts when they changed.)
 func (s *Server) reloadUsers() {
 	defer close(s.usersDone)
 	for {
@@ -178,15 +181,8 @@ func (s *Server) reloadUsers() {
 		case <-s.usersStop:
 			return
 		}
-		data, err := s.prov.MySQLDbData()
-		if err == nil && data != nil {
-			db := s.engine.Analyzer.Catalog.MySQLDb
-			ed := db.Editor()
-			err = db.OverwriteUsersAndGrantData(s.newContext(context.Background()), ed, data)
-			ed.Close()
-		}
-		if err != nil {
-			s.log.Error("reloading users and grants changed by another node", "err", err)
+		if err := s.prov.ReloadGrants(sql.NewEmptyContext()); err != nil {
+			s.log.Error("reloading users and grants", "err", err)
 		}
 	}
 }

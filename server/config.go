@@ -23,8 +23,10 @@ type Config struct {
 	AdminAddr string
 	// DataDir holds the node's state file.
 	DataDir string
-	// RootPassword is root's password; empty allows passwordless root, which
-	// Validate permits only on a loopback listener.
+	// RootPassword is the password root is created with on the first start
+	// of a new cluster (afterwards root's stored password counts, as ALTER
+	// USER sets it); empty allows passwordless root, which Validate permits
+	// only on a loopback listener.
 	RootPassword string
 	SQL          sqlfront.Config
 	Logger       *slog.Logger

@@ -110,23 +110,17 @@ func (s *Server) build() error {
 func (s *Server) loadUsers() error {
 	db := s.engine.Analyzer.Catalog.MySQLDb
 	ctx := s.newContext(context.Background())
-	data, err := s.prov.MySQLDbData()
+	found, err := s.prov.AttachMySQLDb(ctx, db)
 	if err != nil {
-		return err
+		return fmt.Errorf("server: stored users and grants: %w", err)
 	}
-	if data == nil && s.cfg.Cluster.Join != "" {
+	if !found && s.cfg.Cluster.Join != "" {
 		// A joining node gets users and grants from the cluster; it must
 		// never write a root of its own over them.
 		return errors.New("server: joined, but no users and grants arrived from the cluster; restart to retry")
 	}
-	if data != nil {
-		if err := db.LoadData(ctx, data); err != nil {
-			return fmt.Errorf("server: stored users and grants: %w", err)
-		}
-	}
-	db.SetPersister(s.prov)
 	db.SetEnabled(true)
-	if data == nil {
+	if !found {
 		ed := db.Editor()
 		db.AddSuperUser(ed, "root", "localhost", s.cfg.RootPassword)
 		db.AddSuperUser(ed, "root", "%", s.cfg.RootPassword)

@@ -313,24 +313,6 @@ func (p *Provider) reloadDB(lname string) error {
 	return nil
 }
 
-// MySQLDbData returns the stored users and grants (nil when none).
-func (p *Provider) MySQLDbData() ([]byte, error) {
-	v, err := p.store.Engine().Get(keys.CatalogKey(catMySQLDB), kv.MaxTimestamp)
-	if err != nil || !v.Exists {
-		return nil, err
-	}
-	return v.Data, nil
-}
-
-// Persist implements the engine's users-and-grants persister: CREATE USER
-// and GRANT commit like any catalog change.
-func (p *Provider) Persist(ctx *sql.Context, data []byte) error {
-	return p.runDDL(ctx, func(b *ddlBatch) error {
-		b.put(keys.CatalogKey(catMySQLDB), append([]byte(nil), data...))
-		return nil
-	})
-}
-
 // ReferencingForeignKey returns the foreign key named name, declared by some
 // table of database db, that references table parent.
 func (p *Provider) ReferencingForeignKey(db, parent, name string) (sql.ForeignKeyConstraint, bool) {

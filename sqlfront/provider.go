@@ -32,7 +32,10 @@ type Config struct {
 	// (the durable kv commit, fsync included) and how it ended.
 	OnCommit func(elapsed time.Duration, err error)
 	// OnGrantsChanged, when set, is called (on the replication apply path,
-	// so it must not block) when another node changed users or grants.
+	// so it must not block) when users or grants changed in the store, or a
+	// failed change left the in-memory copy behind it; the server reloads
+	// them (ReloadGrants) on its own goroutine for logins, and statements
+	// reload them themselves before they start.
 	OnGrantsChanged func()
 	Logger          *slog.Logger
 }
@@ -68,6 +71,8 @@ type Provider struct {
 	nextTxn   atomic.Uint64
 	sessions  sync.Map // *Session, for the idle reaper
 	byConn    sync.Map // connection ID -> *Session, for the wire edge
+
+	grants grantsState // grants.go
 
 	stop chan struct{}
 	done chan struct{}

@@ -271,6 +271,11 @@ func (s *Session) ValidateSession(ctx *sql.Context) error {
 			s.txn.barrierDone = true
 		}
 	}
+	// Users and grants are not transactional: every statement sees the
+	// newest this node has, whatever its transaction's snapshot.
+	if err := s.p.SyncGrants(ctx); err != nil {
+		return err
+	}
 	return s.BaseSession.ValidateSession(ctx)
 }
 

@@ -155,7 +155,8 @@ func storeErr(err error) error {
 
 // onApply follows catalog changes made by other nodes: the cached
 // definitions of the databases they touch are reloaded, and users and grants
-// when those changed. It runs before readers waiting for the entry go on.
+// are marked for reloading when those changed. It runs before readers
+// waiting for the entry go on.
 func (p *Provider) onApply(batches []*kv.Batch, restored bool) {
 	if restored {
 		if dbs, err := loadCatalog(p.store.Engine()); err == nil {
@@ -166,6 +167,7 @@ func (p *Provider) onApply(batches []*kv.Batch, restored bool) {
 			p.log.Error("reloading catalog after a snapshot install", "error", err)
 		}
 		p.forgetAllCounters()
+		p.grants.dirty.Store(true)
 		if p.cfg.OnGrantsChanged != nil {
 			p.cfg.OnGrantsChanged()
 		}
@@ -201,8 +203,11 @@ func (p *Provider) onApply(batches []*kv.Batch, restored bool) {
 		}
 		p.forgetChanged(old, p.db(db))
 	}
-	if grants && p.cfg.OnGrantsChanged != nil {
-		p.cfg.OnGrantsChanged()
+	if grants {
+		p.grants.dirty.Store(true)
+		if p.cfg.OnGrantsChanged != nil {
+			p.cfg.OnGrantsChanged()
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
 	"testing"
 	"time"
@@ -15,9 +16,6 @@ import (
 func TestNonVoterJoinAndRemoval(t *testing.T) {
 	c := Start(t, 4, func(i int, cfg *server.Config) {
 		if i == 1 || i == 3 {
-			// The admin API checks this node's configured root password
-			// (users come from the cluster on a joining node).
-			cfg.RootPassword = "rootpw"
 			cfg.AdminAddr = "127.0.0.1:0"
 		}
 		cfg.Cluster.NonVoter = i == 3
@@ -35,21 +33,33 @@ func TestNonVoterJoinAndRemoval(t *testing.T) {
 	}
 	require.Equal(t, map[string]bool{"n1": true, "n2": true, "n3": true, "n4": false}, members(l))
 
-	// Removal needs root's password.
+	// Removal needs root's password as stored in the cluster, set here on
+	// the leader; the joined nodes were started without one.
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
+	defer cancel()
+	c.Exec(l, "ALTER USER 'root'@'localhost' IDENTIFIED BY 'rootpw'")
+	rootDB := func(i int) *sql.DB {
+		db, err := sql.Open("mysql", "root:rootpw@tcp("+c.Nodes[i].MySQLAddr+")/m")
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	_, err := rootDB(l).ExecContext(ctx, "ALTER USER 'root'@'%' IDENTIFIED BY 'rootpw'")
+	require.NoError(t, err)
 	post := func(user, pass string) int { return postRemove(t, c.Nodes[3].Srv.AdminAddr(), user, pass) }
 	require.Equal(t, http.StatusUnauthorized, post("", ""))
 	require.Equal(t, http.StatusUnauthorized, post("root", "wrong"))
+	require.Equal(t, http.StatusUnauthorized, post("root", ""))
 	require.Equal(t, members(l)["n4"], false, "a refused request removes nothing")
 	require.Equal(t, http.StatusOK, post("root", "rootpw"))
 	require.Eventually(t, func() bool { _, ok := members(c.Leader())["n4"]; return !ok }, Patience, 10*time.Millisecond)
 	require.Equal(t, http.StatusNotFound, postRemove(t, c.Nodes[1].Srv.AdminAddr(), "root", "rootpw"), "no longer a member")
 
 	// The voters go on.
-	c.Exec(c.Leader(), "INSERT INTO m.t VALUES (3)")
-	ctx, cancel := context.WithTimeout(context.Background(), Patience)
-	defer cancel()
+	_, err = rootDB(c.Leader()).ExecContext(ctx, "INSERT INTO m.t VALUES (3)")
+	require.NoError(t, err)
 	var n int
-	require.NoError(t, c.DB(c.Follower(), "m").QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n))
+	require.NoError(t, rootDB(c.Follower()).QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n))
 	require.Equal(t, 3, n)
 }
 
