@@ -41,21 +41,76 @@ func (s *Session) implicitCommit(ctx *sql.Context) error {
 // ddlLock commits the open transaction and locks table m for a schema
 // change. The returned function releases the lock.
 func (s *Session) ddlLock(ctx *sql.Context, m *tableMeta) (func(), error) {
+	return s.ddlLockKeys(ctx, tableLockKey(m))
+}
+
+// ddlLockKeys commits the open transaction and takes metadata lock keys
+// exclusively, in key order so that two statements locking several
+// tables never deadlock on each other.
+func (s *Session) ddlLockKeys(ctx *sql.Context, lockKeys ...[]byte) (func(), error) {
 	if err := s.implicitCommit(ctx); err != nil {
 		return nil, err
 	}
-	owner := lock.TxnID(s.p.nextTxn.Add(1))
-	if err := s.p.store.Lock(ctx, owner, tableLockKey(m), lock.Exclusive, s.lockWait(ctx)); err != nil {
-		s.p.store.ReleaseAll(owner)
-		switch {
-		case errors.Is(err, lock.ErrTimeout):
-			return nil, errLockWaitTimeout
-		case errors.Is(err, lock.ErrDeadlock), errors.Is(err, lock.ErrAborted):
-			return nil, errDeadlock
+	sort.Slice(lockKeys, func(i, j int) bool { return string(lockKeys[i]) < string(lockKeys[j]) })
+	owner := s.ddlOwner()
+	for _, k := range lockKeys {
+		if err := s.lockDDLKey(ctx, owner, k); err != nil {
+			s.releaseDDL(owner)
+			return nil, err
 		}
-		return nil, storeErr(err)
 	}
-	return func() { s.p.store.ReleaseAll(owner) }, nil
+	return func() { s.releaseDDL(owner) }, nil
+}
+
+// ddlOwner starts a lock owner for one DDL statement. The session keeps
+// it until the statement ends: the engine does not close a row sink whose
+// statement failed, so a lock released only on the success path would be
+// held until restart.
+func (s *Session) ddlOwner() lock.TxnID {
+	owner := lock.TxnID(s.p.nextTxn.Add(1))
+	s.mu.Lock()
+	s.ddlOwners = append(s.ddlOwners, owner)
+	s.mu.Unlock()
+	return owner
+}
+
+// lockDDLKey takes key exclusively for a DDL owner.
+func (s *Session) lockDDLKey(ctx *sql.Context, owner lock.TxnID, key []byte) error {
+	err := s.p.store.Lock(ctx, owner, key, lock.Exclusive, s.lockWait(ctx))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, lock.ErrTimeout):
+		return errLockWaitTimeout
+	case errors.Is(err, lock.ErrDeadlock), errors.Is(err, lock.ErrAborted):
+		return errDeadlock
+	}
+	return storeErr(err)
+}
+
+// releaseDDL drops the locks of one DDL owner.
+func (s *Session) releaseDDL(owner lock.TxnID) {
+	s.mu.Lock()
+	for i, o := range s.ddlOwners {
+		if o == owner {
+			s.ddlOwners = append(s.ddlOwners[:i], s.ddlOwners[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	s.p.store.ReleaseAll(owner)
+}
+
+// endDDL drops every DDL lock the session still holds: a statement ended,
+// whichever path it took.
+func (s *Session) endDDL() {
+	s.mu.Lock()
+	owners := s.ddlOwners
+	s.ddlOwners = nil
+	s.mu.Unlock()
+	for _, o := range owners {
+		s.p.store.ReleaseAll(o)
+	}
 }
 
 func sessionOf(ctx *sql.Context) *Session {

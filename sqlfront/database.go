@@ -88,6 +88,17 @@ func (d *Database) CreateTable(ctx *sql.Context, name string, sch sql.PrimaryKey
 // DropTable implements sql.TableDropper: the definition and every row go in
 // one batch.
 func (d *Database) DropTable(ctx *sql.Context, name string) error {
+	if s := sessionOf(ctx); s != nil {
+		m := d.p.table(d.name, name)
+		if m == nil {
+			return sql.ErrTableNotFound.New(name)
+		}
+		unlock, err := s.ddlLock(ctx, m)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	return d.p.dropTableID(ctx, d.name, name, 0)
 }
 
@@ -115,6 +126,15 @@ func (p *Provider) dropTableID(ctx *sql.Context, db, name string, id uint64) err
 // RenameTable implements sql.TableRenamer. Rows are keyed by table ID, not
 // name, so a rename rewrites only the catalog.
 func (d *Database) RenameTable(ctx *sql.Context, oldName, newName string) error {
+	if s := sessionOf(ctx); s != nil {
+		unlock, err := s.ddlLockKeys(ctx,
+			keys.CatalogKey(catTable, lower(d.name), lower(oldName)),
+			keys.CatalogKey(catTable, lower(d.name), lower(newName)))
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	return d.p.runDDL(ctx, func(b *ddlBatch) error {
 		m := d.p.table(d.name, oldName)
 		if m == nil {

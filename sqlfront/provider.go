@@ -208,6 +208,19 @@ func (p *Provider) CreateCollatedDatabase(ctx *sql.Context, name string, collati
 // DropDatabase implements sql.MutableDatabaseProvider: the catalog entries and
 // rows of every table go in one batch.
 func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
+	if s := sessionOf(ctx); s != nil {
+		var lockKeys [][]byte
+		if st := p.db(name); st != nil {
+			for _, m := range st.tables {
+				lockKeys = append(lockKeys, tableLockKey(m))
+			}
+		}
+		unlock, err := s.ddlLockKeys(ctx, lockKeys...)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	return p.runDDL(ctx, func(b *ddlBatch) error {
 		st := p.db(name)
 		if st == nil {
