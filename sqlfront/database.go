@@ -85,8 +85,9 @@ func (d *Database) CreateTable(ctx *sql.Context, name string, sch sql.PrimaryKey
 	})
 }
 
-// DropTable implements sql.TableDropper: the definition and every row go in
-// one batch.
+// DropTable implements sql.TableDropper: the definition goes at once; the
+// rows are removed in the background (cleanup.go), so a DROP is instant
+// whatever the table's size.
 func (d *Database) DropTable(ctx *sql.Context, name string) error {
 	if s := sessionOf(ctx); s != nil {
 		m := d.p.table(d.name, name)
@@ -109,10 +110,8 @@ func (p *Provider) dropTableID(ctx *sql.Context, db, name string, id uint64) err
 		if m == nil || (id != 0 && m.def.ID != id) {
 			return sql.ErrTableNotFound.New(name)
 		}
-		for _, pre := range [][]byte{keys.TablePrefix(m.def.ID), autoIncPrefix(m.def.ID)} {
-			if err := b.deleteRange(pre, keys.PrefixEnd(pre)); err != nil {
-				return err
-			}
+		if err := b.orphan(m.def.ID, 0, m.db+"."+m.def.Name); err != nil {
+			return err
 		}
 		key := keys.CatalogKey(catTable, lower(db), lower(m.def.Name))
 		b.expect(key, m.version)

@@ -35,6 +35,10 @@ type Config struct {
 	// so it must not block) when another node changed users or grants.
 	OnGrantsChanged func()
 	Logger          *slog.Logger
+
+	// cleanupBatches, when positive, stops the removal of dropped tables'
+	// rows after that many batches, as a crash would (tests).
+	cleanupBatches int
 }
 
 // DefaultConfig returns the defaults: InnoDB's 50 s lock wait, a 256 MiB
@@ -71,6 +75,10 @@ type Provider struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	cleanupKick    chan struct{} // wakes the cleaner (cleanup.go)
+	cleanupStopped chan struct{}
+	cleanupDone    atomic.Int64 // batches of deletions committed
 }
 
 var (
@@ -102,6 +110,9 @@ func NewProviderOn(store Store, cfg Config) (*Provider, error) {
 		rowCounts: map[uint64]*rowCountState{},
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
+
+		cleanupKick:    make(chan struct{}, 1),
+		cleanupStopped: make(chan struct{}),
 	}
 	// The hook goes in before the catalog is read, and the read holds
 	// catMu, which the hook needs: a change applied meanwhile is reloaded
@@ -117,6 +128,7 @@ func NewProviderOn(store Store, cfg Config) (*Provider, error) {
 	registerSystemVariables(cfg)
 	p.registerSequences()
 	go p.reapIdle()
+	go p.runCleanup()
 	return p, nil
 }
 
@@ -127,6 +139,7 @@ func (p *Provider) Close() {
 	default:
 		close(p.stop)
 		<-p.done
+		<-p.cleanupStopped
 	}
 }
 
@@ -205,8 +218,8 @@ func (p *Provider) CreateCollatedDatabase(ctx *sql.Context, name string, collati
 	})
 }
 
-// DropDatabase implements sql.MutableDatabaseProvider: the catalog entries and
-// rows of every table go in one batch.
+// DropDatabase implements sql.MutableDatabaseProvider: the catalog entries
+// go in one batch, with a cleanup record for the rows of every table.
 func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 	if s := sessionOf(ctx); s != nil {
 		var lockKeys [][]byte
@@ -228,11 +241,11 @@ func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 		}
 		ln := lower(name)
 		for _, m := range st.tables {
-			for _, pre := range [][]byte{keys.TablePrefix(m.def.ID), autoIncPrefix(m.def.ID)} {
-				if err := b.deleteRange(pre, keys.PrefixEnd(pre)); err != nil {
-					return err
-				}
+			b.expect(tableLockKey(m), m.version)
+			if err := b.orphan(m.def.ID, 0, m.db+"."+m.def.Name); err != nil {
+				return err
 			}
+			p.forgetCounters(m.def.ID)
 		}
 		for _, kind := range [][]byte{catTable, catView, catTrigger, catProc} {
 			pre := keys.CatalogKey(kind, ln)
