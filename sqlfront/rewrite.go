@@ -60,7 +60,7 @@ func (t *Table) newRewriter(ctx *sql.Context, owner lock.TxnID, newSchema sql.Pr
 	if cur == nil {
 		return nil, sql.ErrTableNotFound.New(t.m.def.Name)
 	}
-	nm, err := t.rewrittenMeta(cur, newSchema, oldCol, newCol)
+	nm, err := t.rewrittenMeta(ctx, cur, newSchema, oldCol, newCol)
 	if err != nil {
 		return nil, err
 	}
@@ -87,16 +87,20 @@ func (t *Table) newRewriter(ctx *sql.Context, owner lock.TxnID, newSchema sql.Pr
 // rewrittenMeta derives the new definition: columns and key from the new
 // schema; secondary indexes, foreign keys and checks carried over, following
 // a renamed column and losing a dropped one.
-func (t *Table) rewrittenMeta(cur *tableMeta, newSchema sql.PrimaryKeySchema, oldCol, newCol *sql.Column) (*tableMeta, error) {
+func (t *Table) rewrittenMeta(ctx *sql.Context, cur *tableMeta, newSchema sql.PrimaryKeySchema, oldCol, newCol *sql.Column) (*tableMeta, error) {
 	old := copyDef(cur.def)
 	def := defFromSchema(0, old.Name, newSchema, old.Collation, old.Comment)
 	def.FKs, def.Checks, def.AutoInc, def.NextIndexID = old.FKs, old.Checks, old.AutoInc, old.NextIndexID
-	if st := t.p.autoIncFor(old.ID); st != nil {
-		st.mu.Lock()
-		if st.loaded && st.next > def.AutoInc {
-			def.AutoInc = st.next
+	if cur.autoCol >= 0 {
+		// The new table ID has no watermarks: its floor carries the
+		// sequence over, values whose rows are gone included.
+		next, err := t.p.autoIncPeek(ctx, cur)
+		if err != nil {
+			return nil, err
 		}
-		st.mu.Unlock()
+		if next > def.AutoInc {
+			def.AutoInc = next
+		}
 	}
 	for _, id := range old.Indexes {
 		var cols []string
