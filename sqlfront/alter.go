@@ -41,21 +41,88 @@ func (s *Session) implicitCommit(ctx *sql.Context) error {
 // ddlLock commits the open transaction and locks table m for a schema
 // change. The returned function releases the lock.
 func (s *Session) ddlLock(ctx *sql.Context, m *tableMeta) (func(), error) {
+	return s.ddlLockKeys(ctx, tableLockKey(m))
+}
+
+// ddlLockKeys commits the open transaction and takes metadata lock keys
+// exclusively, in key order so that two statements locking several
+// tables never deadlock on each other.
+func (s *Session) ddlLockKeys(ctx *sql.Context, lockKeys ...[]byte) (func(), error) {
+	_, unlock, err := s.ddlLockOwner(ctx, lockKeys...)
+	return unlock, err
+}
+
+// ddlLockOwner is ddlLockKeys, also returning the lock owner for the
+// statement's further locks.
+func (s *Session) ddlLockOwner(ctx *sql.Context, lockKeys ...[]byte) (lock.TxnID, func(), error) {
 	if err := s.implicitCommit(ctx); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
-	owner := lock.TxnID(s.p.nextTxn.Add(1))
-	if err := s.p.store.Lock(ctx, owner, tableLockKey(m), lock.Exclusive, s.lockWait(ctx)); err != nil {
-		s.p.store.ReleaseAll(owner)
-		switch {
-		case errors.Is(err, lock.ErrTimeout):
-			return nil, errLockWaitTimeout
-		case errors.Is(err, lock.ErrDeadlock), errors.Is(err, lock.ErrAborted):
-			return nil, errDeadlock
+	sort.Slice(lockKeys, func(i, j int) bool { return string(lockKeys[i]) < string(lockKeys[j]) })
+	owner := s.ddlOwner()
+	for _, k := range lockKeys {
+		if err := s.lockDDLKey(ctx, owner, k); err != nil {
+			s.releaseDDL(owner)
+			return 0, nil, err
 		}
-		return nil, storeErr(err)
 	}
-	return func() { s.p.store.ReleaseAll(owner) }, nil
+	return owner, func() { s.releaseDDL(owner) }, nil
+}
+
+// ddlOwner starts a lock owner for one DDL statement. The session keeps
+// it until the statement ends: the engine does not close a row sink whose
+// statement failed, so a lock released only on the success path would be
+// held until restart.
+func (s *Session) ddlOwner() lock.TxnID {
+	owner := lock.TxnID(s.p.nextTxn.Add(1))
+	s.mu.Lock()
+	s.ddlOwners = append(s.ddlOwners, owner)
+	s.mu.Unlock()
+	return owner
+}
+
+// lockDDLKey takes key exclusively for a DDL owner.
+func (s *Session) lockDDLKey(ctx *sql.Context, owner lock.TxnID, key []byte) error {
+	err := s.p.store.Lock(ctx, owner, key, lock.Exclusive, s.lockWait(ctx))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, lock.ErrTimeout):
+		return errLockWaitTimeout
+	case errors.Is(err, lock.ErrDeadlock), errors.Is(err, lock.ErrAborted):
+		return errDeadlock
+	}
+	return storeErr(err)
+}
+
+// releaseDDL drops the locks of one DDL owner.
+func (s *Session) releaseDDL(owner lock.TxnID) {
+	s.mu.Lock()
+	for i, o := range s.ddlOwners {
+		if o == owner {
+			s.ddlOwners = append(s.ddlOwners[:i], s.ddlOwners[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	s.p.store.ReleaseAll(owner)
+	// A copy the statement left unfinished can be removed now.
+	s.p.kickCleanup()
+}
+
+// endDDL drops every DDL lock the session still holds: a statement ended,
+// whichever path it took.
+func (s *Session) endDDL() {
+	s.mu.Lock()
+	owners := s.ddlOwners
+	s.ddlOwners = nil
+	s.mu.Unlock()
+	for _, o := range owners {
+		s.p.store.ReleaseAll(o)
+	}
+	if len(owners) > 0 {
+		s.p.kickCleanup()
+	}
 }
 
 func sessionOf(ctx *sql.Context) *Session {
@@ -86,6 +153,11 @@ func (t *Table) alterDef(ctx *sql.Context, fn func(def *tableDef, cur *tableMeta
 		}
 		defer unlock()
 	}
+	return t.alterDefLocked(ctx, fn)
+}
+
+// alterDefLocked is alterDef for a caller holding the table's DDL lock.
+func (t *Table) alterDefLocked(ctx *sql.Context, fn func(def *tableDef, cur *tableMeta, b *ddlBatch) error) error {
 	return t.p.runDDL(ctx, func(b *ddlBatch) error {
 		cur := t.p.table(t.m.db, t.m.def.Name)
 		if cur == nil {
@@ -226,9 +298,12 @@ func (t *Table) DropCheck(ctx *sql.Context, name string) error {
 	})
 }
 
-// CreateIndex implements sql.IndexAlterableTable. The definition and every
-// entry of the new index commit in one batch, after a uniqueness check over
-// all rows, so a failed CREATE UNIQUE INDEX leaves nothing behind.
+// CreateIndex implements sql.IndexAlterableTable. Under the table's
+// exclusive metadata lock, the index gets its ID in the catalog, its
+// entries are written in bounded batches (invisible, as no definition names
+// the index yet), with a uniqueness check against those already written,
+// and then one small batch adds the index to the definition. A failed
+// build leaves its entries to the background cleanup.
 func (t *Table) CreateIndex(ctx *sql.Context, idx sql.IndexDef) error {
 	return t.createIndex(ctx, idx, false)
 }
@@ -240,54 +315,109 @@ func (t *Table) createIndex(ctx *sql.Context, idx sql.IndexDef, implicit bool) e
 	if idx.IsPrimary() {
 		return t.CreatePrimaryKey(ctx, idx.Columns)
 	}
-	return t.alterDef(ctx, func(def *tableDef, cur *tableMeta, b *ddlBatch) error {
-		name := idx.Name
-		id := indexDef{ID: def.NextIndexID, Name: name, Unique: idx.IsUnique(), Comment: idx.Comment, Implicit: implicit}
-		def.NextIndexID++
-		for _, c := range idx.Columns {
-			ord := cur.schema.IndexOfColName(c.Name)
-			if ord < 0 {
-				return sql.ErrKeyColumnDoesNotExist.New(c.Name)
-			}
-			id.Columns = append(id.Columns, cur.schema[ord].Name)
-			id.Prefix = append(id.Prefix, uint16(c.Length))
-		}
-		// An index made only for a foreign key gives way to an explicit one
-		// that can serve the key (same name, or its columns lead the new
-		// index's), as in MySQL.
-		kept := def.Indexes[:0]
-		for _, other := range def.Indexes {
-			if !implicit && other.Implicit && (strings.EqualFold(other.Name, name) || columnsLead(other, id)) {
-				ip := keys.IndexPrefix(def.ID, other.ID)
-				if err := b.deleteRange(ip, keys.PrefixEnd(ip)); err != nil {
-					return err
-				}
-				continue
-			}
-			if strings.EqualFold(other.Name, name) {
-				return sql.ErrDuplicateKey.New(name)
-			}
-			kept = append(kept, other)
-		}
-		def.Indexes = append(kept, id)
-		nm, err := newTableMeta(cur.db, *def, 0)
+	owner := lock.TxnID(t.p.nextTxn.Add(1))
+	unlock := func() { t.p.store.ReleaseAll(owner) }
+	if s := sessionOf(ctx); s != nil {
+		o, u, err := s.ddlLockOwner(ctx, tableLockKey(t.m))
 		if err != nil {
 			return err
 		}
-		if err := checkKeyLengths(nm); err != nil {
+		owner, unlock = o, u
+	}
+	defer unlock()
+
+	// Check the definition and take an index ID for good, so a failed
+	// build's entries can never be mistaken for a later index's.
+	var ixID uint64
+	err := t.alterDefLocked(ctx, func(def *tableDef, cur *tableMeta, _ *ddlBatch) error {
+		ixID = def.NextIndexID
+		trial := copyDef(*def)
+		if _, err := addIndexDef(&trial, cur, idx, ixID, implicit); err != nil {
 			return err
 		}
-		return buildIndexEntries(ctx, b, nm, nm.indexes[len(nm.indexes)-1])
+		def.NextIndexID++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cur := t.p.table(t.m.db, t.m.def.Name)
+	if cur == nil {
+		return sql.ErrTableNotFound.New(t.m.def.Name)
+	}
+	def := copyDef(cur.def)
+	if _, err := addIndexDef(&def, cur, idx, ixID, implicit); err != nil {
+		return err
+	}
+	nm, err := newTableMeta(cur.db, def, 0)
+	if err != nil {
+		return err
+	}
+	if err := checkKeyLengths(nm); err != nil {
+		return err
+	}
+	f, err := t.p.newFiller(ctx, owner, def.ID, ixID, cur.db+"."+cur.def.Name+" index "+idx.Name)
+	if err != nil {
+		return err
+	}
+	if err := buildIndexEntries(ctx, f, nm, nm.indexes[len(nm.indexes)-1]); err != nil {
+		return err
+	}
+	if err := f.flush(ctx); err != nil {
+		return err
+	}
+	return t.alterDefLocked(ctx, func(def *tableDef, cur *tableMeta, b *ddlBatch) error {
+		dropped, err := addIndexDef(def, cur, idx, ixID, implicit)
+		if err != nil {
+			return err
+		}
+		for _, d := range dropped {
+			if err := b.orphan(def.ID, d.ID, cur.db+"."+cur.def.Name+" index "+d.Name); err != nil {
+				return err
+			}
+		}
+		f.finish(b)
+		return nil
 	})
 }
 
-// buildIndexEntries adds the entries of index im for every committed row of
-// the table to the batch, failing with a duplicate-entry error as MySQL.
-func buildIndexEntries(ctx *sql.Context, b *ddlBatch, m *tableMeta, im *indexMeta) error {
+// addIndexDef adds index idx, with ID id, to def, returning the indexes
+// it replaces. An index made only for a foreign key gives way to an
+// explicit one that can serve the key (same name, or its columns lead the
+// new index's), as in MySQL.
+func addIndexDef(def *tableDef, cur *tableMeta, idx sql.IndexDef, id uint64, implicit bool) ([]indexDef, error) {
+	name := idx.Name
+	nd := indexDef{ID: id, Name: name, Unique: idx.IsUnique(), Comment: idx.Comment, Implicit: implicit}
+	for _, c := range idx.Columns {
+		ord := cur.schema.IndexOfColName(c.Name)
+		if ord < 0 {
+			return nil, sql.ErrKeyColumnDoesNotExist.New(c.Name)
+		}
+		nd.Columns = append(nd.Columns, cur.schema[ord].Name)
+		nd.Prefix = append(nd.Prefix, uint16(c.Length))
+	}
+	var kept, dropped []indexDef
+	for _, other := range def.Indexes {
+		if !implicit && other.Implicit && (strings.EqualFold(other.Name, name) || columnsLead(other, nd)) {
+			dropped = append(dropped, other)
+			continue
+		}
+		if strings.EqualFold(other.Name, name) {
+			return nil, sql.ErrDuplicateKey.New(name)
+		}
+		kept = append(kept, other)
+	}
+	def.Indexes = append(kept, nd)
+	return dropped, nil
+}
+
+// buildIndexEntries writes the entries of index im for every committed
+// row of the table through f, failing with a duplicate-entry error as
+// MySQL.
+func buildIndexEntries(ctx *sql.Context, f *filler, m *tableMeta, im *indexMeta) error {
 	rp := m.rowPrefix()
-	it := b.p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := f.p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	defer it.Close()
-	seen := map[string]bool{}
 	for it.Next() {
 		row, err := decodeRow(it.Value(), len(m.schema))
 		if err != nil {
@@ -299,12 +429,17 @@ func buildIndexEntries(ctx *sql.Context, b *ddlBatch, m *tableMeta, im *indexMet
 			return err
 		}
 		if unique {
-			if seen[string(ik)] {
+			dup, err := f.exists(ik)
+			if err != nil {
+				return err
+			}
+			if dup {
 				return sql.NewUniqueKeyErr(m.dupMessage(ctx, im.def.Name, im.ords, row), false, row)
 			}
-			seen[string(ik)] = true
 		}
-		b.put(ik, pk)
+		if err := f.put(ctx, ik, pk); err != nil {
+			return err
+		}
 	}
 	return it.Err()
 }
@@ -318,8 +453,7 @@ func (t *Table) DropIndex(ctx *sql.Context, name string) error {
 		for i, id := range def.Indexes {
 			if strings.EqualFold(id.Name, name) {
 				def.Indexes = append(def.Indexes[:i], def.Indexes[i+1:]...)
-				ip := keys.IndexPrefix(def.ID, id.ID)
-				return b.deleteRange(ip, keys.PrefixEnd(ip))
+				return b.orphan(def.ID, id.ID, cur.db+"."+cur.def.Name+" index "+id.Name)
 			}
 		}
 		return sql.ErrIndexNotFound.New(name)

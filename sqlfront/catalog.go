@@ -27,6 +27,7 @@ import (
 //	("seq", "table")         last table ID handed out (8 bytes, big-endian)
 //	("mysqldb")              users and grants, in the engine's own format
 //	("autoinc", id, next)    AUTO_INCREMENT watermark of a table (empty value)
+//	("drop", id)             rows of table ID id wait for removal (cleanup.go)
 //
 // Names in keys are lower-cased: MySQL compares database and table names
 // case-insensitively here (lower_case_table_names=1 semantics); the
@@ -184,9 +185,10 @@ func loadDB(eng *kv.Engine, lname string) (*dbState, error) {
 // ddlBatch accumulates the catalog and row changes of one DDL statement;
 // they commit as one batch.
 type ddlBatch struct {
-	p     *Provider
-	batch kv.Batch
-	dbs   map[string]bool // databases whose cached catalog must be reloaded
+	p       *Provider
+	batch   kv.Batch
+	dbs     map[string]bool // databases whose cached catalog must be reloaded
+	cleanup bool            // the batch orphans a table ID: wake the cleaner
 }
 
 func (b *ddlBatch) put(key, value []byte) {
@@ -248,9 +250,9 @@ func (b *ddlBatch) newTableID() (uint64, error) {
 	return last + 1, nil
 }
 
-// deleteRange deletes every stored key in [start, end) as of now. The rows of
-// a dropped or rewritten table are removed in the same batch as the catalog
-// change, so no orphaned data outlives its definition.
+// deleteRange deletes every stored key in [start, end) as of now: only for
+// small catalog ranges; rows go through the background cleanup
+// (cleanup.go), whatever their number.
 func (b *ddlBatch) deleteRange(start, end []byte) error {
 	it := b.p.store.Engine().NewIterator(start, end, kv.MaxTimestamp, false)
 	defer it.Close()
@@ -284,6 +286,9 @@ func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 			return errDDLConflict
 		}
 		return storeErr(err)
+	}
+	if b.cleanup {
+		p.kickCleanup()
 	}
 	for name := range b.dbs {
 		if err := p.reloadDB(name); err != nil {

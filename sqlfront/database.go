@@ -88,9 +88,21 @@ func (d *Database) CreateTable(ctx *sql.Context, name string, sch sql.PrimaryKey
 	})
 }
 
-// DropTable implements sql.TableDropper: the definition and every row go in
-// one batch.
+// DropTable implements sql.TableDropper: the definition goes at once; the
+// rows are removed in the background (cleanup.go), so a DROP is instant
+// whatever the table's size.
 func (d *Database) DropTable(ctx *sql.Context, name string) error {
+	if s := sessionOf(ctx); s != nil {
+		m := d.p.table(d.name, name)
+		if m == nil {
+			return sql.ErrTableNotFound.New(name)
+		}
+		unlock, err := s.ddlLock(ctx, m)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	return d.p.dropTableID(ctx, d.name, name, 0)
 }
 
@@ -101,10 +113,8 @@ func (p *Provider) dropTableID(ctx *sql.Context, db, name string, id uint64) err
 		if m == nil || (id != 0 && m.def.ID != id) {
 			return sql.ErrTableNotFound.New(name)
 		}
-		for _, pre := range [][]byte{keys.TablePrefix(m.def.ID), autoIncPrefix(m.def.ID)} {
-			if err := b.deleteRange(pre, keys.PrefixEnd(pre)); err != nil {
-				return err
-			}
+		if err := b.orphan(m.def.ID, 0, m.db+"."+m.def.Name); err != nil {
+			return err
 		}
 		key := keys.CatalogKey(catTable, lower(db), lower(m.def.Name))
 		b.expect(key, m.version)
@@ -118,6 +128,15 @@ func (p *Provider) dropTableID(ctx *sql.Context, db, name string, id uint64) err
 // RenameTable implements sql.TableRenamer. Rows are keyed by table ID, not
 // name, so a rename rewrites only the catalog.
 func (d *Database) RenameTable(ctx *sql.Context, oldName, newName string) error {
+	if s := sessionOf(ctx); s != nil {
+		unlock, err := s.ddlLockKeys(ctx,
+			keys.CatalogKey(catTable, lower(d.name), lower(oldName)),
+			keys.CatalogKey(catTable, lower(d.name), lower(newName)))
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	return d.p.runDDL(ctx, func(b *ddlBatch) error {
 		m := d.p.table(d.name, oldName)
 		if m == nil {

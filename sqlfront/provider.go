@@ -38,6 +38,10 @@ type Config struct {
 	// reload them themselves before they start.
 	OnGrantsChanged func()
 	Logger          *slog.Logger
+
+	// cleanupBatches, when positive, stops the removal of dropped tables'
+	// rows after that many batches, as a crash would (tests).
+	cleanupBatches int
 }
 
 // DefaultConfig returns the defaults: InnoDB's 50 s lock wait, a 256 MiB
@@ -76,6 +80,10 @@ type Provider struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	cleanupKick    chan struct{} // wakes the cleaner (cleanup.go)
+	cleanupStopped chan struct{}
+	cleanupDone    atomic.Int64 // batches of deletions committed
 }
 
 var (
@@ -107,6 +115,9 @@ func NewProviderOn(store Store, cfg Config) (*Provider, error) {
 		rowCounts: map[uint64]*rowCountState{},
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
+
+		cleanupKick:    make(chan struct{}, 1),
+		cleanupStopped: make(chan struct{}),
 	}
 	// The hook goes in before the catalog is read, and the read holds
 	// catMu, which the hook needs: a change applied meanwhile is reloaded
@@ -122,6 +133,7 @@ func NewProviderOn(store Store, cfg Config) (*Provider, error) {
 	registerSystemVariables(cfg)
 	p.registerSequences()
 	go p.reapIdle()
+	go p.runCleanup()
 	return p, nil
 }
 
@@ -132,6 +144,7 @@ func (p *Provider) Close() {
 	default:
 		close(p.stop)
 		<-p.done
+		<-p.cleanupStopped
 	}
 }
 
@@ -210,9 +223,22 @@ func (p *Provider) CreateCollatedDatabase(ctx *sql.Context, name string, collati
 	})
 }
 
-// DropDatabase implements sql.MutableDatabaseProvider: the catalog entries and
-// rows of every table go in one batch.
+// DropDatabase implements sql.MutableDatabaseProvider: the catalog entries
+// go in one batch, with a cleanup record for the rows of every table.
 func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
+	if s := sessionOf(ctx); s != nil {
+		var lockKeys [][]byte
+		if st := p.db(name); st != nil {
+			for _, m := range st.tables {
+				lockKeys = append(lockKeys, tableLockKey(m))
+			}
+		}
+		unlock, err := s.ddlLockKeys(ctx, lockKeys...)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	return p.runDDL(ctx, func(b *ddlBatch) error {
 		st := p.db(name)
 		if st == nil {
@@ -220,11 +246,11 @@ func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 		}
 		ln := lower(name)
 		for _, m := range st.tables {
-			for _, pre := range [][]byte{keys.TablePrefix(m.def.ID), autoIncPrefix(m.def.ID)} {
-				if err := b.deleteRange(pre, keys.PrefixEnd(pre)); err != nil {
-					return err
-				}
+			b.expect(tableLockKey(m), m.version)
+			if err := b.orphan(m.def.ID, 0, m.db+"."+m.def.Name); err != nil {
+				return err
 			}
+			p.forgetCounters(m.def.ID)
 		}
 		for _, kind := range [][]byte{catTable, catView, catTrigger, catProc} {
 			pre := keys.CatalogKey(kind, ln)

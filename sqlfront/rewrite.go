@@ -11,11 +11,14 @@ import (
 	"github.com/fogdb/fogdb/kv/lock"
 )
 
-// Schema changes that alter the row format rewrite the table: the engine
-// streams every row, converted to the new schema, into RewriteInserter, and
-// the new rows go under a fresh table ID. The new definition, the new rows
-// and the removal of the old ones commit in one batch, so a crash or a
-// failed conversion leaves the old table whole.
+// Schema changes that alter the row format rebuild the table under a new
+// table ID: the engine streams every row, converted to the new schema, into
+// RewriteInserter, which copies them in bounded batches into the new ID's
+// range while the table's exclusive metadata lock keeps writers away. No
+// catalog entry names the new ID until the copy is complete; then one small
+// batch points the table's entry at it, and the old ID's rows are removed
+// in the background (cleanup.go). A crash or a failed conversion leaves the
+// old table whole and the partial copy to the same cleanup.
 
 // ShouldRewriteTable implements sql.RewritableTable: every column and key
 // change rewrites, since a stored row always has its definition's shape.
@@ -29,13 +32,14 @@ func (t *Table) RewriteInserter(ctx *sql.Context, oldSchema, newSchema sql.Prima
 		return nil, errDropAllColumns
 	}
 	s := sessionOf(ctx)
-	unlock := func() {}
+	owner := lock.TxnID(t.p.nextTxn.Add(1))
+	unlock := func() { t.p.store.ReleaseAll(owner) }
 	if s != nil {
-		u, err := s.ddlLock(ctx, t.m)
+		o, u, err := s.ddlLockOwner(ctx, tableLockKey(t.m))
 		if err != nil {
 			return nil, err
 		}
-		unlock = u
+		owner, unlock = o, u
 		// Rows are read after the lock, from a fresh snapshot.
 		s.mu.Lock()
 		if s.txn != nil && s.txn.snap != nil {
@@ -44,32 +48,62 @@ func (t *Table) RewriteInserter(ctx *sql.Context, oldSchema, newSchema sql.Prima
 		}
 		s.mu.Unlock()
 	}
-	cur := t.p.table(t.m.db, t.m.def.Name)
-	if cur == nil {
-		unlock()
-		return nil, sql.ErrTableNotFound.New(t.m.def.Name)
-	}
-	nm, err := t.rewrittenMeta(cur, newSchema, oldCol, newCol)
+	r, err := t.newRewriter(ctx, owner, newSchema, oldCol, newCol)
 	if err != nil {
 		unlock()
 		return nil, err
 	}
-	return &rewriter{t: t, old: cur, m: nm, unlock: unlock, unique: map[string]bool{}}, nil
+	r.unlock = unlock
+	return r, nil
+}
+
+// newRewriter hands out the new table ID and starts the copy under it.
+func (t *Table) newRewriter(ctx *sql.Context, owner lock.TxnID, newSchema sql.PrimaryKeySchema, oldCol, newCol *sql.Column) (*rewriter, error) {
+	cur := t.p.table(t.m.db, t.m.def.Name)
+	if cur == nil {
+		return nil, sql.ErrTableNotFound.New(t.m.def.Name)
+	}
+	nm, err := t.rewrittenMeta(ctx, cur, newSchema, oldCol, newCol)
+	if err != nil {
+		return nil, err
+	}
+	var id uint64
+	if err := t.p.runDDL(ctx, func(b *ddlBatch) error {
+		var err error
+		id, err = b.newTableID()
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	def := nm.def
+	def.ID = id
+	if nm, err = newTableMeta(cur.db, def, 0); err != nil {
+		return nil, err
+	}
+	f, err := t.p.newFiller(ctx, owner, id, 0, cur.db+"."+cur.def.Name+" (rebuild)")
+	if err != nil {
+		return nil, err
+	}
+	return &rewriter{t: t, old: cur, m: nm, fill: f}, nil
 }
 
 // rewrittenMeta derives the new definition: columns and key from the new
 // schema; secondary indexes, foreign keys and checks carried over, following
 // a renamed column and losing a dropped one.
-func (t *Table) rewrittenMeta(cur *tableMeta, newSchema sql.PrimaryKeySchema, oldCol, newCol *sql.Column) (*tableMeta, error) {
+func (t *Table) rewrittenMeta(ctx *sql.Context, cur *tableMeta, newSchema sql.PrimaryKeySchema, oldCol, newCol *sql.Column) (*tableMeta, error) {
 	old := copyDef(cur.def)
 	def := defFromSchema(0, old.Name, newSchema, old.Collation, old.Comment)
 	def.FKs, def.Checks, def.AutoInc, def.NextIndexID = old.FKs, old.Checks, old.AutoInc, old.NextIndexID
-	if st := t.p.autoIncFor(old.ID); st != nil {
-		st.mu.Lock()
-		if st.loaded && st.next > def.AutoInc {
-			def.AutoInc = st.next
+	if cur.autoCol >= 0 {
+		// The new table ID has no watermarks: its floor carries the
+		// sequence over, values whose rows are gone included.
+		next, err := t.p.autoIncPeek(ctx, cur)
+		if err != nil {
+			return nil, err
 		}
-		st.mu.Unlock()
+		if next > def.AutoInc {
+			def.AutoInc = next
+		}
 	}
 	for _, id := range old.Indexes {
 		var cols []string
@@ -106,9 +140,9 @@ func (t *Table) rewrittenMeta(cur *tableMeta, newSchema sql.PrimaryKeySchema, ol
 type rewriter struct {
 	t      *Table
 	old    *tableMeta
-	m      *tableMeta // new definition; its ID is assigned at Close
-	rows   []sql.Row
-	unique map[string]bool
+	m      *tableMeta // new definition, under the new table ID
+	fill   *filler
+	rowID  uint64 // last hidden row ID given, for a keyless result
 	failed bool
 	unlock func()
 	closed bool
@@ -118,45 +152,72 @@ func (r *rewriter) StatementBegin(*sql.Context)              {}
 func (r *rewriter) StatementComplete(*sql.Context) error     { return nil }
 func (r *rewriter) DiscardChanges(*sql.Context, error) error { r.failed = true; return nil }
 
-// Insert checks the row against the new keys at once, so a duplicate
-// introduced by the change (a new primary key, a narrower type) fails the
-// statement with MySQL's duplicate-entry error.
+// Insert copies one row and its index entries into the new table ID,
+// checking it against the new keys at once: a duplicate introduced by the
+// change (a new primary key, a narrower type) fails the statement with
+// MySQL's duplicate-entry error. The copy so far is the reference, so
+// nothing but the current batch is held in memory.
 func (r *rewriter) Insert(ctx *sql.Context, row sql.Row) error {
 	m := r.m
-	if !m.keyless() {
-		pk, err := m.pkSuffix(row)
-		if err != nil {
-			return err
-		}
-		if r.unique[string(pk)] {
-			return sql.NewUniqueKeyErr(m.dupMessage(ctx, "PRIMARY", m.pkOrds, row), true, row)
-		}
-		r.unique[string(pk)] = true
+	var pk []byte
+	if m.keyless() {
+		r.rowID++
+		pk = keys.AppendUint(nil, r.rowID)
+	} else {
 		for _, o := range m.pkOrds {
 			if row[o] == nil {
 				return sql.ErrInsertIntoNonNullableProvidedNull.New(m.schema[o].Name)
 			}
 		}
-	}
-	for _, im := range m.indexes {
-		if !im.def.Unique {
-			continue
+		var err error
+		if pk, err = m.pkSuffix(row); err != nil {
+			return err
 		}
-		ik, unique, err := m.indexKey(im, row, nil)
+	}
+	rk := append(m.rowPrefix(), pk...)
+	if !m.keyless() {
+		dup, err := r.fill.exists(rk)
+		if err != nil {
+			return err
+		}
+		if dup {
+			return sql.NewUniqueKeyErr(m.dupMessage(ctx, "PRIMARY", m.pkOrds, row), true, row)
+		}
+	}
+	val, err := encodeRow(nil, row)
+	if err != nil {
+		return err
+	}
+	var entries [][]byte
+	for _, im := range m.indexes {
+		ik, unique, err := m.indexKey(im, row, pk)
 		if err != nil {
 			return err
 		}
 		if unique {
-			if r.unique[string(ik)] {
+			dup, err := r.fill.exists(ik)
+			if err != nil {
+				return err
+			}
+			if dup {
 				return sql.NewUniqueKeyErr(m.dupMessage(ctx, im.def.Name, im.ords, row), false, row)
 			}
-			r.unique[string(ik)] = true
+		}
+		entries = append(entries, ik)
+	}
+	if err := r.fill.put(ctx, rk, val); err != nil {
+		return err
+	}
+	for _, ik := range entries {
+		if err := r.fill.put(ctx, ik, pk); err != nil {
+			return err
 		}
 	}
-	r.rows = append(r.rows, row)
 	return nil
 }
 
+// Close publishes the copy: the table's catalog entry takes the new ID in
+// one small batch, and the old ID's rows go to the background cleanup.
 func (r *rewriter) Close(ctx *sql.Context) error {
 	if r.closed {
 		return nil
@@ -166,66 +227,26 @@ func (r *rewriter) Close(ctx *sql.Context) error {
 	if r.failed {
 		return nil
 	}
+	if err := r.fill.flush(ctx); err != nil {
+		return err
+	}
 	return r.t.p.runDDL(ctx, func(b *ddlBatch) error {
 		cur := r.t.p.table(r.old.db, r.old.def.Name)
 		if cur == nil || cur.version != r.old.version {
 			return errDDLConflict
 		}
-		id, err := b.newTableID()
-		if err != nil {
-			return err
-		}
-		def := r.m.def
-		def.ID = id
-		nm, err := newTableMeta(cur.db, def, 0)
-		if err != nil {
-			return err
-		}
-		if err := writeRows(b, nm, r.rows); err != nil {
-			return err
-		}
-		for _, pre := range [][]byte{keys.TablePrefix(cur.def.ID), autoIncPrefix(cur.def.ID)} {
-			if err := b.deleteRange(pre, keys.PrefixEnd(pre)); err != nil {
-				return err
-			}
-		}
 		b.expect(tableLockKey(cur), cur.version)
-		if err := b.putTable(nm); err != nil {
+		if err := b.putTable(r.m); err != nil {
+			return err
+		}
+		r.fill.finish(b)
+		if err := b.orphan(cur.def.ID, 0, cur.db+"."+cur.def.Name); err != nil {
 			return err
 		}
 		r.t.p.forgetCounters(cur.def.ID)
-		r.t.m = nm
+		r.t.m = r.m
 		return nil
 	})
-}
-
-// writeRows adds rows and their index entries to a DDL batch.
-func writeRows(b *ddlBatch, m *tableMeta, rows []sql.Row) error {
-	rp := m.rowPrefix()
-	for i, row := range rows {
-		var pk []byte
-		if m.keyless() {
-			pk = keys.AppendUint(nil, uint64(i+1))
-		} else {
-			var err error
-			if pk, err = m.pkSuffix(row); err != nil {
-				return err
-			}
-		}
-		val, err := encodeRow(nil, row)
-		if err != nil {
-			return err
-		}
-		b.put(append(append([]byte(nil), rp...), pk...), val)
-		for _, im := range m.indexes {
-			ik, _, err := m.indexKey(im, row, pk)
-			if err != nil {
-				return err
-			}
-			b.put(ik, pk)
-		}
-	}
-	return nil
 }
 
 // rewriteWith rewrites the table with a new schema, converting each stored
@@ -437,32 +458,25 @@ func (t *Table) Truncate(ctx *sql.Context) (int, error) {
 	return len(victims), nil
 }
 
+// truncateDDL gives the table a new, empty table ID and leaves the old
+// one's rows to the background cleanup, so TRUNCATE is instant whatever the
+// table's size. The affected-row count is the table's row-count estimate
+// (MySQL reports 0, "no information").
 func (t *Table) truncateDDL(ctx *sql.Context) (int, error) {
-	n := 0
+	var n int64
 	err := t.alterDef(ctx, func(def *tableDef, cur *tableMeta, b *ddlBatch) error {
-		rp := cur.rowPrefix()
-		it := t.p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
-		for it.Next() {
-			n++
-		}
-		err := it.Err()
-		it.Close()
-		if err != nil {
+		var err error
+		if n, err = t.p.rowCount(cur); err != nil {
 			return err
 		}
-		tp := keys.TablePrefix(cur.def.ID)
-		if err := b.deleteRange(tp, keys.PrefixEnd(tp)); err != nil {
-			return err
-		}
-		ap := autoIncPrefix(cur.def.ID)
-		if err := b.deleteRange(ap, keys.PrefixEnd(ap)); err != nil {
+		if def.ID, err = b.newTableID(); err != nil {
 			return err
 		}
 		def.AutoInc = 0
 		t.p.forgetCounters(cur.def.ID)
-		return nil
+		return b.orphan(cur.def.ID, 0, cur.db+"."+cur.def.Name)
 	})
-	return n, err
+	return int(n), err
 }
 
 // PeekNextAutoIncrementValue implements sql.AutoIncrementGetter.

@@ -37,6 +37,11 @@ type Session struct {
 	lastUsed  time.Time
 	stmtState stmtState
 	dupMsg    atomic.Pointer[dupMessage]
+	// ddlOwners are the lock owners of the DDL statement running, if any
+	// (guarded by mu). Whatever way the statement ends, its metadata locks
+	// go with it: at the end of the command, or at the start of the next
+	// statement for callers that run statements outside commands.
+	ddlOwners []lock.TxnID
 }
 
 // dupMessage pairs MySQL's text for a duplicate key with the engine's text
@@ -261,6 +266,7 @@ func (s *Session) UndoFailedCreate(ctx *sql.Context) {
 // or a table just created on another node would be reported missing.
 func (s *Session) ValidateSession(ctx *sql.Context) error {
 	q := ctx.Query()
+	s.endDDL()
 	s.stmtState = stmtState{query: q}
 	if (s.txn == nil || s.txn.snap == nil) && needsBarrier(q) {
 		if err := s.p.store.ReadBarrier(ctx); err != nil {
@@ -503,6 +509,7 @@ func (s *Session) CommandBegin() error {
 // lingering until the connection's next statement.
 func (s *Session) CommandEnd() {
 	defer s.cmdMu.Unlock()
+	s.endDDL()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastUsed = time.Now()
@@ -532,6 +539,7 @@ func (s *Session) autocommit() bool {
 // SessionEnd implements sql.LifecycleAwareSession: a dropped connection
 // rolls back its transaction.
 func (s *Session) SessionEnd() {
+	s.endDDL()
 	s.mu.Lock()
 	if s.txn != nil {
 		s.txn.release(s.p)

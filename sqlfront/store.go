@@ -187,6 +187,8 @@ func (p *Provider) onApply(batches []*kv.Batch, restored bool) {
 			switch {
 			case bytes.Equal(kind, catMySQLDB):
 				grants = true
+			case bytes.Equal(kind, catDrop):
+				p.kickCleanup()
 			case bytes.Equal(kind, catDB), bytes.Equal(kind, catTable), bytes.Equal(kind, catView),
 				bytes.Equal(kind, catTrigger), bytes.Equal(kind, catProc):
 				if db, _, err := keys.DecodeBytes(rest); err == nil {

@@ -1,0 +1,374 @@
+package sqlfront
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/kv/keys"
+	"github.com/fogdb/fogdb/kv/lock"
+)
+
+// Rows of a table ID that no catalog entry names any more (a dropped or
+// truncated table, the old copy of a rebuilt one, the unfinished copy of a
+// failed rebuild) are removed in the background, so DDL never has to put a
+// whole table in one batch. The DDL that orphans a table ID writes a
+// cleanup record ("drop", table ID) in the same batch as its catalog
+// change; the node that keeps the group's sequences (the leader) consumes
+// the records in bounded batches through the ordinary commit path, and a
+// record is deleted only once its ranges are empty, so a crash or a leader
+// change merely restarts the removal. Table IDs are never reused, so
+// nothing ever reads a range that waits for removal.
+//
+// A rebuild writes the record of its new table ID before it copies a row,
+// and holds the record's key exclusively (a metadata lock) while it fills
+// the range. The cleaner takes the same lock without waiting, so it skips
+// a copy in progress; a copy whose statement failed, or whose node died,
+// loses the lock and is removed like a dropped table. Before deleting
+// anything the cleaner claims the record (rewrites it), and every batch of
+// the copy carries the record's version as a precondition: a copy whose
+// lock was lost to a leader change then fails instead of writing into a
+// range being removed.
+
+// cleanupRecord is the value of a cleanup record.
+type cleanupRecord struct {
+	// Table names what the ID held, for logs.
+	Table string `json:"table,omitempty"`
+	// Claimed: the removal has begun; the ID's copy, if any, is dead.
+	Claimed bool `json:"claimed,omitempty"`
+}
+
+var catDrop = []byte("drop")
+
+// dropKey is the key of the cleanup record of table ID id, or with index
+// non-zero of that index of the table alone (a dropped or unfinished
+// secondary index; index IDs are never reused within a table ID either).
+func dropKey(id, index uint64) []byte {
+	t := binary.BigEndian.AppendUint64(nil, id)
+	if index == 0 {
+		return keys.CatalogKey(catDrop, t)
+	}
+	return keys.CatalogKey(catDrop, t, binary.BigEndian.AppendUint64(nil, index))
+}
+
+// parseDropKey is dropKey's inverse.
+func parseDropKey(k []byte) (id, index uint64, err error) {
+	pre := keys.CatalogKey(catDrop)
+	if !bytes.HasPrefix(k, pre) {
+		return 0, 0, errCorruptRow
+	}
+	field, rest, err := keys.DecodeBytes(k[len(pre):])
+	if err != nil || len(field) != 8 {
+		return 0, 0, errCorruptRow
+	}
+	id = binary.BigEndian.Uint64(field)
+	if len(rest) > 0 {
+		if field, _, err = keys.DecodeBytes(rest); err != nil || len(field) != 8 {
+			return 0, 0, errCorruptRow
+		}
+		index = binary.BigEndian.Uint64(field)
+	}
+	return id, index, nil
+}
+
+// cleanupRanges are the key ranges a record stands for: a table ID's rows,
+// index entries and AUTO_INCREMENT watermarks, or one index's entries.
+func cleanupRanges(id, index uint64) [][2][]byte {
+	if index != 0 {
+		ip := keys.IndexPrefix(id, index)
+		return [][2][]byte{{ip, keys.PrefixEnd(ip)}}
+	}
+	tp, ap := keys.TablePrefix(id), autoIncPrefix(id)
+	return [][2][]byte{{tp, keys.PrefixEnd(tp)}, {ap, keys.PrefixEnd(ap)}}
+}
+
+// orphan adds to the batch the cleanup record of table ID id (index 0) or
+// of one of its indexes.
+func (b *ddlBatch) orphan(id, index uint64, what string) error {
+	b.cleanup = true
+	return b.putJSON(dropKey(id, index), cleanupRecord{Table: what})
+}
+
+// cleanupInterval is how often the cleaner looks for records when nothing
+// told it of one (records written on another node before this one led).
+const cleanupInterval = 5 * time.Second
+
+// kickCleanup wakes the cleaner.
+func (p *Provider) kickCleanup() {
+	select {
+	case p.cleanupKick <- struct{}{}:
+	default:
+	}
+}
+
+// runCleanup is the cleaner's loop.
+func (p *Provider) runCleanup() {
+	defer close(p.cleanupStopped)
+	t := time.NewTicker(cleanupInterval)
+	defer t.Stop()
+	for {
+		if err := p.cleanupPass(); err != nil && !p.stopping() {
+			p.log.Warn("removing the rows of dropped tables", "error", err)
+		}
+		select {
+		case <-p.stop:
+			return
+		case <-p.cleanupKick:
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Provider) stopping() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// errCleanupStopped ends a pass early (the provider is closing, or a
+// test's batch budget ran out).
+var errCleanupStopped = errors.New("sqlfront: cleanup stopped")
+
+// cleanupPass removes every table ID with a cleanup record it can claim.
+func (p *Provider) cleanupPass() error {
+	if _, ok := p.store.Leading(); !ok {
+		return nil
+	}
+	type rec struct {
+		id, index uint64
+		version   kv.Timestamp
+		rec       cleanupRecord
+	}
+	var recs []rec
+	pre := keys.CatalogKey(catDrop)
+	it := p.store.Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
+	for it.Next() {
+		id, index, err := parseDropKey(it.Key())
+		if err != nil {
+			it.Close()
+			return err
+		}
+		r := rec{id: id, index: index, version: it.Version()}
+		if err := json.Unmarshal(it.Value(), &r.rec); err != nil {
+			it.Close()
+			return err
+		}
+		recs = append(recs, r)
+	}
+	err := it.Err()
+	it.Close()
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if err := p.cleanTable(r.id, r.index, r.version, r.rec); err != nil {
+			if errors.Is(err, errCleanupStopped) {
+				return nil
+			}
+			if errors.Is(err, kv.ErrConflict) {
+				continue // claimed or finished elsewhere meanwhile
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// ddlChunkBytes bounds one batch of background deletions or of a DDL
+// copy: well inside the transaction limit, and small enough that a Raft
+// entry stays small.
+func (p *Provider) ddlChunkBytes() int64 {
+	n := int64(1 << 20)
+	if lim := p.cfg.MaxTxnBytes / 4; lim > 0 && lim < n {
+		n = lim
+	}
+	return n
+}
+
+// cleanTable claims a cleanup record and removes its ranges.
+func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanupRecord) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-p.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	key := dropKey(id, index)
+	owner := lock.TxnID(p.nextTxn.Add(1))
+	defer p.store.ReleaseAll(owner)
+	if err := p.store.Lock(ctx, owner, key, lock.Exclusive, 0); err != nil {
+		if errors.Is(err, lock.ErrTimeout) {
+			return nil // a rebuild is filling the range
+		}
+		return err
+	}
+	if !rec.Claimed {
+		rec.Claimed = true
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		b := &kv.Batch{
+			Mutations:     []kv.Mutation{{Key: key, Value: data}},
+			Preconditions: []kv.Precondition{{Key: key, Exists: true, Version: version}},
+		}
+		if err := p.store.Commit(ctx, b); err != nil {
+			return err
+		}
+		v, err := p.store.Engine().Get(key, kv.MaxTimestamp)
+		if err != nil {
+			return err
+		}
+		if !v.Exists {
+			return nil
+		}
+		version = v.Version
+	}
+	held := kv.Precondition{Key: key, Exists: true, Version: version}
+	limit := p.ddlChunkBytes()
+	for _, r := range cleanupRanges(id, index) {
+		start := r[0]
+		for {
+			if p.stopping() {
+				return errCleanupStopped
+			}
+			b := &kv.Batch{Preconditions: []kv.Precondition{held}}
+			var size int64
+			it := p.store.Engine().NewIterator(start, r[1], kv.MaxTimestamp, false)
+			for size < limit && it.Next() {
+				k := bytes.Clone(it.Key())
+				b.Mutations = append(b.Mutations, kv.Mutation{Key: k, Delete: true})
+				size += int64(len(k) + 32)
+			}
+			err := it.Err()
+			it.Close()
+			if err != nil {
+				return err
+			}
+			if len(b.Mutations) == 0 {
+				break
+			}
+			if lim := p.cfg.cleanupBatches; lim > 0 && p.cleanupDone.Load() >= int64(lim) {
+				return errCleanupStopped
+			}
+			if err := p.store.Commit(ctx, b); err != nil {
+				return err
+			}
+			p.cleanupDone.Add(1)
+			// Resume after the last key deleted, not from the start of the
+			// range, which would step over every tombstone again.
+			last := b.Mutations[len(b.Mutations)-1].Key
+			start = append(bytes.Clone(last), 0)
+		}
+	}
+	b := &kv.Batch{
+		Mutations:     []kv.Mutation{{Key: key, Delete: true}},
+		Preconditions: []kv.Precondition{held},
+	}
+	if err := p.store.Commit(ctx, b); err != nil {
+		return err
+	}
+	p.log.Debug("removed the rows of a dropped table", "table", rec.Table, "id", id, "index", index)
+	return nil
+}
+
+// filler writes the keys of a range no catalog entry names yet (a rebuilt
+// table's new ID, a new index) in bounded batches. It holds the range's
+// cleanup record, written and locked before the first key, so whatever
+// ends the statement early, the range is removed; the batch that makes the
+// range visible deletes the record (finish).
+type filler struct {
+	p       *Provider
+	key     []byte // the cleanup record
+	held    kv.Precondition
+	batch   kv.Batch
+	size    int64
+	pending map[string]bool // keys of the unflushed batch
+}
+
+// newFiller writes and locks (for owner) the cleanup record of id/index.
+// The key is new, so the lock is free unless something is badly wrong.
+func (p *Provider) newFiller(ctx context.Context, owner lock.TxnID, id, index uint64, what string) (*filler, error) {
+	key := dropKey(id, index)
+	if err := p.store.Lock(ctx, owner, key, lock.Exclusive, time.Second); err != nil {
+		if errors.Is(err, lock.ErrTimeout) || errors.Is(err, lock.ErrDeadlock) {
+			return nil, errDDLConflict
+		}
+		return nil, storeErr(err)
+	}
+	data, err := json.Marshal(cleanupRecord{Table: what})
+	if err != nil {
+		return nil, err
+	}
+	b := &kv.Batch{
+		Mutations:     []kv.Mutation{{Key: key, Value: data}},
+		Preconditions: []kv.Precondition{{Key: key}},
+	}
+	if err := p.store.Commit(ctx, b); err != nil {
+		if errors.Is(err, kv.ErrConflict) {
+			return nil, errDDLConflict
+		}
+		return nil, storeErr(err)
+	}
+	v, err := p.store.Engine().Get(key, kv.MaxTimestamp)
+	if err != nil {
+		return nil, err
+	}
+	if !v.Exists {
+		return nil, errDDLConflict
+	}
+	return &filler{p: p, key: key, held: kv.Precondition{Key: key, Exists: true, Version: v.Version}, pending: map[string]bool{}}, nil
+}
+
+// exists reports whether key was written already.
+func (f *filler) exists(key []byte) (bool, error) {
+	if f.pending[string(key)] {
+		return true, nil
+	}
+	v, err := f.p.store.Engine().Get(key, kv.MaxTimestamp)
+	return v.Exists, err
+}
+
+func (f *filler) put(ctx context.Context, key, value []byte) error {
+	f.batch.Mutations = append(f.batch.Mutations, kv.Mutation{Key: key, Value: value})
+	f.pending[string(key)] = true
+	f.size += int64(len(key) + len(value) + 32)
+	if f.size >= f.p.ddlChunkBytes() {
+		return f.flush(ctx)
+	}
+	return nil
+}
+
+// flush commits the buffered keys, provided the record was not claimed by
+// the cleaner (the lock on it lost with a leader change).
+func (f *filler) flush(ctx context.Context) error {
+	if len(f.batch.Mutations) == 0 {
+		return nil
+	}
+	f.batch.Preconditions = []kv.Precondition{f.held}
+	err := f.p.store.Commit(ctx, &f.batch)
+	f.batch = kv.Batch{}
+	f.size = 0
+	f.pending = map[string]bool{}
+	if errors.Is(err, kv.ErrConflict) {
+		return errDDLConflict
+	}
+	return storeErr(err)
+}
+
+// finish adds to the DDL batch that publishes the range the removal of its
+// cleanup record, on condition that nobody claimed it.
+func (f *filler) finish(b *ddlBatch) {
+	b.batch.Preconditions = append(b.batch.Preconditions, f.held)
+	b.del(f.key)
+}
