@@ -225,34 +225,58 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 
 // claimUnique locks a unique index key the row is about to take and reads
 // it: an existing entry is a duplicate; a free one becomes a commit
-// precondition whose failure means the same duplicate.
+// precondition whose failure means the same duplicate. The lock is what
+// makes the answer final: whoever frees or takes the entry holds it until
+// its transaction ends (see releaseUnique).
 func (e *editor) claimUnique(ctx *sql.Context, t *txn, im *indexMeta, ik []byte, row sql.Row) error {
 	pk, exists, err := e.sess.lockedRead(ctx, t, ik, lock.Exclusive)
 	if err != nil {
 		return err
 	}
-	if exists {
-		existing, err := e.rowAt(ctx, t, pk)
+	for exists {
+		existing, found, err := e.rowAt(ctx, t, pk)
 		if err != nil {
 			return err
 		}
-		return e.dupErr(ctx, im.def.Name, im.ords, row, false, existing)
+		// Locking the row may have waited. The entry, not the row it
+		// pointed to before the wait, says whether the value is taken:
+		// read it again, at its newest version.
+		cur, still, err := e.sess.reread(t, ik)
+		if err != nil {
+			return err
+		}
+		if still && string(cur) == string(pk) {
+			if !found {
+				return fmt.Errorf("sqlfront: index entry of %s points to a missing row", e.m.def.Name)
+			}
+			return e.dupErr(ctx, im.def.Name, im.ords, row, false, existing)
+		}
+		pk, exists = cur, still
 	}
 	t.uniqueMsg[string(ik)] = e.m.dupMessage(ctx, im.def.Name, im.ords, row)
 	return nil
 }
 
-// rowAt reads the row a unique index entry points to, as a current read
-// under the lock the caller holds on the entry.
-func (e *editor) rowAt(ctx *sql.Context, t *txn, pk []byte) (sql.Row, error) {
+// releaseUnique locks a unique index entry the transaction is about to
+// delete. Until the transaction ends, an insert of the value it held waits
+// here: it then finds the value free if the delete commits, and taken if
+// it rolls back, as with InnoDB's lock on a delete-marked record. Without
+// the lock, the insert would read the committed entry and judge by the row
+// it points to, whatever became of that row.
+func (e *editor) releaseUnique(ctx *sql.Context, t *txn, ik []byte) error {
+	_, _, err := e.sess.lockedRead(ctx, t, ik, lock.Exclusive)
+	return err
+}
+
+// rowAt locks and reads the row a unique index entry points to, as a
+// current read.
+func (e *editor) rowAt(ctx *sql.Context, t *txn, pk []byte) (sql.Row, bool, error) {
 	data, ok, err := e.sess.lockedRead(ctx, t, append(e.m.rowPrefix(), pk...), lock.Exclusive)
-	if err != nil {
-		return nil, err
+	if err != nil || !ok {
+		return nil, false, err
 	}
-	if !ok {
-		return nil, fmt.Errorf("sqlfront: index entry of %s points to a missing row", e.m.def.Name)
-	}
-	return decodeRow(data, len(e.m.schema))
+	row, err := decodeRow(data, len(e.m.schema))
+	return row, err == nil, err
 }
 
 // rowKeyOf finds the stored key of a row the engine hands back. Keyed
@@ -320,9 +344,14 @@ func (e *editor) Delete(ctx *sql.Context, row sql.Row) error {
 		return err
 	}
 	for _, im := range e.m.indexes {
-		ik, _, err := e.m.indexKey(im, stored, pk)
+		ik, unique, err := e.m.indexKey(im, stored, pk)
 		if err != nil {
 			return err
+		}
+		if unique {
+			if err := e.releaseUnique(ctx, t, ik); err != nil {
+				return err
+			}
 		}
 		if err := t.write(e.p, string(ik), nil, true); err != nil {
 			return err
@@ -370,7 +399,7 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 	}
 	var changes []change
 	for _, im := range m.indexes {
-		ok, _, err := m.indexKey(im, stored, oldPK)
+		ok, oldUnique, err := m.indexKey(im, stored, oldPK)
 		if err != nil {
 			return err
 		}
@@ -380,6 +409,11 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 		}
 		if string(ok) == string(nk) {
 			continue
+		}
+		if oldUnique {
+			if err := e.releaseUnique(ctx, t, ok); err != nil {
+				return err
+			}
 		}
 		if unique {
 			if err := e.claimUnique(ctx, t, im, nk, new); err != nil {

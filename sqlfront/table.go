@@ -279,6 +279,22 @@ func (s *Session) currentRead(t *txn, key []byte) ([]byte, bool, error) {
 	return v.Data, v.Exists, nil
 }
 
+// reread reads again a key the transaction has locked and read before: as
+// its own writes leave it, or else its newest committed version. The
+// commit precondition stays the version first seen, so a change in between
+// (possible only if the lock was lost to a leader change) still fails the
+// commit.
+func (s *Session) reread(t *txn, key []byte) ([]byte, bool, error) {
+	if it, ok := t.get(string(key)); ok {
+		return it.val, !it.del, nil
+	}
+	v, err := s.p.store.Engine().Get(key, kv.MaxTimestamp)
+	if err != nil {
+		return nil, false, err
+	}
+	return v.Data, v.Exists, nil
+}
+
 // mergeIter merges the transaction's buffered writes over a kv iterator.
 // The buffered part is collected when the iterator opens. Keys and values
 // it returns are valid until the next call (they may be the kv iterator's
