@@ -18,6 +18,9 @@ import (
 type editor struct {
 	*Table
 	sess *Session
+	// changesDup: the statement changes the row a duplicate key points to
+	// (REPLACE, ON DUPLICATE KEY UPDATE), so the duplicate check locks it.
+	changesDup bool
 }
 
 var (
@@ -33,16 +36,35 @@ func (t *Table) editor(ctx *sql.Context) *editor {
 }
 
 // Inserter implements sql.InsertableTable.
-func (t *Table) Inserter(ctx *sql.Context) sql.RowInserter { return t.editor(ctx) }
+func (t *Table) Inserter(ctx *sql.Context) sql.RowInserter {
+	e := t.editor(ctx)
+	st := e.sess.stmt(ctx)
+	st.inserters = append(st.inserters, e)
+	return e
+}
 
-// Updater implements sql.UpdatableTable.
-func (t *Table) Updater(ctx *sql.Context) sql.RowUpdater { return t.editor(ctx) }
+// Updater implements sql.UpdatableTable. The engine runs INSERT ... ON
+// DUPLICATE KEY UPDATE with an inserter and then an updater of the same
+// table: the inserter's duplicates are rows the statement changes.
+func (t *Table) Updater(ctx *sql.Context) sql.RowUpdater {
+	e := t.editor(ctx)
+	for _, ins := range e.sess.stmt(ctx).inserters {
+		if ins.m.def.ID == e.m.def.ID {
+			ins.changesDup = true
+		}
+	}
+	return e
+}
 
 // Deleter implements sql.DeletableTable.
 func (t *Table) Deleter(ctx *sql.Context) sql.RowDeleter { return t.editor(ctx) }
 
 // Replacer implements sql.ReplaceableTable.
-func (t *Table) Replacer(ctx *sql.Context) sql.RowReplacer { return t.editor(ctx) }
+func (t *Table) Replacer(ctx *sql.Context) sql.RowReplacer {
+	e := t.editor(ctx)
+	e.changesDup = true
+	return e
+}
 
 // GetForeignKeyEditor implements sql.ForeignKeyTable.
 func (t *Table) GetForeignKeyEditor(ctx *sql.Context) sql.ForeignKeyEditor { return t.editor(ctx) }
@@ -225,25 +247,34 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 
 // claimUnique locks a unique index key the row is about to take and reads
 // it: an existing entry is a duplicate; a free one becomes a commit
-// precondition whose failure means the same duplicate. The lock is what
-// makes the answer final: whoever frees or takes the entry holds it until
-// its transaction ends (see releaseUnique).
+// precondition whose failure means the same duplicate. Whoever deletes the
+// entry holds its lock until its transaction ends (releaseUnique), so the
+// entry read under the lock is the answer, as InnoDB judges a duplicate by
+// the index record it locks.
+//
+// REPLACE and ON DUPLICATE KEY UPDATE go on to change the duplicate's row,
+// which the engine takes from the error: that row is locked and read under
+// its lock. The wait for it may be long; the entry, read again afterwards,
+// still decides, never the row it pointed to before the wait. Other
+// statements only report the duplicate and read its row without a lock, so
+// an INSERT never waits for a row another transaction holds and may yet
+// change (which would deadlock when that transaction then frees the
+// value).
 func (e *editor) claimUnique(ctx *sql.Context, t *txn, im *indexMeta, ik []byte, row sql.Row) error {
-	pk, exists, err := e.sess.lockedRead(ctx, t, ik, lock.Exclusive)
+	pk, taken, err := e.sess.lockedRead(ctx, t, ik, lock.Exclusive)
 	if err != nil {
 		return err
 	}
-	for exists {
-		existing, found, err := e.rowAt(ctx, t, pk)
+	for taken {
+		existing, found, err := e.rowAt(ctx, t, pk, e.changesDup)
 		if err != nil {
 			return err
 		}
-		// Locking the row may have waited. The entry, not the row it
-		// pointed to before the wait, says whether the value is taken:
-		// read it again, at its newest version.
-		cur, still, err := e.sess.reread(t, ik)
-		if err != nil {
-			return err
+		cur, still := pk, taken
+		if e.changesDup {
+			if cur, still, err = e.sess.peek(t, ik); err != nil {
+				return err
+			}
 		}
 		if still && string(cur) == string(pk) {
 			if !found {
@@ -251,7 +282,7 @@ func (e *editor) claimUnique(ctx *sql.Context, t *txn, im *indexMeta, ik []byte,
 			}
 			return e.dupErr(ctx, im.def.Name, im.ords, row, false, existing)
 		}
-		pk, exists = cur, still
+		pk, taken = cur, still
 	}
 	t.uniqueMsg[string(ik)] = e.m.dupMessage(ctx, im.def.Name, im.ords, row)
 	return nil
@@ -268,10 +299,20 @@ func (e *editor) releaseUnique(ctx *sql.Context, t *txn, ik []byte) error {
 	return err
 }
 
-// rowAt locks and reads the row a unique index entry points to, as a
-// current read.
-func (e *editor) rowAt(ctx *sql.Context, t *txn, pk []byte) (sql.Row, bool, error) {
-	data, ok, err := e.sess.lockedRead(ctx, t, append(e.m.rowPrefix(), pk...), lock.Exclusive)
+// rowAt reads the row a unique index entry points to: with an exclusive
+// lock as a current read, or else its newest version without a lock.
+func (e *editor) rowAt(ctx *sql.Context, t *txn, pk []byte, locked bool) (sql.Row, bool, error) {
+	key := append(e.m.rowPrefix(), pk...)
+	var (
+		data []byte
+		ok   bool
+		err  error
+	)
+	if locked {
+		data, ok, err = e.sess.lockedRead(ctx, t, key, lock.Exclusive)
+	} else {
+		data, ok, err = e.sess.peek(t, key)
+	}
 	if err != nil || !ok {
 		return nil, false, err
 	}

@@ -279,12 +279,12 @@ func (s *Session) currentRead(t *txn, key []byte) ([]byte, bool, error) {
 	return v.Data, v.Exists, nil
 }
 
-// reread reads again a key the transaction has locked and read before: as
-// its own writes leave it, or else its newest committed version. The
-// commit precondition stays the version first seen, so a change in between
-// (possible only if the lock was lost to a leader change) still fails the
-// commit.
-func (s *Session) reread(t *txn, key []byte) ([]byte, bool, error) {
+// peek reads a key as the transaction's writes so far leave it, or else
+// its newest committed version, taking no lock and adding no commit
+// precondition. On a key the transaction has locked and read it is a
+// current read again (the first version read stays the precondition);
+// on another key nothing may be written from what it returns.
+func (s *Session) peek(t *txn, key []byte) ([]byte, bool, error) {
 	if it, ok := t.get(string(key)); ok {
 		return it.val, !it.del, nil
 	}

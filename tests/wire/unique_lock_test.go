@@ -208,3 +208,86 @@ func TestFreedUniqueValueIsLocked(t *testing.T) {
 		}
 	}
 }
+
+// An INSERT judges a duplicate by the unique entry it locks, as InnoDB
+// does: a committed entry is a duplicate at once, even while another
+// transaction holds the row (SELECT ... FOR UPDATE) and may yet change its
+// value. The INSERT does not wait for that row, so the other transaction
+// then changes the value without a deadlock. The INSERT's transaction keeps
+// the entry locked until it ends, and the change waits for it.
+func TestDuplicateOfLockedRow(t *testing.T) {
+	srv, db := startWithDB(t, "d",
+		"CREATE TABLE u (id INT PRIMARY KEY, k INT NULL, v INT NOT NULL, UNIQUE KEY k (k))")
+	a, b := clientConn(t, db), clientConn(t, db)
+	// A regression waits for a lock: fail it in seconds, not minutes.
+	mustExec(t, b, "SET innodb_lock_wait_timeout = 5")
+	mustExec(t, db, "INSERT INTO u VALUES (1, 10, 0)")
+
+	mustExec(t, a, "BEGIN")
+	require.Equal(t, []int64{1}, queryInts(t, a, "SELECT id FROM u WHERE id = 1 FOR UPDATE"))
+	waits := lockWaits(srv)
+	_, err := b.ExecContext(context.Background(), "INSERT INTO u VALUES (2, 10, 0)")
+	me := requireMySQLError(t, err, 1062, "23000")
+	require.Equal(t, "Duplicate entry '10' for key 'u.k'", me.Message)
+	require.Equal(t, waits, lockWaits(srv), "the INSERT waited")
+	mustExec(t, a, "UPDATE u SET k = 20 WHERE id = 1")
+	mustExec(t, a, "COMMIT")
+	require.Equal(t, []string{"1/20/0"}, uRows(t, db))
+
+	// Inside a transaction, the failed INSERT holds the entry until the
+	// transaction ends.
+	mustExec(t, b, "BEGIN")
+	_, err = b.ExecContext(context.Background(), "INSERT INTO u VALUES (2, 20, 0)")
+	requireMySQLError(t, err, 1062, "23000")
+	waits = lockWaits(srv)
+	done := execAsync(a, "UPDATE u SET k = 30 WHERE id = 1")
+	awaitLockWaits(t, srv, waits+1)
+	requirePending(t, done, "UPDATE of a value another transaction found taken")
+	mustExec(t, b, "ROLLBACK")
+	require.NoError(t, outcome(t, done, "waiting UPDATE"))
+	require.Equal(t, []string{"1/30/0"}, uRows(t, db))
+}
+
+// Concurrent upserts of one unique value queue on its entry and each
+// changes the row as the previous one left it: no deadlock, no lost update.
+func TestConcurrentUpsertsOfOneValue(t *testing.T) {
+	_, db := startWithDB(t, "d",
+		"CREATE TABLE c (id INT AUTO_INCREMENT PRIMARY KEY, k VARCHAR(8) NOT NULL, n INT NOT NULL, UNIQUE KEY k (k))")
+	const n = 8
+	conns := make([]*sql.Conn, n)
+	for i := range conns {
+		conns[i] = clientConn(t, db)
+	}
+	runClients(t, n, func(id int) error {
+		for i := 0; i < 20; i++ {
+			if _, err := conns[id].ExecContext(context.Background(),
+				"INSERT INTO c (k, n) VALUES ('x', 1) ON DUPLICATE KEY UPDATE n = n + 1"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	require.EqualValues(t, n*20, queryInt(t, db, "SELECT n FROM c WHERE k = 'x'"))
+	require.EqualValues(t, 1, queryInt(t, db, "SELECT COUNT(*) FROM c"))
+}
+
+// ON DUPLICATE KEY UPDATE changes the duplicate's row as the transaction
+// holding it leaves it: it waits for that row's lock and reads it under the
+// lock (InnoDB's upsert locks the duplicate exclusively), so the other
+// transaction's change is not lost.
+func TestUpsertWaitsForDuplicateRow(t *testing.T) {
+	srv, db := startWithDB(t, "d",
+		"CREATE TABLE u (id INT PRIMARY KEY, k INT NULL, v INT NOT NULL, UNIQUE KEY k (k))")
+	a, b := clientConn(t, db), clientConn(t, db)
+	mustExec(t, db, "INSERT INTO u VALUES (1, 10, 0)")
+
+	mustExec(t, a, "BEGIN")
+	mustExec(t, a, "UPDATE u SET v = 5 WHERE id = 1")
+	waits := lockWaits(srv)
+	done := execAsync(b, "INSERT INTO u VALUES (2, 10, 0) ON DUPLICATE KEY UPDATE v = v + 1")
+	awaitLockWaits(t, srv, waits+1)
+	requirePending(t, done, "upsert of a row another transaction holds")
+	mustExec(t, a, "COMMIT")
+	require.NoError(t, outcome(t, done, "waiting upsert"))
+	require.Equal(t, []string{"1/10/6"}, uRows(t, db))
+}
