@@ -281,13 +281,20 @@ func TestUpsertWaitsForDuplicateRow(t *testing.T) {
 	a, b := clientConn(t, db), clientConn(t, db)
 	mustExec(t, db, "INSERT INTO u VALUES (1, 10, 0)")
 
-	mustExec(t, a, "BEGIN")
-	mustExec(t, a, "UPDATE u SET v = 5 WHERE id = 1")
-	waits := lockWaits(srv)
-	done := execAsync(b, "INSERT INTO u VALUES (2, 10, 0) ON DUPLICATE KEY UPDATE v = v + 1")
-	awaitLockWaits(t, srv, waits+1)
-	requirePending(t, done, "upsert of a row another transaction holds")
-	mustExec(t, a, "COMMIT")
-	require.NoError(t, outcome(t, done, "waiting upsert"))
-	require.Equal(t, []string{"1/10/6"}, uRows(t, db))
+	// Text and prepared (binary protocol) statements.
+	for i, args := range [][]any{nil, {2, 10}} {
+		q := "INSERT INTO u VALUES (2, 10, 0) ON DUPLICATE KEY UPDATE v = v + 1"
+		if args != nil {
+			q = "INSERT INTO u VALUES (?, ?, 0) ON DUPLICATE KEY UPDATE v = v + 1"
+		}
+		mustExec(t, a, "BEGIN")
+		mustExec(t, a, "UPDATE u SET v = v + 5 WHERE id = 1")
+		waits := lockWaits(srv)
+		done := execAsync(b, q, args...)
+		awaitLockWaits(t, srv, waits+1)
+		requirePending(t, done, "upsert of a row another transaction holds")
+		mustExec(t, a, "COMMIT")
+		require.NoError(t, outcome(t, done, "waiting upsert"))
+		require.Equal(t, []string{fmt.Sprintf("1/10/%d", 6*(i+1))}, uRows(t, db), q)
+	}
 }
