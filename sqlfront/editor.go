@@ -18,6 +18,9 @@ import (
 type editor struct {
 	*Table
 	sess *Session
+	// changesDup: the statement changes the row a duplicate key points to
+	// (REPLACE, ON DUPLICATE KEY UPDATE), so the duplicate check locks it.
+	changesDup bool
 }
 
 var (
@@ -33,16 +36,35 @@ func (t *Table) editor(ctx *sql.Context) *editor {
 }
 
 // Inserter implements sql.InsertableTable.
-func (t *Table) Inserter(ctx *sql.Context) sql.RowInserter { return t.editor(ctx) }
+func (t *Table) Inserter(ctx *sql.Context) sql.RowInserter {
+	e := t.editor(ctx)
+	st := e.sess.stmt(ctx)
+	st.inserters = append(st.inserters, e)
+	return e
+}
 
-// Updater implements sql.UpdatableTable.
-func (t *Table) Updater(ctx *sql.Context) sql.RowUpdater { return t.editor(ctx) }
+// Updater implements sql.UpdatableTable. The engine runs INSERT ... ON
+// DUPLICATE KEY UPDATE with an inserter and then an updater of the same
+// table: the inserter's duplicates are rows the statement changes.
+func (t *Table) Updater(ctx *sql.Context) sql.RowUpdater {
+	e := t.editor(ctx)
+	for _, ins := range e.sess.stmt(ctx).inserters {
+		if ins.m.def.ID == e.m.def.ID {
+			ins.changesDup = true
+		}
+	}
+	return e
+}
 
 // Deleter implements sql.DeletableTable.
 func (t *Table) Deleter(ctx *sql.Context) sql.RowDeleter { return t.editor(ctx) }
 
 // Replacer implements sql.ReplaceableTable.
-func (t *Table) Replacer(ctx *sql.Context) sql.RowReplacer { return t.editor(ctx) }
+func (t *Table) Replacer(ctx *sql.Context) sql.RowReplacer {
+	e := t.editor(ctx)
+	e.changesDup = true
+	return e
+}
 
 // GetForeignKeyEditor implements sql.ForeignKeyTable.
 func (t *Table) GetForeignKeyEditor(ctx *sql.Context) sql.ForeignKeyEditor { return t.editor(ctx) }
@@ -227,34 +249,77 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 
 // claimUnique locks a unique index key the row is about to take and reads
 // it: an existing entry is a duplicate; a free one becomes a commit
-// precondition whose failure means the same duplicate.
+// precondition whose failure means the same duplicate. Whoever deletes the
+// entry holds its lock until its transaction ends (releaseUnique), so the
+// entry read under the lock is the answer, as InnoDB judges a duplicate by
+// the index record it locks.
+//
+// REPLACE and ON DUPLICATE KEY UPDATE go on to change the duplicate's row,
+// which the engine takes from the error: that row is locked and read under
+// its lock. The wait for it may be long; the entry, read again afterwards,
+// still decides, never the row it pointed to before the wait. Other
+// statements only report the duplicate and read its row without a lock, so
+// an INSERT never waits for a row another transaction holds and may yet
+// change (which would deadlock when that transaction then frees the
+// value).
 func (e *editor) claimUnique(ctx *sql.Context, t *txn, im *indexMeta, ik []byte, row sql.Row) error {
-	pk, exists, err := e.sess.lockedRead(ctx, t, ik, lock.Exclusive)
+	pk, taken, err := e.sess.lockedRead(ctx, t, ik, lock.Exclusive)
 	if err != nil {
 		return err
 	}
-	if exists {
-		existing, err := e.rowAt(ctx, t, pk)
+	for taken {
+		existing, found, err := e.rowAt(ctx, t, pk, e.changesDup)
 		if err != nil {
 			return err
 		}
-		return e.dupErr(ctx, im.def.Name, im.ords, row, false, existing)
+		cur, still := pk, taken
+		if e.changesDup {
+			if cur, still, err = e.sess.peek(t, ik); err != nil {
+				return err
+			}
+		}
+		if still && string(cur) == string(pk) {
+			if !found {
+				return fmt.Errorf("sqlfront: index entry of %s points to a missing row", e.m.def.Name)
+			}
+			return e.dupErr(ctx, im.def.Name, im.ords, row, false, existing)
+		}
+		pk, taken = cur, still
 	}
 	t.uniqueMsg[string(ik)] = e.m.dupMessage(ctx, im.def.Name, im.ords, row)
 	return nil
 }
 
-// rowAt reads the row a unique index entry points to, as a current read
-// under the lock the caller holds on the entry.
-func (e *editor) rowAt(ctx *sql.Context, t *txn, pk []byte) (sql.Row, error) {
-	data, ok, err := e.sess.lockedRead(ctx, t, append(e.m.rowPrefix(), pk...), lock.Exclusive)
-	if err != nil {
-		return nil, err
+// releaseUnique locks a unique index entry the transaction is about to
+// delete. Until the transaction ends, an insert of the value it held waits
+// here: it then finds the value free if the delete commits, and taken if
+// it rolls back, as with InnoDB's lock on a delete-marked record. Without
+// the lock, the insert would read the committed entry and judge by the row
+// it points to, whatever became of that row.
+func (e *editor) releaseUnique(ctx *sql.Context, t *txn, ik []byte) error {
+	_, _, err := e.sess.lockedRead(ctx, t, ik, lock.Exclusive)
+	return err
+}
+
+// rowAt reads the row a unique index entry points to: with an exclusive
+// lock as a current read, or else its newest version without a lock.
+func (e *editor) rowAt(ctx *sql.Context, t *txn, pk []byte, locked bool) (sql.Row, bool, error) {
+	key := append(e.m.rowPrefix(), pk...)
+	var (
+		data []byte
+		ok   bool
+		err  error
+	)
+	if locked {
+		data, ok, err = e.sess.lockedRead(ctx, t, key, lock.Exclusive)
+	} else {
+		data, ok, err = e.sess.peek(t, key)
 	}
-	if !ok {
-		return nil, fmt.Errorf("sqlfront: index entry of %s points to a missing row", e.m.def.Name)
+	if err != nil || !ok {
+		return nil, false, err
 	}
-	return decodeRow(data, len(e.m.schema))
+	row, err := decodeRow(data, len(e.m.schema))
+	return row, err == nil, err
 }
 
 // rowKeyOf finds the stored key of a row the engine hands back. Keyed
@@ -322,9 +387,14 @@ func (e *editor) Delete(ctx *sql.Context, row sql.Row) error {
 		return err
 	}
 	for _, im := range e.m.indexes {
-		ik, _, err := e.m.indexKey(im, stored, pk)
+		ik, unique, err := e.m.indexKey(im, stored, pk)
 		if err != nil {
 			return err
+		}
+		if unique {
+			if err := e.releaseUnique(ctx, t, ik); err != nil {
+				return err
+			}
 		}
 		if err := t.write(e.p, string(ik), nil, true); err != nil {
 			return err
@@ -372,7 +442,7 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 	}
 	var changes []change
 	for _, im := range m.indexes {
-		ok, _, err := m.indexKey(im, stored, oldPK)
+		ok, oldUnique, err := m.indexKey(im, stored, oldPK)
 		if err != nil {
 			return err
 		}
@@ -382,6 +452,11 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 		}
 		if string(ok) == string(nk) {
 			continue
+		}
+		if oldUnique {
+			if err := e.releaseUnique(ctx, t, ok); err != nil {
+				return err
+			}
 		}
 		if unique {
 			if err := e.claimUnique(ctx, t, im, nk, new); err != nil {

@@ -236,6 +236,10 @@ type stmtState struct {
 	view    *btree.BTreeG[bufItem]
 	viewOf  *txn
 	barrier bool // a read barrier ran at the start of this statement
+
+	// inserters are the statement's row inserters; an updater of the same
+	// table (ON DUPLICATE KEY UPDATE) marks them as changing duplicates.
+	inserters []*editor
 }
 
 type createdTable struct {

@@ -284,6 +284,22 @@ func (s *Session) currentRead(t *txn, key []byte) ([]byte, bool, error) {
 	return v.Data, v.Exists, nil
 }
 
+// peek reads a key as the transaction's writes so far leave it, or else
+// its newest committed version, taking no lock and adding no commit
+// precondition. On a key the transaction has locked and read it is a
+// current read again (the first version read stays the precondition);
+// on another key nothing may be written from what it returns.
+func (s *Session) peek(t *txn, key []byte) ([]byte, bool, error) {
+	if it, ok := t.get(string(key)); ok {
+		return it.val, !it.del, nil
+	}
+	v, err := s.p.store.Engine().Get(key, kv.MaxTimestamp)
+	if err != nil {
+		return nil, false, err
+	}
+	return v.Data, v.Exists, nil
+}
+
 // mergeIter merges the transaction's buffered writes over a kv iterator.
 // The buffered part is collected when the iterator opens. Keys and values
 // it returns are valid until the next call (they may be the kv iterator's
