@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/vitess/go/vt/sqlparser"
 
 	"github.com/fogdb/fogdb/kv"
 	"github.com/fogdb/fogdb/kv/keys"
@@ -69,6 +70,8 @@ type Provider struct {
 	sessions  sync.Map // *Session, for the idle reaper
 	byConn    sync.Map // connection ID -> *Session, for the wire edge
 
+	prepared atomic.Pointer[PreparedStatements]
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -78,6 +81,32 @@ var (
 	_ sql.MutableDatabaseProvider  = (*Provider)(nil)
 	_ sql.CollatedDatabaseProvider = (*Provider)(nil)
 )
+
+// PreparedStatements finds the parsed statement a session prepared under a
+// name: the engine's prepared statement cache (sqle.Engine's
+// PreparedDataCache) is one.
+type PreparedStatements interface {
+	GetCachedStmt(sessID uint32, name string) (sqlparser.Statement, bool)
+}
+
+// UsePreparedStatements tells the provider where the engine keeps prepared
+// statements, so that EXECUTE takes the locks its statement's locking
+// clauses ask for.
+func (p *Provider) UsePreparedStatements(ps PreparedStatements) { p.prepared.Store(&ps) }
+
+// preparedText returns the text of the statement session sessID prepared
+// as name, printed from its parsed form.
+func (p *Provider) preparedText(sessID uint32, name string) (string, bool) {
+	ps := p.prepared.Load()
+	if ps == nil {
+		return "", false
+	}
+	stmt, ok := (*ps).GetCachedStmt(sessID, name)
+	if !ok || stmt == nil {
+		return "", false
+	}
+	return sqlparser.String(stmt), true
+}
 
 // NewProvider serves the kv store eng, owned by this process alone.
 func NewProvider(eng *kv.Engine, cfg Config) (*Provider, error) {

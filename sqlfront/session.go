@@ -258,24 +258,27 @@ func (s *Session) stmt(ctx *sql.Context) *stmtState {
 		if q == "" {
 			q = ctx.Query()
 		}
+		if name, ok := executedName(q); ok {
+			if text, ok := s.p.preparedText(s.ID(), name); ok {
+				q = text
+			}
+		}
 		st.kind = classify(q)
 	}
 	return st
 }
 
-// readMode decides how this statement reads table id. The cost for a plain
-// SELECT is one classification of the query text per statement.
+// readMode decides how this statement reads table id: exclusively locked
+// if the statement writes it (an editor of the statement's plan marked it)
+// or asks FOR UPDATE, share-locked if the statement writes elsewhere or
+// asks for shared locks, else from the transaction's snapshot. The cost
+// for a plain SELECT is one pass over the query text per statement.
 func (s *Session) readMode(ctx *sql.Context, id uint64) lockMode {
 	st := s.stmt(ctx)
-	switch st.kind {
-	case stmtLockExclusive:
+	switch {
+	case st.targets[id] || st.kind == stmtLockExclusive:
 		return readExclusive
-	case stmtLockShared:
-		return readShared
-	case stmtWrite:
-		if st.targets[id] {
-			return readExclusive
-		}
+	case st.kind == stmtLockShared || len(st.targets) > 0:
 		return readShared
 	}
 	return readSnapshot
