@@ -37,6 +37,9 @@ type Session struct {
 	lastUsed  time.Time
 	stmtState stmtState
 	dupMsg    atomic.Pointer[string]
+	// nextIso is the level SET TRANSACTION ISOLATION LEVEL (without
+	// SESSION or GLOBAL) chose for the next transaction only.
+	nextIso isolation
 }
 
 func (s *Session) setDupMessage(m string) { s.dupMsg.Store(&m) }
@@ -119,6 +122,9 @@ type txn struct {
 	// barrierDone: a read barrier ran since the transaction began and
 	// before its snapshot, so taking the snapshot needs no other.
 	barrierDone bool
+	// iso is the transaction's isolation level, fixed when it first
+	// touches a table (Session.isolation).
+	iso isolation
 }
 
 func (p *Provider) newTxn(readOnly bool) *txn {
@@ -133,7 +139,9 @@ func (p *Provider) newTxn(readOnly bool) *txn {
 }
 
 // readTS returns the snapshot of the transaction, taken at its first read
-// as InnoDB does for REPEATABLE READ. On a replica the snapshot is taken
+// as InnoDB does for REPEATABLE READ and SERIALIZABLE; under READ
+// COMMITTED each statement drops it (ValidateSession), so the next read
+// takes a fresh one. On a replica the snapshot is taken
 // only after a read barrier, so it holds every commit acknowledged before
 // the read began, wherever it was made.
 func (t *txn) readTS(ctx context.Context, p *Provider) (kv.Timestamp, error) {
@@ -239,6 +247,13 @@ func (s *Session) UndoFailedCreate(ctx *sql.Context) {
 func (s *Session) ValidateSession(ctx *sql.Context) error {
 	q := ctx.Query()
 	s.stmtState = stmtState{query: q}
+	if t := s.txn; t != nil && t.snap != nil && t.iso == isoReadCommitted {
+		// READ COMMITTED: each statement reads the newest commits, so it
+		// takes its own snapshot after its own read barrier.
+		t.snap.Release()
+		t.snap = nil
+		t.barrierDone = false
+	}
 	if (s.txn == nil || s.txn.snap == nil) && needsBarrier(q) {
 		if err := s.p.store.ReadBarrier(ctx); err != nil {
 			return storeErr(err)
@@ -268,17 +283,21 @@ func (s *Session) stmt(ctx *sql.Context) *stmtState {
 	return st
 }
 
-// readMode decides how this statement reads table id: exclusively locked
-// if the statement writes it (an editor of the statement's plan marked it)
-// or asks FOR UPDATE, share-locked if the statement writes elsewhere or
-// asks for shared locks, else from the transaction's snapshot. The cost
-// for a plain SELECT is one pass over the query text per statement.
-func (s *Session) readMode(ctx *sql.Context, id uint64) lockMode {
+// readMode decides how this statement reads table id in transaction t:
+// exclusively locked if the statement writes it (an editor of the
+// statement's plan marked it) or asks FOR UPDATE; share-locked if the
+// statement writes elsewhere or asks for shared locks, or if t is
+// SERIALIZABLE and not an autocommit statement (InnoDB's implicit LOCK IN
+// SHARE MODE); else from the snapshot. The cost for a plain SELECT is one
+// pass over the query text per statement.
+func (s *Session) readMode(ctx *sql.Context, t *txn, id uint64) lockMode {
 	st := s.stmt(ctx)
 	switch {
 	case st.targets[id] || st.kind == stmtLockExclusive:
 		return readExclusive
 	case st.kind == stmtLockShared || len(st.targets) > 0:
+		return readShared
+	case s.isolation(ctx, t) == isoSerializable && (s.GetIgnoreAutoCommit() || !s.autocommit()):
 		return readShared
 	}
 	return readSnapshot
@@ -354,6 +373,7 @@ func (s *Session) current(ctx *sql.Context) (*txn, error) {
 		s.txn = s.p.newTxn(false)
 	}
 	s.lastUsed = time.Now()
+	s.isolation(ctx, s.txn)
 	return s.txn, nil
 }
 
@@ -373,6 +393,7 @@ func (s *Session) StartTransaction(ctx *sql.Context, chr sql.TransactionCharacte
 	// The engine drops WITH CONSISTENT SNAPSHOT; honour it by taking the
 	// snapshot now instead of at the first read.
 	if strings.Contains(lowerASCII(ctx.Query()), "consistent snapshot") {
+		s.isolation(ctx, s.txn)
 		if _, err := s.txn.readTS(ctx, s.p); err != nil {
 			return nil, err
 		}
