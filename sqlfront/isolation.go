@@ -71,16 +71,16 @@ func (s *Session) isolation(ctx *sql.Context, t *txn) isolation {
 }
 
 // SetSessionVariable implements sql.Session. transaction_isolation and its
-// older name tx_isolation are one setting; SET TRANSACTION ISOLATION LEVEL
-// without SESSION or GLOBAL, which the engine hands over as a session
-// assignment, sets the next transaction's level only, and is refused
-// inside a transaction, as in MySQL.
+// older name tx_isolation are one setting. SET TRANSACTION ISOLATION LEVEL
+// without SESSION or GLOBAL, and SET @@transaction_isolation, which the
+// engine hands over as session assignments, set the next transaction's
+// level only, and are refused inside a transaction, as in MySQL.
 func (s *Session) SetSessionVariable(ctx *sql.Context, name string, value interface{}) error {
 	lname := strings.ToLower(name)
 	if lname != "transaction_isolation" && lname != "tx_isolation" {
 		return s.BaseSession.SetSessionVariable(ctx, name, value)
 	}
-	if nextTransactionOnly(s.stmtState.query) {
+	if nextTransactionOnly(s.stmtState.query, lname) {
 		iso := parseIsolation(value)
 		if iso == isoUnset {
 			// The engine's own validation gives MySQL's error.
@@ -106,15 +106,29 @@ func (s *Session) SetSessionVariable(ctx *sql.Context, name string, value interf
 	return s.BaseSession.SetSessionVariable(ctx, other, v)
 }
 
-// nextTransactionOnly reports whether q is SET TRANSACTION without a
-// SESSION, GLOBAL or LOCAL scope.
-func nextTransactionOnly(q string) bool {
+// nextTransactionOnly reports whether q, which assigns the isolation
+// variable name, sets it for the next transaction only: SET TRANSACTION
+// without SESSION, GLOBAL or LOCAL, or SET @@name without a scope.
+func nextTransactionOnly(q, name string) bool {
 	w, next := word(q, skipSpaceAndComments(q, 0))
 	if w != "set" {
 		return false
 	}
-	w, _ = word(q, skipSpaceAndComments(q, next))
-	return w == "transaction"
+	if w, _ = word(q, skipSpaceAndComments(q, next)); w == "transaction" {
+		return true
+	}
+	lq := lowerASCII(q)
+	for i := 0; ; {
+		j := strings.Index(lq[i:], "@@"+name)
+		if j < 0 {
+			return false
+		}
+		end := i + j + 2 + len(name)
+		if end == len(lq) || !isWordByte(lq[end]) {
+			return true
+		}
+		i = end
+	}
 }
 
 // inTransaction reports whether the session is inside a transaction that

@@ -72,3 +72,22 @@ func TestRewriteQuery(t *testing.T) {
 		}
 	}
 }
+
+func TestNextTransactionOnly(t *testing.T) {
+	cases := map[string]bool{
+		"SET TRANSACTION ISOLATION LEVEL READ COMMITTED":         true,
+		"set  transaction isolation level serializable":          true,
+		"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED": false,
+		"SET GLOBAL TRANSACTION ISOLATION LEVEL READ COMMITTED":  false,
+		"SET @@transaction_isolation = 'READ-COMMITTED'":         true,
+		"SET @@SESSION.transaction_isolation = 'READ-COMMITTED'": false,
+		"SET transaction_isolation = 'READ-COMMITTED'":           false,
+		"SET @@transaction_isolation_x = 1":                      false,
+		"SELECT @@transaction_isolation":                         false,
+	}
+	for q, want := range cases {
+		if got := nextTransactionOnly(q, "transaction_isolation"); got != want {
+			t.Errorf("nextTransactionOnly(%q) = %v, want %v", q, got, want)
+		}
+	}
+}

@@ -43,6 +43,8 @@ func TestIsolationLevelVariables(t *testing.T) {
 	_, err = c.ExecContext(context.Background(), "SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 	requireMySQLError(t, err, 1568, "25001")
 	mustExec(t, c, "COMMIT")
+	mustExec(t, c, "SET @@transaction_isolation = 'READ-COMMITTED'")
+	require.Equal(t, "REPEATABLE-READ", isolationOf(t, c, "SESSION.transaction_isolation"))
 
 	// GLOBAL is what new connections start with.
 	mustExec(t, c, "SET GLOBAL TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -86,16 +88,22 @@ func TestReadCommitted(t *testing.T) {
 		require.Equal(t, []int64{4, 12}, queryInts(t, db, "SELECT v FROM r ORDER BY id"), level)
 	}
 
-	// SET TRANSACTION (no scope) applies to the next transaction only.
+	// SET TRANSACTION (no scope) and SET @@transaction_isolation apply to
+	// the next transaction only.
 	a, b := soloConn(t, srv, "d"), soloConn(t, srv, "d")
-	mustExec(t, a, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-	for i, want := range []int64{5, 4} {
-		mustExec(t, db, "UPDATE r SET v = 4 WHERE id = 1")
-		mustExec(t, a, "START TRANSACTION")
-		require.EqualValues(t, 4, queryInt(t, a, "SELECT v FROM r WHERE id = 1"))
-		mustExec(t, b, "UPDATE r SET v = 5 WHERE id = 1")
-		require.EqualValues(t, want, queryInt(t, a, "SELECT v FROM r WHERE id = 1"), "transaction %d", i)
-		mustExec(t, a, "COMMIT")
+	for _, set := range []string{
+		"SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+		"SET @@transaction_isolation = 'READ-COMMITTED'",
+	} {
+		mustExec(t, a, set)
+		for i, want := range []int64{5, 4} {
+			mustExec(t, db, "UPDATE r SET v = 4 WHERE id = 1")
+			mustExec(t, a, "START TRANSACTION")
+			require.EqualValues(t, 4, queryInt(t, a, "SELECT v FROM r WHERE id = 1"))
+			mustExec(t, b, "UPDATE r SET v = 5 WHERE id = 1")
+			require.EqualValues(t, want, queryInt(t, a, "SELECT v FROM r WHERE id = 1"), "%s: transaction %d", set, i)
+			mustExec(t, a, "COMMIT")
+		}
 	}
 }
 
