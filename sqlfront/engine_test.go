@@ -55,7 +55,7 @@ func (db *testDB) reopen() *testDB {
 
 func newEngine(p *Provider) *sqle.Engine {
 	e := sqle.NewDefault(p)
-	p.UsePreparedStatements(e.PreparedDataCache)
+	p.AttachEngine(e)
 	return e
 }
 

@@ -15,9 +15,10 @@ import "strings"
 //     table the statement reads under shared ones. The text plays no part,
 //     so EXECUTE of a prepared UPDATE, WITH ... UPDATE or DELETE, and a
 //     procedure's writes are all found.
-//   - Locking clauses come from the statement's own text: the client's, or
-//     for EXECUTE the prepared statement's, printed from the AST the engine
-//     cached for it. A clause anywhere in the text counts, whatever the
+//   - Locking clauses come from the statement's own text: the client's, for
+//     EXECUTE the prepared statement's, printed from the AST the engine
+//     cached for it, and for a statement of a procedure or trigger body
+//     (which the engine runs without text) its AST printed by stmtRunner. A clause anywhere in the text counts, whatever the
 //     statement begins with (SET @x = (SELECT ... FOR UPDATE), INSERT ...
 //     SELECT ... FOR SHARE). Quoted text and comments are skipped, so a
 //     plain SELECT pays one pass over its text.
@@ -37,27 +38,28 @@ func classify(q string) stmtKind { return lockingClause(q) }
 // executedName returns the name of the prepared statement that an EXECUTE
 // statement runs.
 func executedName(q string) (string, bool) {
-	i := skipSpaceAndComments(q, 0)
-	w, next := word(q, i)
+	w, next := word(q, skipSpaceAndComments(q, 0))
 	if w != "execute" {
 		return "", false
 	}
-	i = skipSpaceAndComments(q, next)
+	name, _, ok := identAt(q, skipSpaceAndComments(q, next))
+	return name, ok
+}
+
+// identAt reads an identifier, plain or backquoted, at i.
+func identAt(q string, i int) (string, int, bool) {
 	if i < len(q) && q[i] == '`' {
 		end := skipQuoted(q, i)
 		if end <= i+1 || q[end-1] != '`' {
-			return "", false
+			return "", i, false
 		}
-		return strings.ReplaceAll(q[i+1:end-1], "``", "`"), true
+		return strings.ReplaceAll(q[i+1:end-1], "``", "`"), end, true
 	}
 	j := i
 	for j < len(q) && (isWordByte(q[j]) || q[j] == '$' || q[j] >= 0x80) {
 		j++
 	}
-	if j == i {
-		return "", false
-	}
-	return q[i:j], true
+	return q[i:j], j, j > i
 }
 
 // needsBarrier reports whether a statement may read the catalog or data:

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	sqle "github.com/dolthub/go-mysql-server"
 	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/vitess/go/vt/sqlparser"
 
@@ -70,7 +71,7 @@ type Provider struct {
 	sessions  sync.Map // *Session, for the idle reaper
 	byConn    sync.Map // connection ID -> *Session, for the wire edge
 
-	prepared atomic.Pointer[PreparedStatements]
+	prepared atomic.Pointer[sqle.PreparedDataCache]
 
 	stop chan struct{}
 	done chan struct{}
@@ -82,17 +83,29 @@ var (
 	_ sql.CollatedDatabaseProvider = (*Provider)(nil)
 )
 
-// PreparedStatements finds the parsed statement a session prepared under a
-// name: the engine's prepared statement cache (sqle.Engine's
-// PreparedDataCache) is one.
-type PreparedStatements interface {
-	GetCachedStmt(sessID uint32, name string) (sqlparser.Statement, bool)
+// AttachEngine connects the provider to the engine that serves it, for
+// the statement texts that decide locking: the engine's prepared
+// statements, so that EXECUTE locks as its statement's locking clauses
+// ask, and its statement runner, which runs procedure and trigger
+// statements without their text.
+func (p *Provider) AttachEngine(e *sqle.Engine) {
+	p.prepared.Store(e.PreparedDataCache)
+	e.Analyzer.Runner = stmtRunner{next: e.Analyzer.Runner}
 }
 
-// UsePreparedStatements tells the provider where the engine keeps prepared
-// statements, so that EXECUTE takes the locks its statement's locking
-// clauses ask for.
-func (p *Provider) UsePreparedStatements(ps PreparedStatements) { p.prepared.Store(&ps) }
+// stmtRunner hands the text of each statement of a procedure or trigger
+// body to its session before the engine runs it.
+type stmtRunner struct {
+	next sql.StatementRunner
+}
+
+// QueryWithBindings implements sql.StatementRunner.
+func (r stmtRunner) QueryWithBindings(ctx *sql.Context, query string, parsed sqlparser.Statement, bindings map[string]sqlparser.Expr, qFlags *sql.QueryFlags) (sql.Schema, sql.RowIter, *sql.QueryFlags, error) {
+	if s, ok := ctx.Session.(*Session); ok && query == "" && parsed != nil {
+		s.innerQuery = sqlparser.String(parsed)
+	}
+	return r.next.QueryWithBindings(ctx, query, parsed, bindings, qFlags)
+}
 
 // preparedText returns the text of the statement session sessID prepared
 // as name, printed from its parsed form.
@@ -101,7 +114,7 @@ func (p *Provider) preparedText(sessID uint32, name string) (string, bool) {
 	if ps == nil {
 		return "", false
 	}
-	stmt, ok := (*ps).GetCachedStmt(sessID, name)
+	stmt, ok := ps.GetCachedStmt(sessID, name)
 	if !ok || stmt == nil {
 		return "", false
 	}

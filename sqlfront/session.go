@@ -37,6 +37,9 @@ type Session struct {
 	lastUsed  time.Time
 	stmtState stmtState
 	dupMsg    atomic.Pointer[string]
+	// innerQuery is the text of the procedure or trigger statement the
+	// engine is about to run (stmtRunner).
+	innerQuery string
 	// nextIso is the level SET TRANSACTION ISOLATION LEVEL (without
 	// SESSION or GLOBAL) chose for the next transaction only.
 	nextIso isolation
@@ -246,6 +249,12 @@ func (s *Session) UndoFailedCreate(ctx *sql.Context) {
 // or a table just created on another node would be reported missing.
 func (s *Session) ValidateSession(ctx *sql.Context) error {
 	q := ctx.Query()
+	if q == "" {
+		// A statement of a procedure or trigger body, run without its
+		// text: the text is the one the statement runner printed.
+		q = s.innerQuery
+	}
+	s.innerQuery = ""
 	s.stmtState = stmtState{query: q}
 	if t := s.txn; t != nil && t.snap != nil && t.iso == isoReadCommitted {
 		// READ COMMITTED: each statement reads the newest commits, so it
@@ -379,11 +388,19 @@ func (s *Session) current(ctx *sql.Context) (*txn, error) {
 
 // StartTransaction implements sql.TransactionSession. The engine drops an
 // autocommit transaction whose statement failed without rolling it back, so
-// any transaction still here is rolled back first.
+// a transaction still here in autocommit mode is rolled back first. Inside
+// an explicit transaction, or with autocommit off, the engine never drops
+// one: a request for a transaction while one is open comes from CALL, which
+// hides the statement's transaction from the procedure and asks for one;
+// the procedure runs in the open transaction, as in MySQL.
 func (s *Session) StartTransaction(ctx *sql.Context, chr sql.TransactionCharacteristic) (sql.Transaction, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.txn != nil {
+		if s.GetIgnoreAutoCommit() || !s.autocommit() {
+			s.lastUsed = time.Now()
+			return &Transaction{t: s.txn}, nil
+		}
 		s.txn.release(s.p)
 	}
 	s.aborted = false

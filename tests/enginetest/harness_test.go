@@ -123,7 +123,7 @@ func (h *fogHarness) NewEngine(t *testing.T) (enginetest.QueryEngine, error) {
 	h.session = nil
 	e, err := enginetest.NewEngine(t, h, h.prov, h.setup, memory.NewStatsProv())
 	if e != nil {
-		h.prov.UsePreparedStatements(e.PreparedDataCache)
+		h.prov.AttachEngine(e)
 	}
 	// Tests start on a fresh session, not the one the setup ran on (its
 	// LAST_INSERT_ID and variables would leak into results).

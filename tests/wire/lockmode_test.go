@@ -45,14 +45,16 @@ func incrementFromSnapshot(t *testing.T, db *sql.DB, setup []string, stmt string
 	require.EqualValues(t, n*txns, queryInt(t, db, "SELECT v FROM c WHERE id = ?", id), stmt)
 }
 
-// An UPDATE run through a prepared statement (PREPARE ... FROM, EXECUTE)
-// or spelled with a leading WITH clause is a write like any other: it reads
+// An UPDATE run through a prepared statement (PREPARE ... FROM, EXECUTE),
+// spelled with a leading WITH clause or run by a stored procedure is a
+// write like any other: it reads
 // its row under an exclusive lock at the newest version, whatever the
 // transaction's snapshot holds.
 func TestWritesNotSpelledUpdateLockTheirRows(t *testing.T) {
 	_, db := startWithDB(t, "d",
 		"CREATE TABLE c (id INT PRIMARY KEY, v INT NOT NULL)",
-		"INSERT INTO c VALUES (1, 0), (2, 0), (3, 0)")
+		"INSERT INTO c VALUES (1, 0), (2, 0), (3, 0), (4, 0)",
+		"CREATE PROCEDURE bump(IN k INT) BEGIN UPDATE c SET v = v + 1 WHERE id = k; END")
 	t.Run("prepared", func(t *testing.T) {
 		incrementFromSnapshot(t, db, []string{"PREPARE s FROM 'UPDATE c SET v = v + 1 WHERE id = 1'"},
 			"EXECUTE s", 1, 4, 40)
@@ -65,6 +67,9 @@ func TestWritesNotSpelledUpdateLockTheirRows(t *testing.T) {
 			"SET @q = 'UPDATE c SET v = v + 1 WHERE id = 3'",
 			"PREPARE s FROM @q",
 		}, "EXECUTE s", 3, 4, 40)
+	})
+	t.Run("procedure", func(t *testing.T) {
+		incrementFromSnapshot(t, db, nil, "CALL bump(4)", 4, 4, 40)
 	})
 }
 
@@ -154,5 +159,58 @@ func TestDeleteMatchesNewestVersion(t *testing.T) {
 		n, err := res.RowsAffected()
 		require.NoError(t, err)
 		require.EqualValues(t, 2, n, stmt)
+	}
+}
+
+// A locking read inside a stored procedure locks as it would outside one:
+// CALL runs the procedure's statements, whose text is the procedure's.
+func TestProcedureLockingRead(t *testing.T) {
+	srv, db := startWithDB(t, "d",
+		"CREATE TABLE r (id INT PRIMARY KEY, v INT NOT NULL)",
+		"INSERT INTO r VALUES (1, 1)",
+		"CREATE PROCEDURE lockrow(IN k INT) BEGIN DECLARE y INT; SELECT v INTO y FROM r WHERE id = k FOR UPDATE; SET @x = y; END")
+	a, b := clientConn(t, db), clientConn(t, db)
+
+	mustExec(t, a, "BEGIN")
+	require.EqualValues(t, 1, queryInt(t, a, "SELECT v FROM r WHERE id = 1"))
+	mustExec(t, b, "UPDATE r SET v = 2 WHERE id = 1")
+	mustExec(t, a, "CALL d.lockrow(1)")
+	require.EqualValues(t, 2, queryInt(t, a, "SELECT @x"), "the procedure's FOR UPDATE read the snapshot")
+
+	waits := lockWaits(srv)
+	done := background(func() error {
+		return b.QueryRowContext(context.Background(), "SELECT v FROM r WHERE id = 1 LOCK IN SHARE MODE").Scan(new(int))
+	})
+	awaitLockWaits(t, srv, waits+1)
+	requirePending(t, done, "a shared read of a row the procedure read FOR UPDATE")
+	mustExec(t, a, "COMMIT")
+	require.NoError(t, outcome(t, done, "the shared read after COMMIT"))
+}
+
+// CALL inside a transaction runs in that transaction: the writes, snapshot
+// and locks from before the CALL survive it (go-mysql-server asks the
+// session for a transaction while it runs the procedure).
+func TestCallKeepsTheTransaction(t *testing.T) {
+	srv, db := startWithDB(t, "d",
+		"CREATE TABLE r (id INT PRIMARY KEY, v INT NOT NULL)",
+		"INSERT INTO r VALUES (1, 1), (2, 2), (3, 3)",
+		"CREATE PROCEDURE bump(IN k INT) BEGIN UPDATE r SET v = v + 1 WHERE id = k; END")
+	a, b := clientConn(t, db), clientConn(t, db)
+	for _, begin := range []string{"BEGIN", "SET autocommit = 0"} {
+		mustExec(t, db, "UPDATE r SET v = id")
+		mustExec(t, a, begin)
+		require.EqualValues(t, 3, queryInt(t, a, "SELECT v FROM r WHERE id = 3"))
+		mustExec(t, a, "UPDATE r SET v = 10 WHERE id = 1")
+		mustExec(t, b, "UPDATE r SET v = 30 WHERE id = 3")
+		mustExec(t, a, "CALL bump(2)")
+		require.EqualValues(t, 3, queryInt(t, a, "SELECT v FROM r WHERE id = 3"), "%s: CALL dropped the snapshot", begin)
+		waits := lockWaits(srv)
+		done := execAsync(b, "UPDATE r SET v = 100 WHERE id = 1")
+		awaitLockWaits(t, srv, waits+1)
+		requirePending(t, done, "UPDATE of a row written before the CALL")
+		mustExec(t, a, "COMMIT")
+		require.NoError(t, outcome(t, done, "UPDATE after COMMIT"))
+		require.Equal(t, []int64{100, 3, 30}, queryInts(t, db, "SELECT v FROM r ORDER BY id"), begin)
+		mustExec(t, a, "SET autocommit = 1")
 	}
 }
