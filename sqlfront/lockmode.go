@@ -17,8 +17,9 @@ import "strings"
 //     procedure's writes are all found.
 //   - Locking clauses come from the statement's own text: the client's, for
 //     EXECUTE the prepared statement's, printed from the AST the engine
-//     cached for it, and for a statement of a procedure or trigger body
-//     (which the engine runs without text) its AST printed by stmtRunner. A clause anywhere in the text counts, whatever the
+//     cached for it, and for a statement of a procedure or stored function
+//     body (which the engine runs without text) its AST printed by
+//     stmtRunner. A clause anywhere in the text counts, whatever the
 //     statement begins with (SET @x = (SELECT ... FOR UPDATE), INSERT ...
 //     SELECT ... FOR SHARE). Quoted text and comments are skipped, so a
 //     plain SELECT pays one pass over its text.

@@ -86,15 +86,15 @@ var (
 // AttachEngine connects the provider to the engine that serves it, for
 // the statement texts that decide locking: the engine's prepared
 // statements, so that EXECUTE locks as its statement's locking clauses
-// ask, and its statement runner, which runs procedure and trigger
+// ask, and its statement runner, which runs procedure and stored function
 // statements without their text.
 func (p *Provider) AttachEngine(e *sqle.Engine) {
 	p.prepared.Store(e.PreparedDataCache)
 	e.Analyzer.Runner = stmtRunner{next: e.Analyzer.Runner}
 }
 
-// stmtRunner hands the text of each statement of a procedure or trigger
-// body to its session before the engine runs it.
+// stmtRunner hands the text of each statement of a procedure or stored
+// function body to its session before the engine runs it.
 type stmtRunner struct {
 	next sql.StatementRunner
 }

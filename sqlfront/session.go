@@ -37,7 +37,7 @@ type Session struct {
 	lastUsed  time.Time
 	stmtState stmtState
 	dupMsg    atomic.Pointer[string]
-	// innerQuery is the text of the procedure or trigger statement the
+	// innerQuery is the text of the procedure or stored function statement the
 	// engine is about to run (stmtRunner).
 	innerQuery string
 	// nextIso is the level SET TRANSACTION ISOLATION LEVEL (without
@@ -249,16 +249,20 @@ func (s *Session) UndoFailedCreate(ctx *sql.Context) {
 // or a table just created on another node would be reported missing.
 func (s *Session) ValidateSession(ctx *sql.Context) error {
 	q := ctx.Query()
-	if q == "" {
-		// A statement of a procedure or trigger body, run without its
-		// text: the text is the one the statement runner printed.
+	inner := q == "" && s.innerQuery != ""
+	if inner {
+		// A statement of a procedure or stored function body, run
+		// without its text: the text is the one the statement runner
+		// printed.
 		q = s.innerQuery
 	}
 	s.innerQuery = ""
 	s.stmtState = stmtState{query: q}
-	if t := s.txn; t != nil && t.snap != nil && t.iso == isoReadCommitted {
+	if t := s.txn; t != nil && t.snap != nil && t.iso == isoReadCommitted && !inner {
 		// READ COMMITTED: each statement reads the newest commits, so it
-		// takes its own snapshot after its own read barrier.
+		// takes its own snapshot after its own read barrier. A body's
+		// statement keeps its caller's: a stored function runs while the
+		// calling statement may still be scanning as of that snapshot.
 		t.snap.Release()
 		t.snap = nil
 		t.barrierDone = false
