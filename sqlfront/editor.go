@@ -372,6 +372,7 @@ func (e *editor) Delete(ctx *sql.Context, row sql.Row) error {
 	if err != nil {
 		return err
 	}
+	_, buffered := t.get(string(rowKey))
 	data, exists, err := e.sess.lockedRead(ctx, t, rowKey, lock.Exclusive)
 	if err != nil {
 		return err
@@ -382,6 +383,11 @@ func (e *editor) Delete(ctx *sql.Context, row sql.Row) error {
 	stored, err := decodeRow(data, len(e.m.schema))
 	if err != nil {
 		return err
+	}
+	if !buffered {
+		if err := e.requireRead(ctx, t, row, stored); err != nil {
+			return err
+		}
 	}
 	if err := t.write(e.p, string(rowKey), nil, true); err != nil {
 		return err
@@ -401,6 +407,45 @@ func (e *editor) Delete(ctx *sql.Context, row sql.Row) error {
 		}
 	}
 	return nil
+}
+
+// requireRead is the last guard against a lost update: the engine computed
+// the change (the new row, or the decision that the row matches) from old,
+// which must be the version the editor has just read under its exclusive
+// lock. A row another transaction committed since old was read cannot be
+// re-evaluated here (the editor has neither the statement's expressions
+// nor its conditions), so the transaction is rolled back as a deadlock
+// victim's would be, and the client retries it. Rows the transaction has
+// itself written are exempt: its lock has kept them since.
+func (e *editor) requireRead(ctx *sql.Context, t *txn, old, stored sql.Row) error {
+	for i, col := range e.m.schema {
+		if col.Virtual || i >= len(old) || sameValue(ctx, col.Type, old[i], stored[i]) {
+			continue
+		}
+		e.p.log.Warn("a write computed from a row version older than the locked one; rolling the transaction back",
+			"table", e.m.db+"."+e.m.def.Name, "connection", e.sess.ID())
+		e.sess.abortTxn(t)
+		return errDeadlock
+	}
+	return nil
+}
+
+// sameValue reports whether two values of a column are one stored value.
+// Equal encodings are; so are values of different Go types that compare
+// equal (the engine may hand back a converted number), but not strings
+// that only compare equal under their collation ('a' and 'A').
+func sameValue(ctx *sql.Context, typ sql.Type, a, b interface{}) bool {
+	ea, errA := appendValue(nil, a)
+	eb, errB := appendValue(nil, b)
+	if errA == nil && errB == nil && string(ea) == string(eb) {
+		return true
+	}
+	switch a.(type) {
+	case string, []byte:
+		return false
+	}
+	c, err := typ.Compare(ctx, a, b)
+	return err == nil && c == 0
 }
 
 // Update implements sql.RowUpdater.
@@ -426,6 +471,7 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 			return e.Insert(ctx, new)
 		}
 	}
+	_, buffered := t.get(string(oldKey))
 	data, exists, err := e.sess.lockedRead(ctx, t, oldKey, lock.Exclusive)
 	if err != nil {
 		return err
@@ -436,6 +482,11 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 	stored, err := decodeRow(data, len(m.schema))
 	if err != nil {
 		return err
+	}
+	if !buffered {
+		if err := e.requireRead(ctx, t, old, stored); err != nil {
+			return err
+		}
 	}
 	type change struct {
 		del, put []byte

@@ -1,14 +1,28 @@
 package sqlfront
 
-// go-mysql-server parses but drops the locking clause of a SELECT (FOR
-// UPDATE, FOR SHARE, LOCK IN SHARE MODE), and gives a table no hint of the
-// statement it is read for. fogdb therefore classifies each statement's text
-// once, when the statement first reads a table: the first keyword tells a
-// write (UPDATE, DELETE, INSERT, REPLACE, CALL) from a read, and only a
-// read that mentions FOR or LOCK is searched for a locking clause. A plain
-// SELECT pays one pass over its text. A locking phrase inside a string
-// literal makes the statement lock what it reads: stricter than needed,
-// never weaker.
+import "strings"
+
+// go-mysql-server parses the locking clause of a SELECT (FOR UPDATE, FOR
+// SHARE, LOCK IN SHARE MODE) into its AST (vitess Select.Lock and
+// SetOp.Lock) but drops it when it builds the plan, and gives a table no
+// hint of the statement it is read for. How a statement reads a table is
+// therefore decided from two sources (Session.readMode):
+//
+//   - Writes come from the plan: the engine opens an editor for each table
+//     that an Update, DeleteFrom or InsertInto node of the plan writes
+//     (triggers and cascades included) while it builds the plan, before any
+//     row is read. Those tables are read under exclusive locks, every other
+//     table the statement reads under shared ones. The text plays no part,
+//     so EXECUTE of a prepared UPDATE, WITH ... UPDATE or DELETE, and a
+//     procedure's writes are all found.
+//   - Locking clauses come from the statement's own text: the client's, for
+//     EXECUTE the prepared statement's, printed from the AST the engine
+//     cached for it, and for a statement of a procedure or stored function
+//     body (which the engine runs without text) its AST printed by
+//     stmtRunner. A clause anywhere in the text counts, whatever the
+//     statement begins with (SET @x = (SELECT ... FOR UPDATE), INSERT ...
+//     SELECT ... FOR SHARE). Quoted text and comments are skipped, so a
+//     plain SELECT pays one pass over its text.
 
 type stmtKind uint8
 
@@ -17,26 +31,36 @@ const (
 	stmtRead
 	stmtLockShared
 	stmtLockExclusive
-	stmtWrite
 )
 
-func classify(q string) stmtKind {
-	i := skipSpaceAndComments(q, 0)
-	// Parenthesised queries: ((SELECT ...) UNION ...).
-	for i < len(q) && q[i] == '(' {
-		i = skipSpaceAndComments(q, i+1)
+// classify returns the strongest locking clause of a statement's text.
+func classify(q string) stmtKind { return lockingClause(q) }
+
+// executedName returns the name of the prepared statement that an EXECUTE
+// statement runs.
+func executedName(q string) (string, bool) {
+	w, next := word(q, skipSpaceAndComments(q, 0))
+	if w != "execute" {
+		return "", false
+	}
+	name, _, ok := identAt(q, skipSpaceAndComments(q, next))
+	return name, ok
+}
+
+// identAt reads an identifier, plain or backquoted, at i.
+func identAt(q string, i int) (string, int, bool) {
+	if i < len(q) && q[i] == '`' {
+		end := skipQuoted(q, i)
+		if end <= i+1 || q[end-1] != '`' {
+			return "", i, false
+		}
+		return strings.ReplaceAll(q[i+1:end-1], "``", "`"), end, true
 	}
 	j := i
-	for j < len(q) && isWordByte(q[j]) {
+	for j < len(q) && (isWordByte(q[j]) || q[j] == '$' || q[j] >= 0x80) {
 		j++
 	}
-	switch lowerASCII(q[i:j]) {
-	case "update", "delete", "insert", "replace", "call":
-		return stmtWrite
-	case "select", "with", "table", "values":
-		return lockingClause(q[j:])
-	}
-	return stmtRead
+	return q[i:j], j, j > i
 }
 
 // needsBarrier reports whether a statement may read the catalog or data:
@@ -55,15 +79,24 @@ func needsBarrier(q string) bool {
 }
 
 // lockingClause looks for FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE as
-// whole words, case-insensitively.
+// whole words, case-insensitively, outside quoted text and comments.
 func lockingClause(q string) stmtKind {
 	kind := stmtRead
-	for i := 0; i < len(q); i++ {
-		c := q[i] | 0x20
-		if c != 'f' && c != 'l' {
+	for i := 0; i < len(q); {
+		c := q[i]
+		switch {
+		case c == '\'' || c == '"' || c == '`':
+			i = skipQuoted(q, i)
 			continue
-		}
-		if i > 0 && isWordByte(q[i-1]) {
+		case c == '#' || c == '-' && i+1 < len(q) && q[i+1] == '-' || c == '/' && i+1 < len(q) && q[i+1] == '*':
+			j := skipSpaceAndComments(q, i)
+			if j == i {
+				j++
+			}
+			i = j
+			continue
+		case !isWordByte(c):
+			i++
 			continue
 		}
 		w, next := word(q, i)
@@ -85,6 +118,7 @@ func lockingClause(q string) stmtKind {
 				}
 			}
 		}
+		i = next
 	}
 	return kind
 }

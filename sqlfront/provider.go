@@ -8,7 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	sqle "github.com/dolthub/go-mysql-server"
 	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/vitess/go/vt/sqlparser"
 
 	"github.com/fogdb/fogdb/kv"
 	"github.com/fogdb/fogdb/kv/keys"
@@ -77,6 +79,7 @@ type Provider struct {
 	byConn    sync.Map // connection ID -> *Session, for the wire edge
 
 	grants grantsState // grants.go
+	prepared atomic.Pointer[sqle.PreparedDataCache]
 
 	stop chan struct{}
 	done chan struct{}
@@ -91,6 +94,44 @@ var (
 	_ sql.MutableDatabaseProvider  = (*Provider)(nil)
 	_ sql.CollatedDatabaseProvider = (*Provider)(nil)
 )
+
+// AttachEngine connects the provider to the engine that serves it, for
+// the statement texts that decide locking: the engine's prepared
+// statements, so that EXECUTE locks as its statement's locking clauses
+// ask, and its statement runner, which runs procedure and stored function
+// statements without their text.
+func (p *Provider) AttachEngine(e *sqle.Engine) {
+	p.prepared.Store(e.PreparedDataCache)
+	e.Analyzer.Runner = stmtRunner{next: e.Analyzer.Runner}
+}
+
+// stmtRunner hands the text of each statement of a procedure or stored
+// function body to its session before the engine runs it.
+type stmtRunner struct {
+	next sql.StatementRunner
+}
+
+// QueryWithBindings implements sql.StatementRunner.
+func (r stmtRunner) QueryWithBindings(ctx *sql.Context, query string, parsed sqlparser.Statement, bindings map[string]sqlparser.Expr, qFlags *sql.QueryFlags) (sql.Schema, sql.RowIter, *sql.QueryFlags, error) {
+	if s, ok := ctx.Session.(*Session); ok && query == "" && parsed != nil {
+		s.innerQuery = sqlparser.String(parsed)
+	}
+	return r.next.QueryWithBindings(ctx, query, parsed, bindings, qFlags)
+}
+
+// preparedText returns the text of the statement session sessID prepared
+// as name, printed from its parsed form.
+func (p *Provider) preparedText(sessID uint32, name string) (string, bool) {
+	ps := p.prepared.Load()
+	if ps == nil {
+		return "", false
+	}
+	stmt, ok := ps.GetCachedStmt(sessID, name)
+	if !ok || stmt == nil {
+		return "", false
+	}
+	return sqlparser.String(stmt), true
+}
 
 // NewProvider serves the kv store eng, owned by this process alone.
 func NewProvider(eng *kv.Engine, cfg Config) (*Provider, error) {

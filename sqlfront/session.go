@@ -42,6 +42,12 @@ type Session struct {
 	// go with it: at the end of the command, or at the start of the next
 	// statement for callers that run statements outside commands.
 	ddlOwners []lock.TxnID
+	// innerQuery is the text of the procedure or stored function statement the
+	// engine is about to run (stmtRunner).
+	innerQuery string
+	// nextIso is the level SET TRANSACTION ISOLATION LEVEL (without
+	// SESSION or GLOBAL) chose for the next transaction only.
+	nextIso isolation
 }
 
 // dupMessage pairs MySQL's text for a duplicate key with the engine's text
@@ -134,6 +140,9 @@ type txn struct {
 	// barrierDone: a read barrier ran since the transaction began and
 	// before its snapshot, so taking the snapshot needs no other.
 	barrierDone bool
+	// iso is the transaction's isolation level, fixed when it first
+	// touches a table (Session.isolation).
+	iso isolation
 }
 
 func (p *Provider) newTxn(readOnly bool) *txn {
@@ -148,7 +157,9 @@ func (p *Provider) newTxn(readOnly bool) *txn {
 }
 
 // readTS returns the snapshot of the transaction, taken at its first read
-// as InnoDB does for REPEATABLE READ. On a replica the snapshot is taken
+// as InnoDB does for REPEATABLE READ and SERIALIZABLE; under READ
+// COMMITTED each statement drops it (ValidateSession), so the next read
+// takes a fresh one. On a replica the snapshot is taken
 // only after a read barrier, so it holds every commit acknowledged before
 // the read began, wherever it was made.
 func (t *txn) readTS(ctx context.Context, p *Provider) (kv.Timestamp, error) {
@@ -271,7 +282,24 @@ func (s *Session) UndoFailedCreate(ctx *sql.Context) {
 func (s *Session) ValidateSession(ctx *sql.Context) error {
 	q := ctx.Query()
 	s.endDDL()
+	inner := q == "" && s.innerQuery != ""
+	if inner {
+		// A statement of a procedure or stored function body, run
+		// without its text: the text is the one the statement runner
+		// printed.
+		q = s.innerQuery
+	}
+	s.innerQuery = ""
 	s.stmtState = stmtState{query: q}
+	if t := s.txn; t != nil && t.snap != nil && t.iso == isoReadCommitted && !inner {
+		// READ COMMITTED: each statement reads the newest commits, so it
+		// takes its own snapshot after its own read barrier. A body's
+		// statement keeps its caller's: a stored function runs while the
+		// calling statement may still be scanning as of that snapshot.
+		t.snap.Release()
+		t.snap = nil
+		t.barrierDone = false
+	}
 	if (s.txn == nil || s.txn.snap == nil) && needsBarrier(q) {
 		if err := s.p.store.ReadBarrier(ctx); err != nil {
 			return storeErr(err)
@@ -296,24 +324,31 @@ func (s *Session) stmt(ctx *sql.Context) *stmtState {
 		if q == "" {
 			q = ctx.Query()
 		}
+		if name, ok := executedName(q); ok {
+			if text, ok := s.p.preparedText(s.ID(), name); ok {
+				q = text
+			}
+		}
 		st.kind = classify(q)
 	}
 	return st
 }
 
-// readMode decides how this statement reads table id. The cost for a plain
-// SELECT is one classification of the query text per statement.
-func (s *Session) readMode(ctx *sql.Context, id uint64) lockMode {
+// readMode decides how this statement reads table id in transaction t:
+// exclusively locked if the statement writes it (an editor of the
+// statement's plan marked it) or asks FOR UPDATE; share-locked if the
+// statement writes elsewhere or asks for shared locks, or if t is
+// SERIALIZABLE and not an autocommit statement (InnoDB's implicit LOCK IN
+// SHARE MODE); else from the snapshot. The cost for a plain SELECT is one
+// pass over the query text per statement.
+func (s *Session) readMode(ctx *sql.Context, t *txn, id uint64) lockMode {
 	st := s.stmt(ctx)
-	switch st.kind {
-	case stmtLockExclusive:
+	switch {
+	case st.targets[id] || st.kind == stmtLockExclusive:
 		return readExclusive
-	case stmtLockShared:
+	case st.kind == stmtLockShared || len(st.targets) > 0:
 		return readShared
-	case stmtWrite:
-		if st.targets[id] {
-			return readExclusive
-		}
+	case s.isolation(ctx, t) == isoSerializable && (s.GetIgnoreAutoCommit() || !s.autocommit()):
 		return readShared
 	}
 	return readSnapshot
@@ -389,16 +424,25 @@ func (s *Session) current(ctx *sql.Context) (*txn, error) {
 		s.txn = s.p.newTxn(false)
 	}
 	s.lastUsed = time.Now()
+	s.isolation(ctx, s.txn)
 	return s.txn, nil
 }
 
 // StartTransaction implements sql.TransactionSession. The engine drops an
 // autocommit transaction whose statement failed without rolling it back, so
-// any transaction still here is rolled back first.
+// a transaction still here in autocommit mode is rolled back first. Inside
+// an explicit transaction, or with autocommit off, the engine never drops
+// one: a request for a transaction while one is open comes from CALL, which
+// hides the statement's transaction from the procedure and asks for one;
+// the procedure runs in the open transaction, as in MySQL.
 func (s *Session) StartTransaction(ctx *sql.Context, chr sql.TransactionCharacteristic) (sql.Transaction, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.txn != nil {
+		if s.GetIgnoreAutoCommit() || !s.autocommit() {
+			s.lastUsed = time.Now()
+			return &Transaction{t: s.txn}, nil
+		}
 		s.txn.release(s.p)
 	}
 	s.aborted = false
@@ -408,6 +452,7 @@ func (s *Session) StartTransaction(ctx *sql.Context, chr sql.TransactionCharacte
 	// The engine drops WITH CONSISTENT SNAPSHOT; honour it by taking the
 	// snapshot now instead of at the first read.
 	if strings.Contains(lowerASCII(ctx.Query()), "consistent snapshot") {
+		s.isolation(ctx, s.txn)
 		if _, err := s.txn.readTS(ctx, s.p); err != nil {
 			return nil, err
 		}

@@ -145,7 +145,7 @@ type rowIter struct {
 
 func (r *rowIter) init(ctx *sql.Context) error {
 	r.ready = true
-	r.mode = r.sess.readMode(ctx, r.t.m.def.ID)
+	r.mode = r.sess.readMode(ctx, r.tx, r.t.m.def.ID)
 	r.ts = kv.MaxTimestamp
 	if r.mode == readSnapshot {
 		ts, err := r.tx.readTS(ctx, r.t.p)

@@ -122,6 +122,9 @@ func (h *fogHarness) NewEngine(t *testing.T) (enginetest.QueryEngine, error) {
 	h.prov = h.openProvider(t)
 	h.session = nil
 	e, err := enginetest.NewEngine(t, h, h.prov, h.setup, memory.NewStatsProv())
+	if e != nil {
+		h.prov.AttachEngine(e)
+	}
 	// Tests start on a fresh session, not the one the setup ran on (its
 	// LAST_INSERT_ID and variables would leak into results).
 	h.session = nil
