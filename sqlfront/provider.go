@@ -78,7 +78,7 @@ type Provider struct {
 	sessions  sync.Map // *Session, for the idle reaper
 	byConn    sync.Map // connection ID -> *Session, for the wire edge
 
-	grants grantsState // grants.go
+	grants   grantsState // grants.go
 	prepared atomic.Pointer[sqle.PreparedDataCache]
 
 	stop chan struct{}
