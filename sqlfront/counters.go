@@ -76,12 +76,6 @@ func (p *Provider) forgetCounters(id uint64) {
 	}
 }
 
-func (st *seqState) forget() {
-	st.mu.Lock()
-	st.term, st.floor = 0, 0
-	st.mu.Unlock()
-}
-
 func (p *Provider) rowCountFor(id uint64) *rowCountState {
 	p.seqMu.Lock()
 	defer p.seqMu.Unlock()

@@ -534,11 +534,7 @@ func (p *Provider) noteAutoInc(ctx *sql.Context, m *tableMeta, row sql.Row) erro
 	if !ok {
 		return nil
 	}
-	st := p.seqFor(m.def.ID, seqAutoInc)
-	st.mu.Lock()
-	known := g < st.floor
-	st.mu.Unlock()
-	if known {
+	if g < p.seqFor(m.def.ID, seqAutoInc).floor.Load() {
 		return nil
 	}
 	_, err := p.autoIncNext(ctx, m, &g)

@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fogdb/fogdb/kv"
@@ -60,13 +61,36 @@ type seqID struct {
 type seqState struct {
 	mu sync.Mutex
 	// term is the leadership term in which next and hi were checked
-	// against the stored mark; 0 means check again before use.
+	// against the stored mark, as of forget generation gen; 0 means check
+	// again before use.
 	term     uint64
+	gen      uint64
 	next, hi uint64
 	ver      kv.Timestamp // version of the mark that reserved hi; 0: none
 	block    uint64
 	reserved time.Time
-	floor    uint64
+
+	// forgets and floor are atomic: the apply hook forgets a sequence
+	// while a reservation may hold mu, waiting for its own entry to be
+	// applied behind the hook's.
+	forgets atomic.Uint64
+	floor   atomic.Uint64
+}
+
+// forget makes the next use check the sequence against its mark again.
+func (st *seqState) forget() {
+	st.forgets.Add(1)
+	st.floor.Store(0)
+}
+
+// passed records that every value below v was handed out or moved past.
+func (st *seqState) passed(v uint64) {
+	for {
+		f := st.floor.Load()
+		if v <= f || st.floor.CompareAndSwap(f, v) {
+			return
+		}
+	}
 }
 
 // errMarkMoved: the mark changed under a reservation (another leader, a
@@ -191,10 +215,7 @@ func (p *Provider) seqNext(ctx context.Context, m *tableMeta, kind seqKind, meth
 	if err != nil {
 		return 0, err
 	}
-	st := p.seqFor(m.def.ID, kind)
-	st.mu.Lock()
-	st.floor = max(st.floor, satInc(v))
-	st.mu.Unlock()
+	p.seqFor(m.def.ID, kind).passed(satInc(v))
 	return v, nil
 }
 
@@ -226,7 +247,7 @@ func (p *Provider) seqNextLocal(ctx context.Context, m *tableMeta, kind seqKind,
 			}
 		}
 		st.next = after
-		st.floor = max(st.floor, after)
+		st.passed(after)
 		return v, nil
 	}
 }
@@ -263,7 +284,8 @@ func (p *Provider) seqPeekLocal(ctx context.Context, m *tableMeta, kind seqKind)
 // no reservation by anyone else meanwhile); otherwise the sequence
 // resumes above the mark and above every value stored.
 func (p *Provider) seqReady(ctx context.Context, st *seqState, m *tableMeta, kind seqKind, term uint64) error {
-	if st.term == term {
+	gen := st.forgets.Load()
+	if st.term == term && st.gen == gen {
 		return nil
 	}
 	if err := p.store.TermBarrier(ctx); err != nil {
@@ -274,7 +296,7 @@ func (p *Provider) seqReady(ctx context.Context, st *seqState, m *tableMeta, kin
 		return err
 	}
 	if st.ver != 0 && mk.ver == st.ver && mk.hi == st.hi && st.next <= st.hi {
-		st.term = term
+		st.term, st.gen = term, gen
 		return nil
 	}
 	next := max(mk.hi, mk.legacy, 1)
@@ -294,7 +316,7 @@ func (p *Provider) seqReady(ctx context.Context, st *seqState, m *tableMeta, kin
 	}
 	st.next, st.hi, st.ver = next, mk.hi, mk.ver
 	st.block = 0
-	st.term = term
+	st.term, st.gen = term, gen
 	return nil
 }
 
@@ -378,7 +400,7 @@ func (p *Provider) ReleaseSequences(ctx context.Context) error {
 	var held []*seqState
 	for i, st := range states {
 		st.mu.Lock()
-		if st.term != term || st.ver == 0 || st.next >= st.hi {
+		if st.term != term || st.gen != st.forgets.Load() || st.ver == 0 || st.next >= st.hi {
 			st.mu.Unlock()
 			continue
 		}
@@ -440,7 +462,7 @@ func (p *Provider) storedNextAutoInc(id uint64) (uint64, error) {
 	p.seqMu.Unlock()
 	if st != nil {
 		st.mu.Lock()
-		if st.term != 0 && st.ver != 0 && st.ver == mk.ver && st.hi == mk.hi {
+		if st.term != 0 && st.gen == st.forgets.Load() && st.ver != 0 && st.ver == mk.ver && st.hi == mk.hi {
 			next = max(st.next, mk.legacy)
 		}
 		st.mu.Unlock()

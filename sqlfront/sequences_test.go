@@ -2,7 +2,9 @@ package sqlfront
 
 import (
 	"context"
+	"encoding/binary"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -171,4 +173,122 @@ func TestKeylessInsertExpectsItsRowIDFree(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "1213")
 	require.Equal(t, []sql.Row{{int32(1)}, {int32(99)}}, db.query("SELECT v FROM k ORDER BY v"))
+}
+
+func (db *testDB) autoIncOf(table string) uint64 {
+	db.t.Helper()
+	rows := db.query("SELECT AUTO_INCREMENT FROM information_schema.tables WHERE table_schema = 'd' AND table_name = '" + table + "'")
+	require.Len(db.t, rows, 1)
+	v, ok := autoValue(nil, rows[0][0])
+	require.True(db.t, ok, "%v", rows[0][0])
+	return v
+}
+
+func (db *testDB) insertID(q string) uint64 {
+	db.t.Helper()
+	require.NoError(db.t, db.exec(db.sess, q))
+	rows := db.query("SELECT LAST_INSERT_ID()")
+	v, ok := autoValue(nil, rows[0][0])
+	require.True(db.t, ok)
+	return v
+}
+
+// Values come from memory within a reserved block, so the next value shown
+// is the next one handed out, not the block's end. A clean shutdown gives
+// the rest of the block back: the sequence resumes right after the last
+// value. After a crash it resumes above every value handed out, skipping
+// at most one block.
+func TestAutoIncrementBlocksAndRestarts(t *testing.T) {
+	db := newTestDB(t)
+	db.query("CREATE DATABASE d")
+	db.sess.SetCurrentDatabase("d")
+	db.query("CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	db.query("INSERT INTO t (v) VALUES (1), (2), (3)")
+	require.EqualValues(t, 4, db.autoIncOf("t"))
+
+	crashed := db.reopen()
+	id := crashed.insertID("INSERT INTO t (v) VALUES (4)")
+	require.Greater(t, id, uint64(3))
+	require.LessOrEqual(t, id, uint64(4+seqBlockMax))
+	require.EqualValues(t, id+1, crashed.autoIncOf("t"))
+
+	require.NoError(t, crashed.prov.ReleaseSequences(context.Background()))
+	clean := crashed.reopen()
+	require.EqualValues(t, id+1, clean.autoIncOf("t"))
+	require.EqualValues(t, id+1, clean.insertID("INSERT INTO t (v) VALUES (5)"))
+
+	// Explicit values move the sequence, also past the reserved block.
+	require.NoError(t, clean.exec(clean.sess, "INSERT INTO t VALUES (100000, 6)"))
+	require.EqualValues(t, 100001, clean.insertID("INSERT INTO t (v) VALUES (7)"))
+	require.NoError(t, clean.exec(clean.sess, "ALTER TABLE t AUTO_INCREMENT = 200000"))
+	require.EqualValues(t, 200000, clean.autoIncOf("t"))
+	require.EqualValues(t, 200000, clean.insertID("INSERT INTO t (v) VALUES (8)"))
+	// ALTER may lower the sequence, not below the largest value present.
+	require.NoError(t, clean.exec(clean.sess, "DELETE FROM t WHERE id >= 100000"))
+	require.NoError(t, clean.exec(clean.sess, "ALTER TABLE t AUTO_INCREMENT = 10"))
+	require.EqualValues(t, id+2, clean.insertID("INSERT INTO t (v) VALUES (9)"))
+	require.NoError(t, clean.exec(clean.sess, "TRUNCATE TABLE t"))
+	require.EqualValues(t, 1, clean.insertID("INSERT INTO t (v) VALUES (10)"))
+}
+
+// Watermarks of the older format are read: the sequence resumes above the
+// largest, and the first reservation replaces them by a mark.
+func TestAutoIncrementReadsOlderWatermarks(t *testing.T) {
+	db := newTestDB(t)
+	db.query("CREATE DATABASE d")
+	db.sess.SetCurrentDatabase("d")
+	db.query("CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	m := db.prov.table("d", "t")
+	_, err := db.eng.Commit(context.Background(), &kv.Batch{Mutations: []kv.Mutation{
+		{Key: autoIncKey(m.def.ID, 40)}, {Key: autoIncKey(m.def.ID, 50)},
+	}})
+	require.NoError(t, err)
+
+	db = db.reopen()
+	require.EqualValues(t, 50, db.autoIncOf("t"))
+	require.EqualValues(t, 50, db.insertID("INSERT INTO t (v) VALUES (1)"))
+	old, err := db.prov.legacyAutoIncKeys(m.def.ID)
+	require.NoError(t, err)
+	require.Empty(t, old)
+	mk, err := db.prov.readSeqMark(m.def.ID, seqAutoInc)
+	require.NoError(t, err)
+	require.Greater(t, mk.hi, uint64(50))
+}
+
+// Leadership that comes back with no reservation by anyone meanwhile
+// keeps its place in its block; a mark moved under a leader (a deposed
+// leader's reservation) makes it resume above the new mark.
+func TestSequenceFollowsItsMark(t *testing.T) {
+	eng := sharedEngine(t)
+	a := newMember(t, eng)
+	a.st.lead(1)
+	a.db.query("CREATE DATABASE d")
+	a.db.sess.SetCurrentDatabase("d")
+	a.db.query("CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	require.EqualValues(t, 1, a.db.insertID("INSERT INTO t (v) VALUES (1)"))
+	b := newMember(t, eng)
+	b.db.sess.SetCurrentDatabase("d")
+
+	a.st.follow()
+	b.st.lead(2)
+	mk, err := b.db.prov.readSeqMark(b.db.prov.table("d", "t").def.ID, seqAutoInc)
+	require.NoError(t, err)
+	require.Equal(t, mk.hi, b.db.autoIncOf("t"), "the new leader resumes at the old leader's mark")
+	b.st.follow()
+	a.st.lead(3)
+	require.EqualValues(t, 2, a.db.insertID("INSERT INTO t (v) VALUES (2)"))
+
+	m := a.db.prov.table("d", "t")
+	key := seqMarkKey(m.def.ID, seqAutoInc)
+	_, err = eng.Commit(context.Background(), &kv.Batch{Mutations: []kv.Mutation{{Key: key, Value: binary.BigEndian.AppendUint64(nil, 1000)}}})
+	require.NoError(t, err)
+	var vals []string
+	for i := 0; i < seqBlockMin+1; i++ {
+		vals = append(vals, "(3)")
+	}
+	require.NoError(t, a.db.exec(a.db.sess, "INSERT INTO t (v) VALUES "+strings.Join(vals, ", ")))
+	rows := a.db.query("SELECT MAX(id) FROM t")
+	top, _ := autoValue(nil, rows[0][0])
+	require.GreaterOrEqual(t, top, uint64(1000))
+	require.Equal(t, []sql.Row{{int64(seqBlockMin + 3)}}, a.db.query("SELECT COUNT(*) FROM t"))
 }
