@@ -47,7 +47,7 @@ func (t *Table) RewriteInserter(ctx *sql.Context, oldSchema, newSchema sql.Prima
 		unlock()
 		return nil, sql.ErrTableNotFound.New(t.m.def.Name)
 	}
-	nm, err := t.rewrittenMeta(cur, newSchema, oldCol, newCol)
+	nm, err := t.rewrittenMeta(ctx, cur, newSchema, oldCol, newCol)
 	if err != nil {
 		unlock()
 		return nil, err
@@ -58,15 +58,18 @@ func (t *Table) RewriteInserter(ctx *sql.Context, oldSchema, newSchema sql.Prima
 // rewrittenMeta derives the new definition: columns and key from the new
 // schema; secondary indexes, foreign keys and checks carried over, following
 // a renamed column and losing a dropped one.
-func (t *Table) rewrittenMeta(cur *tableMeta, newSchema sql.PrimaryKeySchema, oldCol, newCol *sql.Column) (*tableMeta, error) {
+func (t *Table) rewrittenMeta(ctx *sql.Context, cur *tableMeta, newSchema sql.PrimaryKeySchema, oldCol, newCol *sql.Column) (*tableMeta, error) {
 	old := copyDef(cur.def)
 	def := defFromSchema(0, old.Name, newSchema, old.Collation, old.Comment)
 	def.FKs, def.Checks, def.AutoInc, def.NextIndexID = old.FKs, old.Checks, old.AutoInc, old.NextIndexID
-	next, err := t.p.storedNextAutoInc(old.ID)
-	if err != nil {
-		return nil, err
+	if cur.autoCol >= 0 {
+		// The sequence carries over to the new table ID.
+		next, err := t.p.autoIncPeek(ctx, cur)
+		if err != nil {
+			return nil, err
+		}
+		def.AutoInc = max(def.AutoInc, next)
 	}
-	def.AutoInc = max(def.AutoInc, next)
 	for _, id := range old.Indexes {
 		var cols []string
 		var prefix []uint16

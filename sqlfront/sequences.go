@@ -448,28 +448,6 @@ func (p *Provider) readSeqMark(id uint64, kind seqKind) (seqMark, error) {
 	return mk, err
 }
 
-// storedNextAutoInc is where a table's AUTO_INCREMENT sequence stands for
-// a rebuild that carries it over to the new table: the leader's next
-// value while its block is the stored one, else the stored mark.
-func (p *Provider) storedNextAutoInc(id uint64) (uint64, error) {
-	mk, err := p.readSeqMark(id, seqAutoInc)
-	if err != nil {
-		return 0, err
-	}
-	next := max(mk.hi, mk.legacy)
-	p.seqMu.Lock()
-	st := p.seqs[seqID{id, seqAutoInc}]
-	p.seqMu.Unlock()
-	if st != nil {
-		st.mu.Lock()
-		if st.term != 0 && st.gen == st.forgets.Load() && st.ver != 0 && st.ver == mk.ver && st.hi == mk.hi {
-			next = max(st.next, mk.legacy)
-		}
-		st.mu.Unlock()
-	}
-	return next, nil
-}
-
 // maxRowID is the largest hidden row ID stored in a keyless table.
 func (p *Provider) maxRowID(m *tableMeta) (uint64, error) {
 	rp := m.rowPrefix()

@@ -227,8 +227,12 @@ func TestAutoIncrementBlocksAndRestarts(t *testing.T) {
 	require.NoError(t, clean.exec(clean.sess, "DELETE FROM t WHERE id >= 100000"))
 	require.NoError(t, clean.exec(clean.sess, "ALTER TABLE t AUTO_INCREMENT = 10"))
 	require.EqualValues(t, id+2, clean.insertID("INSERT INTO t (v) VALUES (9)"))
+	// A rebuild carries the sequence over to the new table.
+	require.NoError(t, clean.exec(clean.sess, "ALTER TABLE t ADD COLUMN w INT"))
+	require.EqualValues(t, id+3, clean.autoIncOf("t"))
+	require.EqualValues(t, id+3, clean.insertID("INSERT INTO t (v) VALUES (10)"))
 	require.NoError(t, clean.exec(clean.sess, "TRUNCATE TABLE t"))
-	require.EqualValues(t, 1, clean.insertID("INSERT INTO t (v) VALUES (10)"))
+	require.EqualValues(t, 1, clean.insertID("INSERT INTO t (v) VALUES (11)"))
 }
 
 // Watermarks of the older format are read: the sequence resumes above the
