@@ -215,6 +215,15 @@ func (s *Server) Close() error {
 		}
 		s.conns.closeAll()
 		if s.prov != nil {
+			if !s.abort.Load() {
+				// The next leader (or this node, restarted) then resumes
+				// right after the last value handed out.
+				ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Cluster.Timeout)
+				if err := s.prov.ReleaseSequences(ctx); err != nil {
+					s.log.Warn("giving back reserved sequence values", "err", err)
+				}
+				cancel()
+			}
 			s.prov.Close()
 		}
 		s.stopAdmin()

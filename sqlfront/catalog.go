@@ -43,17 +43,26 @@ var (
 	catAutoInc = []byte("autoinc")
 )
 
-// AUTO_INCREMENT sequences survive restarts as MySQL 8's do: a commit that
-// moved a table's sequence adds a watermark key ("autoinc", table ID, next
-// value), empty-valued. Watermarks are blind writes, so concurrent commits
-// never conflict on them; the sequence restarts from the largest one, and
-// commits delete the watermarks their own made obsolete.
+// The sequences of a table are kept under ("autoinc", table ID): a mark
+// ("autoinc", table ID, kind) per sequence, kind "a" for AUTO_INCREMENT and
+// "r" for hidden row IDs, whose value (u64) is the end of the block the
+// leader reserved: no value at or above it was ever handed out
+// (sequences.go). Older versions wrote watermarks ("autoinc", table ID,
+// u64 next), empty-valued, one per commit that moved the sequence; the
+// sequence still resumes above the largest, and the first reservation
+// deletes them.
 func autoIncPrefix(id uint64) []byte {
 	return keys.CatalogKey(catAutoInc, binary.BigEndian.AppendUint64(nil, id))
 }
 
 func autoIncKey(id, next uint64) []byte {
 	return keys.CatalogKey(catAutoInc, binary.BigEndian.AppendUint64(nil, id), binary.BigEndian.AppendUint64(nil, next))
+}
+
+var seqMarkKinds = [...][]byte{seqAutoInc: []byte("a"), seqRowID: []byte("r")}
+
+func seqMarkKey(id uint64, kind seqKind) []byte {
+	return keys.CatalogKey(catAutoInc, binary.BigEndian.AppendUint64(nil, id), seqMarkKinds[kind])
 }
 
 func lower(s string) []byte { return []byte(strings.ToLower(s)) }

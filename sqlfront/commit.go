@@ -37,14 +37,12 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 	if err := p.checkBatchSize(b); err != nil {
 		return err
 	}
-	done := p.autoIncWatermarks(t, b)
 	start := time.Now()
 	err := p.store.Commit(ctx, b)
 	if p.cfg.OnCommit != nil {
 		p.cfg.OnCommit(time.Since(start), err)
 	}
 	if err == nil {
-		done()
 		p.noteCommitted(t)
 		return nil
 	}

@@ -9,93 +9,45 @@ import (
 	"github.com/fogdb/fogdb/kv/keys"
 )
 
-// Per-table counters kept in memory: the AUTO_INCREMENT sequence, the hidden
-// row IDs of keyless tables, and the row-count estimate. Each is loaded from
-// the stored rows the first time it is needed.
+// Per-table counters kept in memory: the row-count estimate, loaded from the
+// stored rows the first time it is needed; and the sequences
+// (sequences.go).
 
-type autoIncState struct {
-	mu        sync.Mutex
-	loaded    bool
-	next      uint64
-	persisted uint64   // largest watermark committed
-	stale     []uint64 // committed watermarks below persisted, to delete
+// storedAutoInc returns the largest AUTO_INCREMENT watermark of the older
+// format (sequences.go), 0 if none.
+func (p *Provider) storedAutoInc(id uint64) (uint64, error) {
+	var top uint64
+	err := p.eachLegacyAutoInc(id, func(_ []byte, next uint64) { top = max(top, next) })
+	return top, err
 }
 
-// autoIncWatermarks adds to a commit batch the watermark of every table the
-// transaction wrote whose sequence moved, and the deletion of watermarks
-// already superseded. done is called once the batch is durable.
-func (p *Provider) autoIncWatermarks(t *txn, b *kv.Batch) (done func()) {
-	type mark struct {
-		st   *autoIncState
-		next uint64
-		del  []uint64
-	}
-	var marks []mark
-	for id, m := range t.tables {
-		if m.autoCol < 0 {
+// legacyAutoIncKeys lists the watermarks of the older format.
+func (p *Provider) legacyAutoIncKeys(id uint64) ([][]byte, error) {
+	var out [][]byte
+	err := p.eachLegacyAutoInc(id, func(k []byte, _ uint64) { out = append(out, k) })
+	return out, err
+}
+
+// eachLegacyAutoInc visits the watermarks of the older format: the keys
+// under the table's prefix whose last field is a u64 (a mark's is a kind).
+func (p *Provider) eachLegacyAutoInc(id uint64, fn func(key []byte, next uint64)) error {
+	pre := autoIncPrefix(id)
+	it := p.store.Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
+	defer it.Close()
+	for it.Next() {
+		rest := it.Key()[len(pre):]
+		if len(rest) == 0 {
 			continue
 		}
-		st := p.autoIncFor(id)
-		st.mu.Lock()
-		if st.loaded && st.next > st.persisted {
-			mk := mark{st: st, next: st.next, del: append([]uint64(nil), st.stale...)}
-			b.Mutations = append(b.Mutations, kv.Mutation{Key: autoIncKey(id, mk.next)})
-			for _, v := range mk.del {
-				b.Mutations = append(b.Mutations, kv.Mutation{Key: autoIncKey(id, v), Delete: true})
-			}
-			marks = append(marks, mk)
-		}
-		st.mu.Unlock()
-	}
-	return func() {
-		for _, mk := range marks {
-			mk.st.committed(mk.next, mk.del)
-		}
-	}
-}
-
-// committed records a durable watermark and the stale ones its batch
-// deleted. Concurrent commits may have listed the same stale watermarks;
-// deleting one twice is harmless, so they are removed by value.
-func (st *autoIncState) committed(next uint64, deleted []uint64) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	gone := make(map[uint64]bool, len(deleted))
-	for _, v := range deleted {
-		gone[v] = true
-	}
-	kept := st.stale[:0]
-	for _, v := range st.stale {
-		if !gone[v] {
-			kept = append(kept, v)
-		}
-	}
-	st.stale = kept
-	switch {
-	case next > st.persisted:
-		if st.persisted > 0 {
-			st.stale = append(st.stale, st.persisted)
-		}
-		st.persisted = next
-	case next < st.persisted:
-		st.stale = append(st.stale, next)
-	}
-}
-
-// storedAutoInc returns the largest committed watermark of a table.
-func (p *Provider) storedAutoInc(id uint64) (uint64, error) {
-	pre := autoIncPrefix(id)
-	it := p.store.Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, true)
-	defer it.Close()
-	if it.Next() {
-		rest := it.Key()[len(pre):]
 		v, _, err := keys.DecodeBytes(rest)
-		if err != nil || len(v) != 8 {
-			return 0, errCorruptRow
+		if err != nil {
+			return errCorruptRow
 		}
-		return binary.BigEndian.Uint64(v), nil
+		if len(v) == 8 {
+			fn(append([]byte(nil), it.Key()...), binary.BigEndian.Uint64(v))
+		}
 	}
-	return 0, it.Err()
+	return it.Err()
 }
 
 type rowCountState struct {
@@ -105,23 +57,23 @@ type rowCountState struct {
 	err   error
 }
 
+// forgetCounters drops what this node knows of a table's counters after a
+// change of its definition. A sequence is only checked again against its
+// mark: a DDL statement that moves or resets it rewrites or deletes the
+// mark, one that does not leaves the leader its place in its block.
 func (p *Provider) forgetCounters(id uint64) {
 	p.seqMu.Lock()
-	defer p.seqMu.Unlock()
-	delete(p.autoInc, id)
-	delete(p.rowIDs, id)
 	delete(p.rowCounts, id)
-}
-
-func (p *Provider) autoIncFor(id uint64) *autoIncState {
-	p.seqMu.Lock()
-	defer p.seqMu.Unlock()
-	st := p.autoInc[id]
-	if st == nil {
-		st = &autoIncState{}
-		p.autoInc[id] = st
+	var sts []*seqState
+	for _, kind := range []seqKind{seqAutoInc, seqRowID} {
+		if st := p.seqs[seqID{id, kind}]; st != nil {
+			sts = append(sts, st)
+		}
 	}
-	return st
+	p.seqMu.Unlock()
+	for _, st := range sts {
+		st.forget()
+	}
 }
 
 func (p *Provider) rowCountFor(id uint64) *rowCountState {

@@ -3,7 +3,6 @@ package sqlfront
 import (
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/dolthub/go-mysql-server/sql"
 
@@ -206,7 +205,13 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 		}
 	}
 	rowKey := append(m.rowPrefix(), pk...)
-	if !m.keyless() {
+	if m.keyless() {
+		// A hidden row ID is never handed out twice; should one be all the
+		// same, the commit fails rather than overwrite the row it names.
+		if _, ok := t.seen[string(rowKey)]; !ok {
+			t.seen[string(rowKey)] = observed{exists: false}
+		}
+	} else {
 		data, exists, err := e.sess.lockedRead(ctx, t, rowKey, lock.Exclusive)
 		if err != nil {
 			return err
@@ -544,45 +549,6 @@ func (e *editor) SetAutoIncrementValue(ctx *sql.Context, v uint64) error {
 // statement-long lock to take (innodb_autoinc_lock_mode=2 behaviour).
 func (e *editor) AcquireAutoIncrementLock(*sql.Context) (func(), error) {
 	return func() {}, nil
-}
-
-// rowIDState hands out hidden row IDs for a keyless table.
-type rowIDState struct {
-	mu     sync.Mutex
-	loaded bool
-	next   uint64
-}
-
-func (p *Provider) nextRowIDLocal(m *tableMeta) (uint64, error) {
-	p.seqMu.Lock()
-	st := p.rowIDs[m.def.ID]
-	if st == nil {
-		st = &rowIDState{}
-		p.rowIDs[m.def.ID] = st
-	}
-	p.seqMu.Unlock()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if !st.loaded {
-		rp := m.rowPrefix()
-		it := p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
-		if it.Next() {
-			id, _, err := keys.DecodeUint(it.Key()[len(rp):])
-			if err != nil {
-				it.Close()
-				return 0, err
-			}
-			st.next = id
-		}
-		err := it.Err()
-		it.Close()
-		if err != nil {
-			return 0, err
-		}
-		st.loaded = true
-	}
-	st.next++
-	return st.next, nil
 }
 
 func sameIndexes(a, b *tableMeta) bool {

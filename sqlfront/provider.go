@@ -70,9 +70,7 @@ type Provider struct {
 	dbs   map[string]*dbState // copy-on-write; by lower-cased name
 
 	seqMu     sync.Mutex
-	seqTerm   uint64 // the leadership term the sequences below belong to
-	autoInc   map[uint64]*autoIncState
-	rowIDs    map[uint64]*rowIDState
+	seqs      map[seqID]*seqState
 	rowCounts map[uint64]*rowCountState
 	nextTxn   atomic.Uint64
 	sessions  sync.Map // *Session, for the idle reaper
@@ -151,8 +149,7 @@ func NewProviderOn(store Store, cfg Config) (*Provider, error) {
 		store:     store,
 		cfg:       cfg,
 		log:       cfg.Logger,
-		autoInc:   map[uint64]*autoIncState{},
-		rowIDs:    map[uint64]*rowIDState{},
+		seqs:      map[seqID]*seqState{},
 		rowCounts: map[uint64]*rowCountState{},
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),

@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"encoding/binary"
 	"strings"
 
 	"github.com/dolthub/go-mysql-server/sql"
@@ -95,15 +96,12 @@ func (t *Table) rewrittenMeta(ctx *sql.Context, cur *tableMeta, newSchema sql.Pr
 	def := defFromSchema(0, old.Name, newSchema, old.Collation, old.Comment)
 	def.FKs, def.Checks, def.AutoInc, def.NextIndexID = old.FKs, old.Checks, old.AutoInc, old.NextIndexID
 	if cur.autoCol >= 0 {
-		// The new table ID has no watermarks: its floor carries the
-		// sequence over, values whose rows are gone included.
+		// The sequence carries over to the new table ID.
 		next, err := t.p.autoIncPeek(ctx, cur)
 		if err != nil {
 			return nil, err
 		}
-		if next > def.AutoInc {
-			def.AutoInc = next
-		}
+		def.AutoInc = max(def.AutoInc, next)
 	}
 	for _, id := range old.Indexes {
 		var cols []string
@@ -528,28 +526,29 @@ func autoValue(ctx *sql.Context, v interface{}) (uint64, bool) {
 func (t *Table) AutoIncrementSetter(ctx *sql.Context) sql.AutoIncrementSetter { return t.editor(ctx) }
 
 // setAutoInc persists ALTER TABLE ... AUTO_INCREMENT = v. As in InnoDB, the
-// sequence never goes below the largest value present.
+// sequence never goes below the largest value present. The mark is
+// rewritten with the definition, so every node (the leader included)
+// reads the sequence again from it.
 func (t *Table) setAutoInc(ctx *sql.Context, v uint64) error {
-	st, err := t.p.loadAutoInc(t.m)
-	if err != nil {
-		return err
-	}
-	if err := t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
+	if err := t.alterDef(ctx, func(def *tableDef, cur *tableMeta, b *ddlBatch) error {
 		def.AutoInc = v
+		top, err := t.p.maxAutoValue(cur)
+		if err != nil {
+			return err
+		}
+		old, err := t.p.legacyAutoIncKeys(cur.def.ID)
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			b.del(k)
+		}
+		b.put(seqMarkKey(cur.def.ID, seqAutoInc), binary.BigEndian.AppendUint64(nil, max(v, satInc(top), 1)))
 		return nil
 	}); err != nil {
 		return err
 	}
-	max, err := t.p.maxAutoValue(t.m)
-	if err != nil {
-		return err
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.next = v
-	if max+1 > st.next {
-		st.next = max + 1
-	}
+	t.p.forgetCounters(t.m.def.ID)
 	return nil
 }
 
@@ -562,44 +561,11 @@ func (p *Provider) noteAutoInc(ctx *sql.Context, m *tableMeta, row sql.Row) erro
 	if !ok {
 		return nil
 	}
-	st := p.autoIncFor(m.def.ID)
-	st.mu.Lock()
-	known := st.loaded && g < st.next
-	st.mu.Unlock()
-	if known {
+	if g < p.seqFor(m.def.ID, seqAutoInc).floor.Load() {
 		return nil
 	}
 	_, err := p.autoIncNext(ctx, m, &g)
 	return err
-}
-
-// loadAutoInc initialises the sequence from the stored floor and the
-// largest value present (MySQL 5.7's rule on restart).
-func (p *Provider) loadAutoInc(m *tableMeta) (*autoIncState, error) {
-	st := p.autoIncFor(m.def.ID)
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.loaded {
-		return st, nil
-	}
-	max, err := p.maxAutoValue(m)
-	if err != nil {
-		return nil, err
-	}
-	stored, err := p.storedAutoInc(m.def.ID)
-	if err != nil {
-		return nil, err
-	}
-	st.next = max + 1
-	if m.def.AutoInc > st.next {
-		st.next = m.def.AutoInc
-	}
-	if stored > st.next {
-		st.next = stored
-	}
-	st.persisted = stored
-	st.loaded = true
-	return st, nil
 }
 
 // maxAutoValue finds the largest value of the AUTO_INCREMENT column: one

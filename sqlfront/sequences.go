@@ -3,36 +3,116 @@ package sqlfront
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/kv/keys"
+	"github.com/fogdb/fogdb/replication"
 )
 
 // AUTO_INCREMENT values and the hidden row IDs of keyless tables are handed
 // out where the group's leader is, so that two nodes never give out the
-// same value. The leader keeps them in memory (counters.go); a follower asks
-// it (Store.Call). When leadership moves, the new leader starts its
-// sequences from the stored rows and watermarks again.
+// same value; a follower asks the leader (Store.Call). The leader hands
+// them out from memory, within a block it reserved through the log first:
+// a mark ("autoinc", table, kind) holding the block's end, committed with a
+// precondition on the mark's version. Every value ever handed out is below
+// the newest mark, so a new leader (which reads the mark only after its
+// term's barrier) resumes above every value a transaction of an earlier
+// term may still hold.
 const (
 	methodAutoIncNext uint8 = 0 // u64 table ‖ u8 given? ‖ u64 given → u64 value
 	methodAutoIncPeek uint8 = 1 // u64 table → u64 next value
 	methodRowID       uint8 = 2 // u64 table → u64 row ID
 )
 
+// Block sizes of reservations: a block used up within seqBlockGrowAfter
+// of its reservation makes the next one twice as large. What a leader
+// change or a crash skips is at most one block; a clean shutdown gives the
+// unused part back (ReleaseSequences).
+const (
+	seqBlockMin       = 32
+	seqBlockMax       = 4096
+	seqBlockGrowAfter = time.Second
+)
+
+// seqKind tells the two sequences of a table apart.
+type seqKind uint8
+
+const (
+	seqAutoInc seqKind = iota
+	seqRowID
+)
+
+type seqID struct {
+	table uint64
+	kind  seqKind
+}
+
+// seqState is one sequence as this node knows it. At the leader, values
+// in [next, hi) are reserved by the mark of version ver and not yet handed
+// out. Any node also remembers floor: every value below it has been handed
+// out or moved past, so an explicit value below it needs no request.
+type seqState struct {
+	mu sync.Mutex
+	// term is the leadership term in which next and hi were checked
+	// against the stored mark, as of forget generation gen; 0 means check
+	// again before use.
+	term     uint64
+	gen      uint64
+	next, hi uint64
+	ver      kv.Timestamp // version of the mark that reserved hi; 0: none
+	block    uint64
+	reserved time.Time
+
+	// forgets and floor are atomic: the apply hook forgets a sequence
+	// while a reservation may hold mu, waiting for its own entry to be
+	// applied behind the hook's.
+	forgets atomic.Uint64
+	floor   atomic.Uint64
+}
+
+// forget makes the next use check the sequence against its mark again.
+func (st *seqState) forget() {
+	st.forgets.Add(1)
+	st.floor.Store(0)
+}
+
+// passed records that every value below v was handed out or moved past.
+func (st *seqState) passed(v uint64) {
+	for {
+		f := st.floor.Load()
+		if v <= f || st.floor.CompareAndSwap(f, v) {
+			return
+		}
+	}
+}
+
+// errMarkMoved: the mark changed under a reservation (another leader, a
+// DDL statement); the sequence is read again.
+var errMarkMoved = errors.New("sqlfront: sequence mark moved")
+
 func (p *Provider) registerSequences() {
-	p.handleSeq(methodAutoIncNext, func(m *tableMeta, given *uint64) (uint64, error) {
-		return p.autoIncNextLocal(m, given)
+	p.handleSeq(methodAutoIncNext, func(ctx context.Context, m *tableMeta, given *uint64) (uint64, error) {
+		return p.seqNextLocal(ctx, m, seqAutoInc, given)
 	})
-	p.handleSeq(methodAutoIncPeek, func(m *tableMeta, _ *uint64) (uint64, error) {
-		return p.autoIncPeekLocal(m)
+	p.handleSeq(methodAutoIncPeek, func(ctx context.Context, m *tableMeta, _ *uint64) (uint64, error) {
+		return p.seqPeekLocal(ctx, m, seqAutoInc)
 	})
-	p.handleSeq(methodRowID, func(m *tableMeta, _ *uint64) (uint64, error) {
-		return p.nextRowIDLocal(m)
+	p.handleSeq(methodRowID, func(ctx context.Context, m *tableMeta, _ *uint64) (uint64, error) {
+		return p.seqNextLocal(ctx, m, seqRowID, nil)
 	})
 }
 
 // handleSeq serves a sequence method at the leader: decode the table and
 // the given value, find the table, answer one value.
-func (p *Provider) handleSeq(method uint8, fn func(m *tableMeta, given *uint64) (uint64, error)) {
-	p.store.Handle(method, func(_ context.Context, req []byte) ([]byte, error) {
+func (p *Provider) handleSeq(method uint8, fn func(ctx context.Context, m *tableMeta, given *uint64) (uint64, error)) {
+	p.store.Handle(method, func(ctx context.Context, req []byte) ([]byte, error) {
 		id, given, hasGiven, err := decodeSeqReq(req)
 		if err != nil {
 			return nil, err
@@ -45,7 +125,7 @@ func (p *Provider) handleSeq(method uint8, fn func(m *tableMeta, given *uint64) 
 		if hasGiven {
 			g = &given
 		}
-		v, err := fn(m, g)
+		v, err := fn(ctx, m, g)
 		if err != nil {
 			return nil, err
 		}
@@ -83,11 +163,10 @@ func decodeSeqReq(b []byte) (id, given uint64, hasGiven bool, err error) {
 	return 0, 0, false, fmt.Errorf("sqlfront: bad sequence request of %d bytes", len(b))
 }
 
-// leaderTable finds a table by ID for a sequence request, first making sure
-// the sequences are this term's.
+// leaderTable finds a table by ID for a sequence request.
 func (p *Provider) leaderTable(id uint64) (*tableMeta, error) {
-	if !p.seqHere() {
-		return nil, fmt.Errorf("sqlfront: sequences are not kept on this node")
+	if _, ok := p.store.Leading(); !ok {
+		return nil, fmt.Errorf("%w: sequences are not kept on this node", replication.ErrNotLeader)
 	}
 	p.catMu.RLock()
 	defer p.catMu.RUnlock()
@@ -101,85 +180,291 @@ func (p *Provider) leaderTable(id uint64) (*tableMeta, error) {
 	return nil, fmt.Errorf("sqlfront: no table with ID %d", id)
 }
 
-// seqHere reports whether this node hands out sequence values, resetting
-// them when its leadership is of a new term: meanwhile another leader may
-// have handed out values this node never saw.
-func (p *Provider) seqHere() bool {
-	term, ok := p.store.Leading()
-	if !ok {
-		return false
-	}
+func (p *Provider) seqFor(id uint64, kind seqKind) *seqState {
 	p.seqMu.Lock()
 	defer p.seqMu.Unlock()
-	if p.seqTerm != term {
-		p.seqTerm = term
-		p.autoInc = map[uint64]*autoIncState{}
-		p.rowIDs = map[uint64]*rowIDState{}
+	k := seqID{id, kind}
+	st := p.seqs[k]
+	if st == nil {
+		st = &seqState{}
+		p.seqs[k] = st
 	}
-	return true
+	return st
 }
 
 // autoIncNext hands out the next AUTO_INCREMENT value (given == nil) or
 // moves the sequence past a given one, here or at the leader.
 func (p *Provider) autoIncNext(ctx context.Context, m *tableMeta, given *uint64) (uint64, error) {
-	if p.seqHere() {
-		return p.autoIncNextLocal(m, given)
-	}
-	v, err := p.callSeq(ctx, methodAutoIncNext, m.def.ID, given)
-	if err != nil {
-		return 0, err
-	}
-	// Remember the value so this node's commit writes its watermark.
-	st := p.autoIncFor(m.def.ID)
-	st.mu.Lock()
-	st.loaded = true
-	if v+1 > st.next {
-		st.next = v + 1
-	}
-	st.mu.Unlock()
-	return v, nil
-}
-
-func (p *Provider) autoIncNextLocal(m *tableMeta, given *uint64) (uint64, error) {
-	st, err := p.loadAutoInc(m)
-	if err != nil {
-		return 0, err
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if given == nil {
-		v := st.next
-		st.next++
-		return v, nil
-	}
-	if *given >= st.next {
-		st.next = *given + 1
-	}
-	return *given, nil
-}
-
-// autoIncPeek returns the value the next insert would get.
-func (p *Provider) autoIncPeek(ctx context.Context, m *tableMeta) (uint64, error) {
-	if p.seqHere() {
-		return p.autoIncPeekLocal(m)
-	}
-	return p.callSeq(ctx, methodAutoIncPeek, m.def.ID, nil)
-}
-
-func (p *Provider) autoIncPeekLocal(m *tableMeta) (uint64, error) {
-	st, err := p.loadAutoInc(m)
-	if err != nil {
-		return 0, err
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.next, nil
+	return p.seqNext(ctx, m, seqAutoInc, methodAutoIncNext, given)
 }
 
 // nextRowID hands out a hidden row ID of a keyless table.
 func (p *Provider) nextRowID(ctx context.Context, m *tableMeta) (uint64, error) {
-	if p.seqHere() {
-		return p.nextRowIDLocal(m)
+	return p.seqNext(ctx, m, seqRowID, methodRowID, nil)
+}
+
+func (p *Provider) seqNext(ctx context.Context, m *tableMeta, kind seqKind, method uint8, given *uint64) (uint64, error) {
+	if _, ok := p.store.Leading(); ok {
+		v, err := p.seqNextLocal(ctx, m, kind, given)
+		if !errors.Is(err, replication.ErrNotLeader) {
+			return v, storeErr(err)
+		}
+		// Leadership went away meanwhile: ask whoever has it now.
 	}
-	return p.callSeq(ctx, methodRowID, m.def.ID, nil)
+	v, err := p.callSeq(ctx, method, m.def.ID, given)
+	if err != nil {
+		return 0, err
+	}
+	p.seqFor(m.def.ID, kind).passed(satInc(v))
+	return v, nil
+}
+
+// seqNextLocal hands out a value at the leader, reserving a new block
+// through the log first when the value is past the reserved one.
+func (p *Provider) seqNextLocal(ctx context.Context, m *tableMeta, kind seqKind, given *uint64) (uint64, error) {
+	term, ok := p.store.Leading()
+	if !ok {
+		return 0, replication.ErrNotLeader
+	}
+	st := p.seqFor(m.def.ID, kind)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		if err := p.seqReady(ctx, st, m, kind, term); err != nil {
+			return 0, err
+		}
+		v, after := st.next, satInc(st.next)
+		if given != nil {
+			v, after = *given, max(st.next, satInc(*given))
+		}
+		if after > st.hi {
+			err := p.reserve(ctx, st, m.def.ID, kind, after)
+			if errors.Is(err, errMarkMoved) && attempt < 5 {
+				continue
+			}
+			if err != nil {
+				return 0, err
+			}
+		}
+		st.next = after
+		st.passed(after)
+		return v, nil
+	}
+}
+
+// autoIncPeek returns the value the next insert would get.
+func (p *Provider) autoIncPeek(ctx context.Context, m *tableMeta) (uint64, error) {
+	if _, ok := p.store.Leading(); ok {
+		v, err := p.seqPeekLocal(ctx, m, seqAutoInc)
+		if !errors.Is(err, replication.ErrNotLeader) {
+			return v, storeErr(err)
+		}
+	}
+	return p.callSeq(ctx, methodAutoIncPeek, m.def.ID, nil)
+}
+
+func (p *Provider) seqPeekLocal(ctx context.Context, m *tableMeta, kind seqKind) (uint64, error) {
+	term, ok := p.store.Leading()
+	if !ok {
+		return 0, replication.ErrNotLeader
+	}
+	st := p.seqFor(m.def.ID, kind)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := p.seqReady(ctx, st, m, kind, term); err != nil {
+		return 0, err
+	}
+	return st.next, nil
+}
+
+// seqReady makes st fit to hand out values in this term (st.mu held). The
+// first use in a term waits for the term's barrier, so that the mark and
+// the rows read are those every earlier leader left. A state whose mark
+// is still the one it reserved keeps its place (leadership came back with
+// no reservation by anyone else meanwhile); otherwise the sequence
+// resumes above the mark and above every value stored.
+func (p *Provider) seqReady(ctx context.Context, st *seqState, m *tableMeta, kind seqKind, term uint64) error {
+	gen := st.forgets.Load()
+	if st.term == term && st.gen == gen {
+		return nil
+	}
+	if err := p.store.TermBarrier(ctx); err != nil {
+		return err
+	}
+	mk, err := p.readSeqMark(m.def.ID, kind)
+	if err != nil {
+		return err
+	}
+	if st.ver != 0 && mk.ver == st.ver && mk.hi == st.hi && st.next <= st.hi {
+		st.term, st.gen = term, gen
+		return nil
+	}
+	next := max(mk.hi, mk.legacy, 1)
+	switch kind {
+	case seqAutoInc:
+		top, err := p.maxAutoValue(m)
+		if err != nil {
+			return err
+		}
+		next = max(next, satInc(top), m.def.AutoInc)
+	case seqRowID:
+		top, err := p.maxRowID(m)
+		if err != nil {
+			return err
+		}
+		next = max(next, satInc(top))
+	}
+	st.next, st.hi, st.ver = next, mk.hi, mk.ver
+	st.block = 0
+	st.term, st.gen = term, gen
+	return nil
+}
+
+// reserve commits a mark that reserves every value below need and a block
+// beyond it (st.mu held). Superseded watermarks of the older format go in
+// the same batch.
+func (p *Provider) reserve(ctx context.Context, st *seqState, id uint64, kind seqKind, need uint64) error {
+	switch {
+	case st.block == 0:
+		st.block = seqBlockMin
+	case time.Since(st.reserved) < seqBlockGrowAfter:
+		st.block = min(2*st.block, seqBlockMax)
+	default:
+		st.block = seqBlockMin
+	}
+	hi := need + st.block
+	if hi < need {
+		hi = math.MaxUint64
+	}
+	key := seqMarkKey(id, kind)
+	b := &kv.Batch{
+		Mutations:     []kv.Mutation{{Key: key, Value: binary.BigEndian.AppendUint64(nil, hi)}},
+		Preconditions: []kv.Precondition{{Key: key, Exists: st.ver != 0, Version: st.ver}},
+	}
+	if kind == seqAutoInc {
+		old, err := p.legacyAutoIncKeys(id)
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			b.Mutations = append(b.Mutations, kv.Mutation{Key: k, Delete: true})
+		}
+	}
+	err := p.store.Commit(ctx, b)
+	if err != nil {
+		// Whatever became of the batch, the mark is read again.
+		st.term = 0
+		var ce *kv.ConflictError
+		if errors.As(err, &ce) {
+			return errMarkMoved
+		}
+		return err
+	}
+	v, err := p.store.Engine().Get(key, kv.MaxTimestamp)
+	if err != nil {
+		st.term = 0
+		return err
+	}
+	if !v.Exists || len(v.Data) != 8 || binary.BigEndian.Uint64(v.Data) != hi {
+		st.term = 0
+		return errMarkMoved
+	}
+	st.hi, st.ver, st.reserved = hi, v.Version, time.Now()
+	return nil
+}
+
+// ReleaseSequences gives back the unused part of every block this node
+// reserved, so that a clean shutdown (or a leadership handover after it)
+// skips no values: the marks come down to the next value of each
+// sequence. Values at or above it were never handed out.
+func (p *Provider) ReleaseSequences(ctx context.Context) error {
+	term, ok := p.store.Leading()
+	if !ok {
+		return nil
+	}
+	p.seqMu.Lock()
+	ids := make([]seqID, 0, len(p.seqs))
+	for k := range p.seqs {
+		ids = append(ids, k)
+	}
+	states := make([]*seqState, len(ids))
+	sort.Slice(ids, func(i, j int) bool {
+		return ids[i].table < ids[j].table || ids[i].table == ids[j].table && ids[i].kind < ids[j].kind
+	})
+	for i, k := range ids {
+		states[i] = p.seqs[k]
+	}
+	p.seqMu.Unlock()
+
+	b := &kv.Batch{}
+	var held []*seqState
+	for i, st := range states {
+		st.mu.Lock()
+		if st.term != term || st.gen != st.forgets.Load() || st.ver == 0 || st.next >= st.hi {
+			st.mu.Unlock()
+			continue
+		}
+		key := seqMarkKey(ids[i].table, ids[i].kind)
+		b.Mutations = append(b.Mutations, kv.Mutation{Key: key, Value: binary.BigEndian.AppendUint64(nil, st.next)})
+		b.Preconditions = append(b.Preconditions, kv.Precondition{Key: key, Exists: true, Version: st.ver})
+		held = append(held, st)
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	err := p.store.Commit(ctx, b)
+	for _, st := range held {
+		// The next use reads the lowered mark (or, had the batch failed,
+		// the mark as it is).
+		st.term = 0
+		st.mu.Unlock()
+	}
+	return storeErr(err)
+}
+
+// seqMark is what is stored of a sequence: the newest mark, and for
+// AUTO_INCREMENT the largest watermark of the older format.
+type seqMark struct {
+	hi     uint64
+	ver    kv.Timestamp
+	legacy uint64
+}
+
+func (p *Provider) readSeqMark(id uint64, kind seqKind) (seqMark, error) {
+	var mk seqMark
+	v, err := p.store.Engine().Get(seqMarkKey(id, kind), kv.MaxTimestamp)
+	if err != nil {
+		return mk, err
+	}
+	if v.Exists {
+		if len(v.Data) != 8 {
+			return mk, errCorruptRow
+		}
+		mk.hi, mk.ver = binary.BigEndian.Uint64(v.Data), v.Version
+	}
+	if kind == seqAutoInc {
+		mk.legacy, err = p.storedAutoInc(id)
+	}
+	return mk, err
+}
+
+// maxRowID is the largest hidden row ID stored in a keyless table.
+func (p *Provider) maxRowID(m *tableMeta) (uint64, error) {
+	rp := m.rowPrefix()
+	it := p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
+	defer it.Close()
+	if it.Next() {
+		id, _, err := keys.DecodeUint(it.Key()[len(rp):])
+		return id, err
+	}
+	return 0, it.Err()
+}
+
+// satInc is v+1, saturating: a column's largest value moves the sequence
+// no further.
+func satInc(v uint64) uint64 {
+	if v == math.MaxUint64 {
+		return v
+	}
+	return v + 1
 }

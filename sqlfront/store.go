@@ -40,6 +40,10 @@ type Store interface {
 	// Leading reports whether sequences are kept here, and since which
 	// term: a new term means another node kept them meanwhile.
 	Leading() (term uint64, ok bool)
+	// TermBarrier returns once this node, leading, has applied every
+	// entry of earlier terms: before it, what is stored may lack values
+	// an earlier leader handed out and recorded.
+	TermBarrier(ctx context.Context) error
 	// Call runs a handler registered with Handle where sequences are kept.
 	Call(ctx context.Context, method uint8, req []byte) ([]byte, error)
 	Handle(method uint8, h func(ctx context.Context, req []byte) ([]byte, error))
@@ -74,6 +78,10 @@ func (s *LocalStore) HeldBy(owner lock.TxnID) int     { return s.locks.HeldBy(ow
 func (s *LocalStore) LockStats() lock.Stats           { return s.locks.Stats() }
 func (s *LocalStore) Leading() (uint64, bool)         { return 1, true }
 func (s *LocalStore) OnApply(func([]*kv.Batch, bool)) {} // no other writer
+
+// TermBarrier: one process has one term.
+func (s *LocalStore) TermBarrier(context.Context) error { return nil }
+
 func (s *LocalStore) Handle(m uint8, h func(context.Context, []byte) ([]byte, error)) {
 	s.handlers[m] = h
 }
@@ -105,6 +113,9 @@ func (s GroupStore) ReleaseAll(owner lock.TxnID) { s.G.ReleaseAll(owner) }
 func (s GroupStore) HeldBy(owner lock.TxnID) int { return s.G.HeldBy(owner) }
 func (s GroupStore) LockStats() lock.Stats       { return s.G.LockStats() }
 func (s GroupStore) Leading() (uint64, bool)     { return s.G.LeaderTerm() }
+func (s GroupStore) TermBarrier(ctx context.Context) error {
+	return s.G.TermBarrier(ctx)
+}
 func (s GroupStore) OnApply(h func([]*kv.Batch, bool)) {
 	s.G.FSM().OnApply(replication.ApplyHook(h))
 }
@@ -232,8 +243,13 @@ func (p *Provider) forgetChanged(old, cur *dbState) {
 
 func (p *Provider) forgetAllCounters() {
 	p.seqMu.Lock()
-	defer p.seqMu.Unlock()
-	p.autoInc = map[uint64]*autoIncState{}
-	p.rowIDs = map[uint64]*rowIDState{}
 	p.rowCounts = map[uint64]*rowCountState{}
+	sts := make([]*seqState, 0, len(p.seqs))
+	for _, st := range p.seqs {
+		sts = append(sts, st)
+	}
+	p.seqMu.Unlock()
+	for _, st := range sts {
+		st.forget()
+	}
 }

@@ -92,7 +92,7 @@ func TestUpdatesFromEveryNodeSerialise(t *testing.T) {
 }
 
 // AUTO_INCREMENT continues past every stored value when leadership moves:
-// the new leader restarts its sequences from what is stored.
+// the new leader resumes above the block the old one reserved.
 func TestAutoIncrementAfterLeaderChange(t *testing.T) {
 	c := Start(t, 3, nil)
 	l := c.Leader()
