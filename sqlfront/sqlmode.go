@@ -305,6 +305,8 @@ type rowCounter struct {
 	// nullCol is the first NOT NULL column of the current row given NULL:
 	// MySQL reports it before a later column's value that does not fit.
 	nullCol string
+	// mode is the session's sql_mode, read once per run.
+	mode sqlMode
 }
 
 func (c *rowCounter) next(ctx *sql.Context, ord int) int {
@@ -312,6 +314,7 @@ func (c *rowCounter) next(ctx *sql.Context, ord int) int {
 	// numbers its rows from 1.
 	if qt := ctx.QueryTime(); !qt.Equal(c.query) || ctx.Pid() != c.pid {
 		c.row, c.last, c.query, c.pid = 0, -1, qt, ctx.Pid()
+		c.mode = loadSQLMode(ctx)
 	}
 	if ord < 0 { // ON DUPLICATE KEY UPDATE: the row being inserted
 		if c.row == 0 {
@@ -370,7 +373,7 @@ func (s *storeValue) Eval(ctx *sql.Context, row sql.Row) (interface{}, error) {
 		}
 		return nil, nil
 	}
-	m := loadSQLMode(ctx)
+	m := s.rows.mode
 	f := fitter{ctx: ctx, col: s.name, row: n, strict: m.strict && !s.ignore, mode: m}
 	out, err := f.fit(s.typ, v)
 	if err != nil && s.rows.nullCol != "" {
@@ -435,10 +438,9 @@ func (f fitter) fitNumber(t sql.Type, v interface{}) (interface{}, error) {
 			return nil, err
 		}
 	case []byte:
-		var err error
-		if d, err = f.parseNumber(t, string(x)); err != nil {
-			return nil, err
-		}
+		// A binary string (a hex literal, a BINARY column) is a number
+		// in the engine's and MySQL's numeric context.
+		return v, nil
 	case int:
 		d = decimal.NewFromInt(int64(x))
 	case int8:
@@ -558,7 +560,11 @@ func (f fitter) fitDecimal(t sql.Type, d decimal.Decimal) (interface{}, error) {
 		lo, hi = intBounds(t)
 	}
 	if d.LessThan(lo) || d.GreaterThan(hi) {
-		if err := f.problem(sql.ErrValueOutOfRange.New(d.String(), t), erWarnDataOutOfRange, "22003", "%s", f.outOfRange()); err != nil {
+		engine := sql.ErrValueOutOfRange.New(d.String(), t)
+		if types.IsDecimal(t) {
+			engine = types.ErrConvertToDecimalLimit.New()
+		}
+		if err := f.problem(engine, erWarnDataOutOfRange, "22003", "%s", f.outOfRange()); err != nil {
 			return nil, err
 		}
 		if d.LessThan(lo) {

@@ -283,8 +283,24 @@ func TestSQLModeStatements(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint16(2), warns)
 
-	// Only trailing spaces lost: a note, and strict mode stores it too.
+	// A prepared statement run again numbers its rows afresh.
+	mustExec(t, c, "SET SESSION sql_mode = ''")
+	ins, err := c.PrepareContext(ctx, "INSERT INTO t (id, s) VALUES (?, ?), (?, ?)")
+	require.NoError(t, err)
+	defer ins.Close()
+	for _, id := range []int{10, 20} {
+		_, err := ins.ExecContext(ctx, id, "ok", id+1, "long")
+		require.NoError(t, err)
+		require.Equal(t, []warning{{"Warning", 1265, "Data truncated for column 's' at row 2"}}, showWarnings(t, c))
+	}
 	mustExec(t, c, "SET SESSION sql_mode = DEFAULT")
+	for _, id := range []int{30, 40} {
+		_, err := ins.ExecContext(ctx, id, "ok", id+1, "long")
+		me := requireMySQLError(t, err, 1406, "22001")
+		require.Equal(t, "Data too long for column 's' at row 2", me.Message)
+	}
+
+	// Only trailing spaces lost: a note, and strict mode stores it too.
 	mustExec(t, c, "INSERT INTO t (id, s) VALUES (4, 'ab    ')")
 	require.Equal(t, []warning{{"Note", 1265, "Data truncated for column 's' at row 1"}}, showWarnings(t, c))
 }
