@@ -49,6 +49,10 @@ func (e errEnv) isDrop() bool {
 }
 
 var errRules = []errRule{
+	// sqlfront refuses a division by zero in a stored value (strict
+	// ERROR_FOR_DIVISION_BY_ZERO) with MySQL's text.
+	{re: regexp.MustCompile(`^Division by 0$`), num: erDivisionByZero, state: "22012", msg: verbatim},
+
 	{re: regexp.MustCompile(`^table "(?:Table\\n └─ name: )?(.+?)(?:\\n)?" does not have column "(.+)"$`), num: mysql.ERBadFieldError, state: "42S22",
 		msg:    func(m []string, _ errEnv) string { return fmt.Sprintf("Unknown column '%s' in '%s'", m[2], m[1]) },
 		refine: unknownColumnIn},
@@ -421,8 +425,12 @@ func accountDenied(se *mysql.SQLError, env errEnv) {
 	}
 }
 
+// verbatim keeps a message that is MySQL's already.
+func verbatim(m []string, _ errEnv) string { return m[0] }
+
 // MySQL 8's codes that vitess has no names for.
 const (
+	erDivisionByZero          = 1365 // ER_DIVISION_BY_ZERO
 	erTableAccessDenied       = 1142 // ER_TABLEACCESS_DENIED_ERROR
 	erKeyDoesNotExist         = 1176 // ER_KEY_DOES_NOT_EXITS
 	erDropIndexFK             = 1553 // ER_DROP_INDEX_FK

@@ -83,6 +83,11 @@ func (h errorEdge) mysqlErrorFor(c *mysql.Conn, query string, err error) error {
 		env.db = s.GetCurrentDatabase()
 	}
 	translate(&out, env)
+	if s := h.prov.SessionByConn(c.ConnectionID); s != nil {
+		if num, state, msg, ok := s.TakeValueError(engineMsg); ok {
+			out.Num, out.State, out.Message = num, state, msg
+		}
+	}
 	if st, ok := sqlStates[uint16(out.Num)]; ok && (out.State == "" || out.State == mysql.SSUnknownSQLState) {
 		out.State = st
 	}

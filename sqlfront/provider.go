@@ -30,6 +30,9 @@ type Config struct {
 	// DefaultCollation is the collation of a database created without one
 	// (and so of its tables and columns). MySQL 8's is utf8mb4_0900_ai_ci.
 	DefaultCollation sql.CollationID
+	// SQLMode is sql_mode's default, global and session; empty means
+	// MySQL 8.0's (MySQL80SQLMode).
+	SQLMode string
 	// OnCommit, when set, is told how long each transaction's commit took
 	// (the durable kv commit, fsync included) and how it ended.
 	OnCommit func(elapsed time.Duration, err error)

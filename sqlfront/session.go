@@ -48,6 +48,26 @@ type Session struct {
 	// nextIso is the level SET TRANSACTION ISOLATION LEVEL (without
 	// SESSION or GLOBAL) chose for the next transaction only.
 	nextIso isolation
+	valueErr  atomic.Pointer[valueErrorText]
+}
+
+// valueErrorText is MySQL's answer to a value its column refuses (strict
+// sql_mode), paired with the engine's text of the error that carries it.
+type valueErrorText struct {
+	engine     string
+	num        int
+	state, msg string
+}
+
+// TakeValueError returns MySQL's code, SQLSTATE and text for the error
+// whose engine text is engineMsg, if this session's last refused value
+// raised it; once.
+func (s *Session) TakeValueError(engineMsg string) (num int, state, msg string, ok bool) {
+	v := s.valueErr.Swap(nil)
+	if v == nil || !strings.HasSuffix(engineMsg, v.engine) {
+		return 0, "", "", false
+	}
+	return v.num, v.state, v.msg, true
 }
 
 // dupMessage pairs MySQL's text for a duplicate key with the engine's text

@@ -12,9 +12,22 @@ var sysvarsOnce sync.Once
 // registerSystemVariables replaces the engine's placeholders for the
 // variables whose behaviour fogdb implements: innodb_lock_wait_timeout is a
 // real session variable here (1 to 1073741824 seconds, MySQL's range), and
-// the server reports itself as fogdb.
+// the server reports itself as fogdb, and sql_mode defaults to MySQL 8.0's
+// (the engine's lacks NO_ZERO_IN_DATE, NO_ZERO_DATE and
+// ERROR_FOR_DIVISION_BY_ZERO).
 func registerSystemVariables(cfg Config) {
 	sysvarsOnce.Do(func() {
+		mode := cfg.SQLMode
+		if mode == "" {
+			mode = MySQL80SQLMode
+		}
+		if sv, _, ok := sql.SystemVariables.GetGlobal("sql_mode"); ok && mode != sql.DefaultSqlMode {
+			if msv, ok := sv.(*sql.MysqlSystemVariable); ok {
+				def := *msv
+				def.Default = mode
+				sql.SystemVariables.AddSystemVariables([]sql.SystemVariable{&def})
+			}
+		}
 		wait := int64(cfg.DefaultLockWaitTimeout.Seconds())
 		if wait < 1 {
 			wait = 1

@@ -66,6 +66,9 @@ func (h *fogHarness) openProvider(t *testing.T) *sqlfront.Provider {
 	cfg.IdleTxnTimeout = 0
 	// The suites expect go-mysql-server's default collation.
 	cfg.DefaultCollation = sql.Collation_Default
+	// and its default sql_mode: their expectations store zero dates, which
+	// MySQL 8.0's default (NO_ZERO_DATE, strict) refuses.
+	cfg.SQLMode = sql.DefaultSqlMode
 	prov, err := sqlfront.NewProvider(eng, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
