@@ -47,8 +47,8 @@ type Session struct {
 	innerQuery string
 	// nextIso is the level SET TRANSACTION ISOLATION LEVEL (without
 	// SESSION or GLOBAL) chose for the next transaction only.
-	nextIso isolation
-	valueErr  atomic.Pointer[valueErrorText]
+	nextIso  isolation
+	valueErr atomic.Pointer[valueErrorText]
 }
 
 // valueErrorText is MySQL's answer to a value its column refuses (strict
