@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"strings"
@@ -244,6 +245,9 @@ func TestRebuildKeepsAutoIncrement(t *testing.T) {
 	db.query("CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
 	db.query("INSERT INTO t (v) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9), (10)")
 	db.query("DELETE FROM t WHERE id > 5")
+	// A clean shutdown gives back the unused part of the reserved block
+	// (after a crash the sequence may skip the rest of it).
+	require.NoError(t, db.prov.ReleaseSequences(context.Background()))
 	db2 := db.reopen()
 	require.NoError(t, db2.exec(db2.sess, "ALTER TABLE t ADD COLUMN w INT"))
 	db2.query("INSERT INTO t (v) VALUES (11)")
