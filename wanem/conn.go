@@ -25,6 +25,7 @@ type proxConn struct {
 	from, to string
 	reset    bool
 	done     chan struct{} // closed when the connection is torn down
+	up       *flow         // client -> target, once connected (tests)
 
 	lastDir atomic.Int32 // direction of the last chunk forwarded, for Turns
 }
@@ -93,6 +94,9 @@ func (c *proxConn) run() {
 
 	up := c.newFlow(c.client, target, c.from, c.to, &c.link.stats.up, 1)
 	down := c.newFlow(target, c.client, c.to, c.from, &c.link.stats.down, 2)
+	p.mu.Lock()
+	c.up = up
+	p.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, f := range []*flow{up, down} {
 		wg.Add(2)
@@ -185,11 +189,14 @@ func (f *flow) draw(j time.Duration) time.Duration {
 }
 
 func (f *flow) read() {
+	buf := make([]byte, readSize)
 	for {
-		buf := make([]byte, readSize)
 		n, err := f.src.Read(buf)
 		if n > 0 {
-			if !f.push(chunk{b: buf[:n], due: f.schedule(n)}) {
+			// Copied to its size: a chunk may wait a while, and a stream of
+			// small writes must not hold a read buffer each.
+			b := append([]byte(nil), buf[:n]...)
+			if !f.push(chunk{b: b, due: f.schedule(n)}) {
 				return
 			}
 		}

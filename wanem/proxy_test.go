@@ -514,3 +514,48 @@ func TestHalfCloseIsForwarded(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "HELLO", string(b))
 }
+
+// A stream larger than what the proxy holds in flight pushes back on its
+// sender during a blackhole, and arrives whole once healed.
+func TestBlackholePushesBackAndDeliversWhole(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxInFlight = 16 << 10
+	p := New(cfg)
+	defer p.Close()
+	srv := startServer(t, echo)
+	l := listen(t, p, LinkConfig{Name: "ab", From: "a", To: "b", Target: srv.Addr()})
+	c := dial(t, l.Addr())
+	roundTrip(t, c, "x")
+	p.Cut("a", "b", Blackhole)
+
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := c.Write(data); errc <- err }()
+	// The proxy reads until it holds MaxInFlight, then stops reading; the
+	// rest waits in the kernel's buffers and in the blocked Write.
+	held := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for pc := range p.conns {
+			if pc.up != nil {
+				pc.up.mu.Lock()
+				defer pc.up.mu.Unlock()
+				return pc.up.qBytes
+			}
+		}
+		return 0
+	}
+	eventually(t, func() bool { return held() >= cfg.MaxInFlight }, "the proxy holds MaxInFlight bytes")
+	require.Less(t, held(), cfg.MaxInFlight+readSize, "and no more than one chunk beyond")
+	require.Equal(t, int64(1), l.Stats().Up.Bytes, "nothing crossed the blackhole")
+	p.Heal("a", "b")
+	require.NoError(t, c.SetDeadline(time.Now().Add(patience)))
+	got := make([]byte, len(data))
+	_, err := io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.NoError(t, <-errc)
+	require.True(t, bytes.Equal(data, got), "the stream arrives whole and in order")
+}
