@@ -2,6 +2,7 @@ package wanem
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"net"
@@ -159,20 +160,24 @@ func (l *Link) Stats() LinkStats {
 
 func (l *Link) serve() {
 	defer l.p.wg.Done()
+	var backoff time.Duration
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors, say: back off rather than spin or
+			// give the link up.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			select {
 			case <-l.p.done:
 				return
-			default:
+			case <-time.After(backoff):
 			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue
-			}
-			// The listener is gone (closed with the proxy).
-			return
+			continue
 		}
+		backoff = 0
 		l.stats.conns.Add(1)
 		pc := &proxConn{link: l, client: c, seq: l.seq.Add(1) - 1, done: make(chan struct{})}
 		l.p.mu.Lock()
