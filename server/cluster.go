@@ -89,11 +89,12 @@ func (s *Server) startCluster(eng *kv.Engine, kopts kv.Options) error {
 		return err
 	}
 	node, err := replication.NewNode(replication.NodeConfig{
-		ID:       raft.ServerID(id),
-		PeerAddr: cc.PeerAddr,
-		Secret:   secret,
-		Dial:     cc.Dial,
-		Logger:   hclogFor(s.log, "peer"),
+		ID:            raft.ServerID(id),
+		PeerAddr:      cc.PeerAddr,
+		AdvertiseAddr: cc.AdvertisePeerAddr,
+		Secret:        secret,
+		Dial:          cc.Dial,
+		Logger:        hclogFor(s.log, "peer"),
 	})
 	if err != nil {
 		eng.Close()
@@ -197,5 +198,6 @@ func (s *Server) usersChanged() {
 // Group exposes the node's replication group (tests and tools).
 func (s *Server) Group() *replication.Group { return s.group }
 
-// PeerAddr is the address other nodes reach this one at.
+// PeerAddr is the address other nodes reach this one at: the advertised
+// peer address when one is set.
 func (s *Server) PeerAddr() string { return s.node.Addr() }

@@ -42,8 +42,14 @@ type ClusterConfig struct {
 	// the data directory, or, on first start, a new random one.
 	NodeID string
 	// PeerAddr is the node's port for other nodes (Raft and forwarding).
-	// Other nodes dial it as given, so it must name a host.
+	// Other nodes dial it as given unless AdvertisePeerAddr is set, so it
+	// must then name a host.
 	PeerAddr string
+	// AdvertisePeerAddr is the address other nodes dial to reach PeerAddr,
+	// and the one the cluster's membership records; empty means PeerAddr.
+	// It lets a node sit behind NAT, a container network or a WAN
+	// emulator, or listen on an unspecified address (0.0.0.0:7071).
+	AdvertisePeerAddr string
 	// Join is any member's peer address: a node started on an empty data
 	// directory asks to be added there instead of bootstrapping. A node
 	// with state ignores it.
@@ -120,6 +126,11 @@ func (c *Config) Validate() error {
 	if c.Cluster.PeerAddr == "" {
 		return errors.New("server: peer address not set")
 	}
+	if a := c.Cluster.AdvertisePeerAddr; a != "" {
+		if err := checkDialable(a); err != nil {
+			return fmt.Errorf("server: advertised peer address: %w", err)
+		}
+	}
 	if c.Cluster.Timeout <= 0 {
 		return errors.New("server: cluster timeout must be positive")
 	}
@@ -147,6 +158,21 @@ func (c *Config) checkListener(what, addr string) error {
 	}
 	if c.RootPassword == "" && !isLoopback(host) {
 		return fmt.Errorf("%w (%s %s)", ErrInsecureListener, what, addr)
+	}
+	return nil
+}
+
+// checkDialable checks that other nodes could dial addr as given.
+func checkDialable(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" || port == "" || port == "0" {
+		return fmt.Errorf("%q does not name a host and a port", addr)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("%q is an unspecified address", addr)
 	}
 	return nil
 }

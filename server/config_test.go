@@ -45,3 +45,35 @@ func TestValidateRefusesShortClusterSecret(t *testing.T) {
 	cfg.Cluster.Join = "10.0.0.2:7071"
 	require.NoError(t, cfg.Validate())
 }
+
+func TestValidateAdvertisedPeerAddr(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, bad := range []string{"no-port", "0.0.0.0:7071", "[::]:7071", ":7071", "host:0"} {
+		cfg.Cluster.AdvertisePeerAddr = bad
+		require.Error(t, cfg.Validate(), bad)
+	}
+	for _, good := range []string{"wan:7100", "10.0.0.9:7071", "127.0.0.1:7100"} {
+		cfg.Cluster.AdvertisePeerAddr = good
+		require.NoError(t, cfg.Validate(), good)
+	}
+}
+
+// The advertised address, not the listener's, is what the node reports and
+// what the cluster's membership records, and a node can listen on an
+// unspecified address when it advertises one.
+func TestNodeAdvertisesPeerAddr(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MySQLAddr = "127.0.0.1:0"
+	cfg.AdminAddr = ""
+	cfg.Cluster.PeerAddr = "127.0.0.1:0"
+	cfg.Cluster.AdvertisePeerAddr = "wan.example:7100"
+	cfg.DataDir = t.TempDir()
+	srv, err := New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, srv.Start())
+	defer srv.Close()
+	require.Equal(t, "wan.example:7100", srv.PeerAddr())
+	members := srv.Group().Status().Members
+	require.Len(t, members, 1)
+	require.Equal(t, "wan.example:7100", members[0].Address)
+}

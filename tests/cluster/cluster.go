@@ -19,6 +19,7 @@ import (
 
 	"github.com/fogdb/fogdb/server"
 	"github.com/fogdb/fogdb/tests/faultnet"
+	"github.com/fogdb/fogdb/wanem"
 )
 
 // Patience bounds every wait for something expected to happen.
@@ -29,8 +30,12 @@ const Secret = "test-cluster-secret-0123456789abcdef"
 
 // Cluster is a set of in-process nodes.
 type Cluster struct {
-	T     testing.TB
-	Net   *faultnet.Network
+	T   testing.TB
+	Net *faultnet.Network
+	// WAN, in clusters started by StartSites, carries every byte between
+	// nodes: each node advertises its own link of it as its peer address,
+	// and dials through it as a process of its site.
+	WAN   *wanem.Proxy
 	Nodes []*Node
 	// Tweak adjusts each node's configuration before every start.
 	Tweak func(i int, cfg *server.Config)
@@ -43,7 +48,19 @@ type Node struct {
 	Dir       string
 	PeerAddr  string
 	MySQLAddr string
-	Srv       *server.Server // nil while stopped
+	// Site is the node's site in a StartSites cluster; Link is the WAN
+	// link in front of its peer port, whose address the node advertises.
+	Site string
+	Link *wanem.Link
+	Srv  *server.Server // nil while stopped
+}
+
+// Addr is the peer address other nodes dial: its WAN link's, if it has one.
+func (nd *Node) Addr() string {
+	if nd.Link != nil {
+		return nd.Link.Addr()
+	}
+	return nd.PeerAddr
 }
 
 // freeAddr picks a loopback port that is free now.
@@ -57,10 +74,37 @@ func freeAddr(t testing.TB) string {
 // Start starts an n-node cluster: node 0 bootstraps, the others join it.
 func Start(t testing.TB, n int, tweak func(i int, cfg *server.Config)) *Cluster {
 	t.Helper()
+	return start(t, make([]string, n), tweak)
+}
+
+// StartSites starts a cluster of one node per entry of sites, node i at
+// sites[i], whose peer traffic all crosses a WAN emulator (c.WAN) with no
+// delay until the test sets one: c.WAN.SetDelay("paris", "rennes", d).
+// Nodes of one site reach each other through it too, without delay.
+func StartSites(t testing.TB, sites []string, tweak func(i int, cfg *server.Config)) *Cluster {
+	t.Helper()
+	return start(t, sites, tweak)
+}
+
+func start(t testing.TB, sites []string, tweak func(i int, cfg *server.Config)) *Cluster {
 	c := &Cluster{T: t, Net: faultnet.New(), Tweak: tweak}
-	for i := 0; i < n; i++ {
-		nd := &Node{Name: fmt.Sprintf("n%d", i+1), Dir: t.TempDir(), PeerAddr: freeAddr(t), MySQLAddr: freeAddr(t)}
-		c.Net.Name(nd.PeerAddr, nd.Name)
+	wan := false
+	for _, s := range sites {
+		wan = wan || s != ""
+	}
+	if wan {
+		c.WAN = wanem.New(wanem.DefaultConfig())
+		// Registered first, so it runs after the nodes have stopped.
+		t.Cleanup(func() { c.WAN.Close() })
+	}
+	for i, site := range sites {
+		nd := &Node{Name: fmt.Sprintf("n%d", i+1), Dir: t.TempDir(), PeerAddr: freeAddr(t), MySQLAddr: freeAddr(t), Site: site}
+		if c.WAN != nil {
+			l, err := c.WAN.Listen(wanem.LinkConfig{Name: nd.Name, To: site, Listen: "127.0.0.1:0", Target: nd.PeerAddr})
+			require.NoError(t, err)
+			nd.Link = l
+		}
+		c.Net.Name(nd.Addr(), nd.Name)
 		c.Nodes = append(c.Nodes, nd)
 	}
 	t.Cleanup(func() {
@@ -91,10 +135,14 @@ func (c *Cluster) Config(i int) server.Config {
 	cfg.Cluster.PeerAddr = nd.PeerAddr
 	cfg.Cluster.Secret = Secret
 	cfg.Cluster.Dial = c.Net.Dialer(nd.Name)
+	if c.WAN != nil {
+		cfg.Cluster.AdvertisePeerAddr = nd.Addr()
+		cfg.Cluster.Dial = c.Net.DialerVia(nd.Name, c.WAN.Dialer(nd.Site))
+	}
 	cfg.Cluster.HeartbeatTimeout = 300 * time.Millisecond
 	cfg.Cluster.ElectionTimeout = 300 * time.Millisecond
 	if i > 0 {
-		cfg.Cluster.Join = c.Nodes[0].PeerAddr
+		cfg.Cluster.Join = c.Nodes[0].Addr()
 	}
 	if c.Tweak != nil {
 		c.Tweak(i, &cfg)

@@ -40,6 +40,16 @@ func (n *Network) Name(addr, name string) {
 
 // Dialer returns the dial function for node from.
 func (n *Network) Dialer(from string) func(ctx context.Context, addr string) (net.Conn, error) {
+	return n.DialerVia(from, nil)
+}
+
+// DialerVia is Dialer over another dial function (a WAN emulator's, say)
+// instead of plain TCP; nil means plain TCP.
+func (n *Network) DialerVia(from string, dial func(ctx context.Context, addr string) (net.Conn, error)) func(ctx context.Context, addr string) (net.Conn, error) {
+	if dial == nil {
+		var d net.Dialer
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
 	return func(ctx context.Context, addr string) (net.Conn, error) {
 		n.mu.Lock()
 		to, known := n.names[addr]
@@ -49,8 +59,7 @@ func (n *Network) Dialer(from string) func(ctx context.Context, addr string) (ne
 			return nil, fmt.Errorf("faultnet: %s -> %s (%s): link cut", from, to, addr)
 		}
 		n.mu.Unlock()
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
+		c, err := dial(ctx, addr)
 		if err != nil {
 			return nil, err
 		}

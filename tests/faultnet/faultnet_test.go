@@ -79,3 +79,25 @@ func TestIsolate(t *testing.T) {
 	_, err = n.Dialer("b")(ctx, addrA)
 	require.NoError(t, err, "a and b still talk")
 }
+
+func TestDialerVia(t *testing.T) {
+	n := New()
+	addrB := echoServer(t)
+	n.Name(addrB, "b")
+	var dialed []string
+	via := func(ctx context.Context, addr string) (net.Conn, error) {
+		dialed = append(dialed, addr)
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := n.DialerVia("a", via)(ctx, addrB)
+	require.NoError(t, err)
+	c.Close()
+	require.Equal(t, []string{addrB}, dialed, "dials go through the given function")
+	n.Cut("a", "b")
+	_, err = n.DialerVia("a", via)(ctx, addrB)
+	require.Error(t, err)
+	require.Len(t, dialed, 1, "a cut link refuses before dialing")
+}
