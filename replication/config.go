@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/fogdb/fogdb/kv"
@@ -68,8 +69,10 @@ type Config struct {
 	// for the test that proves the consistency check can fail.
 	UnsafeStaleReads bool
 
-	// LogOutput receives Raft's log lines (os.Stderr when nil) at LogLevel
-	// ("INFO" when empty).
+	// Logger receives Raft's log lines as structured records. When nil,
+	// they are formatted by hclog into LogOutput (os.Stderr when nil) at
+	// LogLevel ("INFO" when empty).
+	Logger    hclog.Logger
 	LogOutput io.Writer
 	LogLevel  string
 }

@@ -101,15 +101,19 @@ func newGroup(cfg Config, engine *kv.Engine, node *Node, id uint64) (_ *Group, e
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	out := cfg.LogOutput
-	if out == nil {
-		out = os.Stderr
+	if cfg.Logger != nil {
+		g.logger = cfg.Logger.Named("raft")
+	} else {
+		out := cfg.LogOutput
+		if out == nil {
+			out = os.Stderr
+		}
+		g.logger = hclog.New(&hclog.LoggerOptions{
+			Name:   "raft." + string(cfg.ID),
+			Output: out,
+			Level:  hclog.LevelFromString(cfg.LogLevel),
+		})
 	}
-	g.logger = hclog.New(&hclog.LoggerOptions{
-		Name:   "raft." + string(cfg.ID),
-		Output: out,
-		Level:  hclog.LevelFromString(cfg.LogLevel),
-	})
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
