@@ -126,6 +126,17 @@ func (a secureAuthServer) AuthMethods() []mysql.AuthMethod {
 
 type secureAuthMethod struct{ mysql.AuthMethod }
 
+// HandleUser takes every user of an insecure connection while TLS is
+// required, so that the login reaches HandleAuthPluginData and fails with
+// 3159: left to itself, caching_sha2_password declines a connection
+// without TLS and the client would get a generic handshake error (2012).
+func (m secureAuthMethod) HandleUser(c *mysql.Conn, user string) bool {
+	if !c.TLSEnabled() && requireSecureTransport() {
+		return true
+	}
+	return m.AuthMethod.HandleUser(c, user)
+}
+
 // HandleAuthPluginData refuses an insecure connection before looking at
 // what the client sent, so no password is checked over clear text once the
 // server requires TLS.
