@@ -64,6 +64,14 @@ type Config struct {
 	// that usually arrive with it under load (see linger); 0 never waits.
 	CommitLinger time.Duration
 
+	// Build names this node's build to the others (informative: /status).
+	Build string
+	// AdvertiseVersion, when not zero, replaces BuildVersion as what this
+	// node advertises and applies: an entry type above it makes Apply
+	// panic as in a build that does not know it. Rolling-upgrade tests run
+	// nodes of one build as older ones with it.
+	AdvertiseVersion Version
+
 	// UnsafeStaleReads makes ReadBarrier return at once, so a follower
 	// serves whatever it has applied. It breaks linearizability and exists
 	// for the test that proves the consistency check can fail.

@@ -98,6 +98,8 @@ func (s *Server) startCluster(eng *kv.Engine, kopts kv.Options) error {
 	rc := replication.DefaultConfig(raft.ServerID(id), s.cfg.raftDir(), kopts)
 	rc.Timeout = cc.Timeout
 	rc.UnsafeStaleReads = cc.UnsafeStaleReads
+	rc.Build = Version
+	rc.AdvertiseVersion = cc.AdvertiseVersion
 	rc.Logger = newHclog(s.log, "")
 	if cc.TrailingLogs > 0 {
 		rc.TrailingLogs = cc.TrailingLogs

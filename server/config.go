@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fogdb/fogdb/replication"
 	"github.com/fogdb/fogdb/replication/mux"
 	"github.com/fogdb/fogdb/sqlfront"
 )
@@ -80,6 +81,10 @@ type ClusterConfig struct {
 	// Dial replaces the TCP dialer towards other nodes: fault-injection
 	// tests put a network they control there.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// AdvertiseVersion makes the node advertise and apply no more than
+	// this version (replication.Config.AdvertiseVersion): rolling-upgrade
+	// tests run one build as two.
+	AdvertiseVersion replication.Version
 	// UnsafeStaleReads turns the read barrier off (see replication.Config);
 	// only the test proving the linearizability check can fail sets it.
 	UnsafeStaleReads bool
