@@ -169,8 +169,11 @@ func (s *Server) peerTLS() (server, client *tls.Config, err error) {
 	}
 	// A node whose own certificate the CA did not sign would be refused by
 	// every peer: say so at start rather than as handshake failures.
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}); err != nil {
-		return nil, nil, fmt.Errorf("server: --peer-cert %s is not signed by --peer-ca %s: %w", cc.PeerCert, cc.PeerCA, err)
+	// It serves as both ends of peer connections, so it needs both uses.
+	for _, use := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{use}}); err != nil {
+			return nil, nil, fmt.Errorf("server: --peer-cert %s does not verify against --peer-ca %s as a TLS server and client: %w", cc.PeerCert, cc.PeerCA, err)
+		}
 	}
 	s.peerPair = kp
 	server, client = mux.MutualTLS(pool, func() (*tls.Certificate, error) { return kp.get(), nil })

@@ -294,3 +294,23 @@ print("user", cur.fetchone()[0])
 		require.Contains(t, string(out), "3159")
 	})
 }
+
+// A node whose peer certificate its own --peer-ca did not sign refuses to
+// start: every peer would refuse it anyway, one handshake at a time.
+func TestPeerCertificateMustChainToTheCA(t *testing.T) {
+	ca, other := t.TempDir(), t.TempDir()
+	require.NoError(t, pki.InitCA(ca, 0))
+	require.NoError(t, pki.InitCA(other, 0))
+	require.NoError(t, pki.Issue(other, "n1", []string{"127.0.0.1"}, 0))
+	cfg := DefaultConfig()
+	cfg.MySQLAddr, cfg.AdminAddr, cfg.Cluster.PeerAddr = "127.0.0.1:0", "", "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.Cluster.PeerCA = filepath.Join(ca, "ca.crt")
+	cfg.Cluster.PeerCert = filepath.Join(other, "n1.crt")
+	cfg.Cluster.PeerKey = filepath.Join(other, "n1.key")
+	srv, err := New(cfg)
+	if err == nil {
+		srv.Close()
+	}
+	require.ErrorContains(t, err, "does not verify against --peer-ca")
+}
