@@ -151,6 +151,13 @@ func (g *Group) nameCluster() {
 		if err == nil || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrShutdown) {
 			return
 		}
+		if errors.Is(err, errVersionGated) {
+			// Expected while a rolling upgrade is under way: say it once.
+			if attempt == 0 {
+				g.logger.Info("not naming the cluster until every member's build can apply it", "error", err)
+			}
+			continue
+		}
 		g.logger.Warn("naming the cluster failed; retrying", "error", err)
 	}
 }
@@ -170,6 +177,10 @@ func (g *Group) proposeClusterID() error {
 	}
 	if g.fsm.ClusterID() != nil {
 		return nil
+	}
+	// A member on an older build would panic applying the entry.
+	if err := g.requireCommands(ctx, CommandClusterID); err != nil {
+		return err
 	}
 	id := make([]byte, clusterIDSize)
 	if _, err := rand.Read(id); err != nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/fogdb/fogdb/kv"
@@ -63,13 +64,23 @@ type Config struct {
 	// that usually arrive with it under load (see linger); 0 never waits.
 	CommitLinger time.Duration
 
+	// Build names this node's build to the others (informative: /status).
+	Build string
+	// AdvertiseVersion, when not zero, replaces BuildVersion as what this
+	// node advertises and applies: an entry type above it makes Apply
+	// panic as in a build that does not know it. Rolling-upgrade tests run
+	// nodes of one build as older ones with it.
+	AdvertiseVersion Version
+
 	// UnsafeStaleReads makes ReadBarrier return at once, so a follower
 	// serves whatever it has applied. It breaks linearizability and exists
 	// for the test that proves the consistency check can fail.
 	UnsafeStaleReads bool
 
-	// LogOutput receives Raft's log lines (os.Stderr when nil) at LogLevel
-	// ("INFO" when empty).
+	// Logger receives Raft's log lines as structured records. When nil,
+	// they are formatted by hclog into LogOutput (os.Stderr when nil) at
+	// LogLevel ("INFO" when empty).
+	Logger    hclog.Logger
 	LogOutput io.Writer
 	LogLevel  string
 }

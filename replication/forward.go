@@ -269,6 +269,9 @@ func (g *Group) CatchUp(ctx context.Context) error {
 
 // serveRPC answers a request from another node.
 func (g *Group) serveRPC(ctx context.Context, m Method, callerApplied uint64, payload []byte) ([]byte, error) {
+	if m == methodVersion {
+		return encodeVersion(g.advertised(), g.cfg.Build), nil
+	}
 	if g.raft.State() != raft.Leader {
 		return nil, g.notLeader()
 	}

@@ -93,6 +93,10 @@ type FSM struct {
 	hookMu sync.RWMutex
 	hooks  []ApplyHook
 
+	// maxCommand is the highest command type this node applies (its
+	// advertised version's); 0 means every type this build knows.
+	maxCommand CommandType
+
 	entries, replayed, rejected atomic.Uint64
 	batches, conflicts, invalid atomic.Uint64
 	restores                    atomic.Uint64
@@ -242,6 +246,9 @@ func (f *FSM) Stats() FSMStats {
 // the others, and stopping lets an operator repair it from a snapshot.
 func (f *FSM) Apply(l *raft.Log) any {
 	t, payload, err := DecodeCommand(l.Data)
+	if err == nil && f.maxCommand != 0 && t > f.maxCommand {
+		err = fmt.Errorf("%w: unknown command type %d", ErrBadCommand, t)
+	}
 	if err != nil {
 		panic(fmt.Sprintf("replication: entry %d: %v", l.Index, err))
 	}

@@ -31,6 +31,8 @@ type Group struct {
 	snaps  *raft.FileSnapshotStore
 	logger hclog.Logger
 
+	versions versions // version.go
+
 	// proposeMu makes the order of timestamps the order of the log: stamp
 	// and enqueue happen under it.
 	proposeMu sync.Mutex
@@ -101,15 +103,19 @@ func newGroup(cfg Config, engine *kv.Engine, node *Node, id uint64) (_ *Group, e
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	out := cfg.LogOutput
-	if out == nil {
-		out = os.Stderr
+	if cfg.Logger != nil {
+		g.logger = cfg.Logger.Named("raft")
+	} else {
+		out := cfg.LogOutput
+		if out == nil {
+			out = os.Stderr
+		}
+		g.logger = hclog.New(&hclog.LoggerOptions{
+			Name:   "raft." + string(cfg.ID),
+			Output: out,
+			Level:  hclog.LevelFromString(cfg.LogLevel),
+		})
 	}
-	g.logger = hclog.New(&hclog.LoggerOptions{
-		Name:   "raft." + string(cfg.ID),
-		Output: out,
-		Level:  hclog.LevelFromString(cfg.LogLevel),
-	})
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
@@ -126,6 +132,7 @@ func newGroup(cfg Config, engine *kv.Engine, node *Node, id uint64) (_ *Group, e
 		return nil, fmt.Errorf("replication: reading raft state: %w", err)
 	}
 	g.fsm = NewFSM(engine, cfg.EngineOptions, g.logger)
+	g.fsm.maxCommand = g.advertised().Commands
 	if err := g.checkStateMatchesLog(); err != nil {
 		return nil, err
 	}
@@ -156,7 +163,8 @@ func newGroup(cfg Config, engine *kv.Engine, node *Node, id uint64) (_ *Group, e
 	}
 	g.inflight = make(chan struct{}, cfg.MaxInflight)
 	g.locks = newLockService(g)
-	g.bg.Add(3)
+	g.bg.Add(4)
+	go g.pollVersions()
 	go g.runProposer()
 	go g.locks.watchLeadership()
 	go g.locks.keepalive()

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -32,6 +33,9 @@ func (n *Node) Join(ctx context.Context, group uint64, via string, id raft.Serve
 		switch {
 		case asNotLeader(err, &nl) && nl.LeaderAddr != "":
 			via = string(nl.LeaderAddr)
+		case errors.Is(err, ErrRejected):
+			// The leader refused this node; asking again changes nothing.
+			return fmt.Errorf("replication: joining through %s: %w", via, err)
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case time.Now().After(deadline):
@@ -68,6 +72,9 @@ func (g *Group) AddServer(ctx context.Context, id raft.ServerID, addr raft.Serve
 		if s.ID == id && s.Address == addr && (s.Suffrage == raft.Voter) == voter {
 			return nil
 		}
+	}
+	if err := g.checkJoiner(ctx, addr); err != nil {
+		return err
 	}
 	var f raft.IndexFuture
 	if voter {
@@ -125,6 +132,9 @@ type Member struct {
 	ID      string `json:"id"`
 	Address string `json:"address"`
 	Voter   bool   `json:"voter"`
+	// Version is what the member advertised when last asked; nil before
+	// this node has asked.
+	Version *MemberVersion `json:"version,omitempty"`
 }
 
 // Status is a group's state as this node sees it.
@@ -138,6 +148,11 @@ type Status struct {
 	AppliedIndex uint64   `json:"applied_index"`
 	LastIndex    uint64   `json:"last_index"`
 	Members      []Member `json:"members"`
+	// Version is this node's advertised version; ActiveVersion the lowest
+	// over the members when last asked (nil before), which bounds what a
+	// leader proposes.
+	Version       Version  `json:"version"`
+	ActiveVersion *Version `json:"active_version"`
 	// LogWrites and StateWrites count fsynced writes of the Raft log and
 	// of the state file; Commits counts acknowledged commits proposed here
 	// and Entries the log entries carrying them.
@@ -164,9 +179,15 @@ func (g *Group) Status() Status {
 		Commits:      g.stats.commits.Load(),
 		Entries:      g.stats.entries.Load(),
 	}
+	byID, active := g.memberVersions()
+	st.Version, st.ActiveVersion = g.advertised(), active
 	if cf := g.raft.GetConfiguration(); cf.Error() == nil {
 		for _, s := range cf.Configuration().Servers {
-			st.Members = append(st.Members, Member{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
+			m := Member{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter}
+			if v, ok := byID[s.ID]; ok {
+				m.Version = &v
+			}
+			st.Members = append(st.Members, m)
 		}
 	}
 	return st
@@ -199,6 +220,28 @@ func (g *Group) HandOver(timeout time.Duration) error {
 	defer cancel()
 	if err := waitFuture(ctx, g.raft.LeadershipTransfer()); err != nil {
 		return fmt.Errorf("replication: handing leadership over: %w", err)
+	}
+	return nil
+}
+
+// checkJoiner refuses a new member whose build cannot apply the entry
+// types the log already holds: it would panic replaying them. Versions only
+// rise in a log, so the types in use are those the store has seen.
+func (g *Group) checkJoiner(ctx context.Context, addr raft.ServerAddress) error {
+	inUse := CommandCommit
+	if g.fsm.ClusterID() != nil {
+		inUse = CommandClusterID
+	}
+	if inUse == CommandCommit {
+		return nil
+	}
+	v := g.askVersion(ctx, string(addr))
+	if !v.Known {
+		return fmt.Errorf("%w: cannot ask the joining node at %s for its version", ErrUnavailable, addr)
+	}
+	if v.Commands < inUse {
+		return fmt.Errorf("%w: the joining node's build (%s, %v) cannot apply command type %d, which the log holds; upgrade it first",
+			ErrRejected, v.Build, v.Version, inUse)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
@@ -28,6 +29,9 @@ type NodeConfig struct {
 	Secret []byte
 	// Dial replaces the TCP dialer towards other nodes (fault injection).
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// ServerTLS and ClientTLS put the port in mutual TLS (see mux.Config
+	// and mux.MutualTLS); nil for both leaves it in clear.
+	ServerTLS, ClientTLS *tls.Config
 	// Logger receives the port's and raft's log lines.
 	Logger hclog.Logger
 }
@@ -57,6 +61,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	mc.Secret = cfg.Secret
 	mc.AdvertiseAddr = cfg.AdvertiseAddr
 	mc.Dial = cfg.Dial
+	mc.ServerTLS, mc.ClientTLS = cfg.ServerTLS, cfg.ClientTLS
 	mc.Logger = cfg.Logger.Named("mux")
 	m, err := mux.Listen(cfg.PeerAddr, mc)
 	if err != nil {

@@ -35,6 +35,8 @@ const (
 	methodKeepalive Method = 5
 	methodJoin      Method = 6
 	methodRemove    Method = 7
+	// methodVersion is answered by any member, leader or not.
+	methodVersion Method = 8
 
 	// FirstUserMethod is the lowest Method a package above may register.
 	FirstUserMethod Method = 32

@@ -170,7 +170,14 @@ func TestAdminStatusAndMetricsFollowWrites(t *testing.T) {
 	require.Equal(t, "Leader", g0.Role, "a lone node leads its own cluster")
 	require.Equal(t, st.Node, g0.Leader)
 	require.Equal(t, srv.PeerAddr(), g0.LeaderAddr)
+	require.Len(t, g0.Members, 1)
+	mv := g0.Members[0].Version
+	g0.Members[0].Version = nil
 	require.Equal(t, []replication.Member{{ID: st.Node, Address: srv.PeerAddr(), Voter: true}}, g0.Members)
+	// The lone node named its cluster, which needs the members' versions.
+	require.Equal(t, &replication.MemberVersion{Version: replication.BuildVersion, Build: Version, Known: true}, mv)
+	require.Equal(t, replication.BuildVersion, g0.Version)
+	require.Equal(t, &replication.BuildVersion, g0.ActiveVersion)
 	require.NotZero(t, g0.Term)
 	require.NotZero(t, g0.CommitIndex, "commits have happened")
 	require.GreaterOrEqual(t, g0.CommitIndex, g0.AppliedIndex)

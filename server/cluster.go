@@ -6,13 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/dolthub/go-mysql-server/sql"
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/fogdb/fogdb/kv"
@@ -64,15 +62,6 @@ func (c *Config) secret() ([]byte, error) {
 	return b, err
 }
 
-// hclogFor sends raft's and the peer port's log lines to the server's log.
-func hclogFor(l *slog.Logger, name string) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{
-		Name:   name,
-		Output: slog.NewLogLogger(l.Handler(), slog.LevelInfo).Writer(),
-		Level:  hclog.Info,
-	})
-}
-
 // startCluster opens the peer port and the node's group over eng, then
 // bootstraps a new cluster of this node or joins an existing one when the
 // node has no Raft state yet.
@@ -88,13 +77,20 @@ func (s *Server) startCluster(eng *kv.Engine, kopts kv.Options) error {
 		eng.Close()
 		return err
 	}
+	serverTLS, clientTLS, err := s.peerTLS()
+	if err != nil {
+		eng.Close()
+		return err
+	}
 	node, err := replication.NewNode(replication.NodeConfig{
 		ID:            raft.ServerID(id),
 		PeerAddr:      cc.PeerAddr,
 		AdvertiseAddr: cc.AdvertisePeerAddr,
 		Secret:        secret,
 		Dial:          cc.Dial,
-		Logger:        hclogFor(s.log, "peer"),
+		ServerTLS:     serverTLS,
+		ClientTLS:     clientTLS,
+		Logger:        newHclog(s.log, "peer"),
 	})
 	if err != nil {
 		eng.Close()
@@ -103,7 +99,9 @@ func (s *Server) startCluster(eng *kv.Engine, kopts kv.Options) error {
 	rc := replication.DefaultConfig(raft.ServerID(id), s.cfg.raftDir(), kopts)
 	rc.Timeout = cc.Timeout
 	rc.UnsafeStaleReads = cc.UnsafeStaleReads
-	rc.LogOutput = slog.NewLogLogger(s.log.Handler(), slog.LevelInfo).Writer()
+	rc.Build = Version
+	rc.AdvertiseVersion = cc.AdvertiseVersion
+	rc.Logger = newHclog(s.log, "")
 	if cc.TrailingLogs > 0 {
 		rc.TrailingLogs = cc.TrailingLogs
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fogdb/fogdb/replication"
 	"github.com/fogdb/fogdb/replication/mux"
 	"github.com/fogdb/fogdb/sqlfront"
 )
@@ -30,6 +31,13 @@ type Config struct {
 	RootPassword string
 	SQL          sqlfront.Config
 	Logger       *slog.Logger
+
+	// TLSCert and TLSKey are PEM files of the MySQL listener's certificate
+	// and key; with them clients may use TLS. ReloadTLS rereads them.
+	TLSCert, TLSKey string
+	// RequireSecureTransport sets require_secure_transport at start:
+	// clients without TLS are refused (3159). It needs TLSCert.
+	RequireSecureTransport bool
 
 	Cluster ClusterConfig
 }
@@ -60,6 +68,10 @@ type ClusterConfig struct {
 	// for a node that neither joins nor listens beyond loopback: it then
 	// gets a random one nobody else knows.
 	Secret string
+	// PeerCA, PeerCert and PeerKey (PEM files, all or none) put the peer
+	// port in TLS 1.3 with mutual authentication: both ends of every
+	// connection between nodes hold a certificate PeerCA signed.
+	PeerCA, PeerCert, PeerKey string
 	// Timeout bounds every wait for the group on a client's behalf:
 	// reaching a leader, catching up with it and confirming a commit.
 	Timeout time.Duration
@@ -75,6 +87,10 @@ type ClusterConfig struct {
 	// Dial replaces the TCP dialer towards other nodes: fault-injection
 	// tests put a network they control there.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// AdvertiseVersion makes the node advertise and apply no more than
+	// this version (replication.Config.AdvertiseVersion): rolling-upgrade
+	// tests run one build as two.
+	AdvertiseVersion replication.Version
 	// UnsafeStaleReads turns the read barrier off (see replication.Config);
 	// only the test proving the linearizability check can fail sets it.
 	UnsafeStaleReads bool
@@ -133,6 +149,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Cluster.Timeout <= 0 {
 		return errors.New("server: cluster timeout must be positive")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("server: --tls-cert and --tls-key go together")
+	}
+	if c.RequireSecureTransport && c.TLSCert == "" {
+		// MySQL refuses the same (ER_NO_SECURE_TRANSPORTS_CONFIGURED): no
+		// client could connect.
+		return errors.New("server: require_secure_transport needs --tls-cert and --tls-key")
+	}
+	if _, err := c.Cluster.peerFilesSet(); err != nil {
+		return err
 	}
 	if n := len(c.Cluster.Secret); n > 0 && n < mux.MinSecretSize {
 		return fmt.Errorf("%w (it is %d bytes)", ErrShortClusterSecret, n)

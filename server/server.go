@@ -36,6 +36,8 @@ type Server struct {
 	ln     net.Listener
 	admin  *admin // admin.go
 
+	clientPair, peerPair *keyPair // tls.go; nil without TLS
+
 	commitSeconds *prometheus.HistogramVec // admin_metrics.go
 
 	conns *connSet // open client connections (errors.go)
@@ -72,6 +74,10 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, commitSeconds: newCommitHistogram(),
 		usersDirty: make(chan struct{}, 1), usersStop: make(chan struct{}), usersDone: make(chan struct{}),
 		conns: newConnSet(),
+	}
+	if err := s.loadTLS(); err != nil {
+		eng.Close()
+		return nil, err
 	}
 	if err := s.startCluster(eng, kopts); err != nil {
 		s.closeCluster()
@@ -151,12 +157,18 @@ func (s *Server) sessionBuilder(_ context.Context, conn *mysql.Conn, addr string
 
 // Start listens and serves MySQL clients until Close.
 func (s *Server) Start() error {
+	if s.cfg.RequireSecureTransport {
+		if err := sql.SystemVariables.SetGlobal(sql.NewEmptyContext(), "require_secure_transport", int8(1)); err != nil {
+			return fmt.Errorf("server: require_secure_transport: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", s.cfg.MySQLAddr)
 	if err != nil {
 		return fmt.Errorf("server: MySQL listener: %w", err)
 	}
 	s.ln = ln
-	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: ln}
+	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: ln,
+		TLSConfig: s.mysqlTLS(), ProtocolListenerFactory: s.listenerFactory}
 	srv, err := gmsserver.NewServerWithHandler(gcfg, s.engine, sql.NewContext, s.sessionBuilder, nil,
 		func(h mysql.Handler) (mysql.Handler, error) {
 			return errorEdge{Handler: h, prov: s.prov, conns: s.conns}, nil

@@ -3,9 +3,10 @@ package main
 import (
 	"flag"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -13,22 +14,72 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
-func run(args []string) int {
-	if len(args) > 0 && args[0] == "serve" {
-		args = args[1:]
-	} else if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		fmt.Fprintf(os.Stderr, "fogdb: unknown command %q (commands: serve)\n", args[0])
-		return 2
+const commands = "serve, healthcheck, certs"
+
+func run(args []string, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
 	}
-	cfg := server.DefaultConfig()
+	switch cmd {
+	case "serve":
+		return serve(args, stderr)
+	case "healthcheck":
+		return healthcheck(args, stderr)
+	case "certs":
+		return certs(args, stderr)
+	}
+	fmt.Fprintf(stderr, "fogdb: unknown command %q (commands: %s)\n", cmd, commands)
+	return 2
+}
+
+// envName is the environment variable every flag also reads: FOGDB_ and the
+// flag's name in upper case with dashes as underscores.
+func envName(flagName string) string {
+	return "FOGDB_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseFlags parses args over the values the FOGDB_* environment variables
+// give, so that a flag on the command line wins over its variable, which
+// wins over the default.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil {
+			return
+		}
+		f.Usage += " [$" + envName(f.Name) + "]"
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				// The value itself may be a secret: name the variable only.
+				err = fmt.Errorf("$%s: invalid value for --%s", envName(f.Name), f.Name)
+			}
+		}
+	})
+	if err != nil {
+		fmt.Fprintf(fs.Output(), "fogdb: %v\n", err)
+		return err
+	}
+	return fs.Parse(args)
+}
+
+// serveOpts are the flags of serve that are not fields of server.Config.
+type serveOpts struct {
+	lockWait            *int
+	logLevel, logFormat *string
+}
+
+// serveFlags defines serve's flags over cfg.
+func serveFlags(cfg *server.Config, stderr io.Writer) (*flag.FlagSet, serveOpts) {
 	fs := flag.NewFlagSet("fogdb serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.MySQLAddr, "mysql-addr", cfg.MySQLAddr, "MySQL protocol listen address")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin HTTP listen address (/healthz, /readyz, /status, /metrics); empty disables it")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory")
-	fs.StringVar(&cfg.RootPassword, "root-password", os.Getenv("FOGDB_ROOT_PASSWORD"), "root password, set on first start (default $FOGDB_ROOT_PASSWORD); required to listen on a non-loopback address")
+	fs.StringVar(&cfg.RootPassword, "root-password", "", "root password, set on first start; required to listen on a non-loopback address")
 	fs.DurationVar(&cfg.SQL.IdleTxnTimeout, "idle-txn-timeout", cfg.SQL.IdleTxnTimeout, "roll back transactions idle this long (0: never)")
 	fs.Int64Var(&cfg.SQL.MaxTxnBytes, "max-txn-bytes", cfg.SQL.MaxTxnBytes, "largest transaction, in bytes of keys and values")
 	lockWait := fs.Int("lock-wait-timeout", int(cfg.SQL.DefaultLockWaitTimeout/time.Second), "default innodb_lock_wait_timeout, seconds")
@@ -37,19 +88,33 @@ func run(args []string) int {
 	fs.StringVar(&cfg.Cluster.AdvertisePeerAddr, "advertise-peer-addr", "", "address other nodes dial to reach --peer-addr, recorded in the cluster's membership (default: --peer-addr); for a node behind NAT, a container network or a WAN emulator")
 	fs.StringVar(&cfg.Cluster.Join, "join", "", "peer address of any member: join that cluster on first start instead of bootstrapping one (ignored once the node has state)")
 	fs.BoolVar(&cfg.Cluster.NonVoter, "non-voter", false, "join as a non-voting replica")
-	fs.StringVar(&cfg.Cluster.Secret, "cluster-secret", os.Getenv("FOGDB_CLUSTER_SECRET"), "secret shared by every node of the cluster (default $FOGDB_CLUSTER_SECRET); required with --join or a non-loopback --peer-addr")
+	fs.StringVar(&cfg.Cluster.Secret, "cluster-secret", "", "secret shared by every node of the cluster; required with --join or a non-loopback --peer-addr")
 	fs.DurationVar(&cfg.Cluster.Timeout, "cluster-timeout", cfg.Cluster.Timeout, "longest wait for the cluster on a client's behalf before a write fails as unavailable (1047) or outcome unknown (1180)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) for MySQL clients' TLS; reloaded on SIGHUP")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert; reloaded on SIGHUP")
+	fs.BoolVar(&cfg.RequireSecureTransport, "require-secure-transport", false, "refuse MySQL clients that do not use TLS (the require_secure_transport variable's value at start)")
+	fs.StringVar(&cfg.Cluster.PeerCA, "peer-ca", "", "PEM CA certificate of the cluster: peer connections use TLS 1.3 and both ends must hold a certificate it signed")
+	fs.StringVar(&cfg.Cluster.PeerCert, "peer-cert", "", "PEM certificate of this node, signed by --peer-ca; reloaded on SIGHUP")
+	fs.StringVar(&cfg.Cluster.PeerKey, "peer-key", "", "PEM private key of --peer-cert; reloaded on SIGHUP")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	logFormat := fs.String("log-format", "text", "text or json (one JSON object a line)")
+	return fs, serveOpts{lockWait: lockWait, logLevel: logLevel, logFormat: logFormat}
+}
+
+func serve(args []string, stderr io.Writer) int {
+	cfg := server.DefaultConfig()
+	fs, opts := serveFlags(&cfg, stderr)
+	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
-	cfg.SQL.DefaultLockWaitTimeout = time.Duration(*lockWait) * time.Second
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "fogdb: --log-level: %v\n", err)
+	cfg.SQL.DefaultLockWaitTimeout = time.Duration(*opts.lockWait) * time.Second
+	logger, err := newLogger(stderr, *opts.logFormat, *opts.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "fogdb: %v\n", err)
 		return 2
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	cfg.Logger = logger
+	bridgeLibraryLogs(logger)
 
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -62,9 +127,20 @@ func run(args []string) int {
 		return 1
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	s := <-sig
-	cfg.Logger.Info("shutting down", "signal", s.String())
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for {
+		s := <-sig
+		if s == syscall.SIGHUP {
+			if err := srv.ReloadTLS(); err != nil {
+				cfg.Logger.Error("reloading certificates; keeping the ones in use", "err", err)
+			} else {
+				cfg.Logger.Info("certificates reloaded")
+			}
+			continue
+		}
+		cfg.Logger.Info("shutting down", "signal", s.String())
+		break
+	}
 	if err := srv.Close(); err != nil {
 		cfg.Logger.Error("shutdown", "err", err)
 		return 1

@@ -2,6 +2,8 @@ package mux
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"time"
@@ -45,6 +47,14 @@ type Config struct {
 	// here.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 
+	// ServerTLS and ClientTLS, both set or both nil, put every connection
+	// in TLS before the handshake: ServerTLS on accepted connections,
+	// ClientTLS on dialled ones (its ServerName defaults to the dialled
+	// host). Both must require TLS 1.3, and ServerTLS must require and
+	// verify the dialer's certificate; MutualTLS builds such a pair.
+	ServerTLS *tls.Config
+	ClientTLS *tls.Config
+
 	// Logger receives rejected connections and accept errors. Nil means
 	// silence.
 	Logger hclog.Logger
@@ -82,6 +92,17 @@ func (c Config) Validate() error {
 	if c.FailureBurst < 1 || c.FailureRefill <= 0 {
 		return fmt.Errorf("%w: FailureBurst must be at least 1 and FailureRefill positive", ErrInvalidConfig)
 	}
+	if (c.ServerTLS == nil) != (c.ClientTLS == nil) {
+		return fmt.Errorf("%w: ServerTLS and ClientTLS go together", ErrInvalidConfig)
+	}
+	if c.ServerTLS != nil {
+		if c.ServerTLS.MinVersion < tls.VersionTLS13 || c.ClientTLS.MinVersion < tls.VersionTLS13 {
+			return fmt.Errorf("%w: peer TLS must require TLS 1.3", ErrInvalidConfig)
+		}
+		if c.ServerTLS.ClientAuth != tls.RequireAndVerifyClientCert {
+			return fmt.Errorf("%w: peer TLS must require and verify the dialer's certificate", ErrInvalidConfig)
+		}
+	}
 	if c.AdvertiseAddr != "" {
 		if err := checkDialable(c.AdvertiseAddr); err != nil {
 			return fmt.Errorf("%w: advertise address: %v", ErrInvalidConfig, err)
@@ -104,4 +125,28 @@ func checkDialable(addr string) error {
 		return fmt.Errorf("%q is an unspecified address", addr)
 	}
 	return nil
+}
+
+// MutualTLS returns the ServerTLS and ClientTLS of a node whose peers all
+// hold certificates signed by the cluster CA in ca: TLS 1.3 only, each side
+// verifying the other's chain to ca. cert is asked for the node's own
+// certificate at every handshake, so replacing what it returns rotates the
+// certificate without a restart.
+func MutualTLS(ca *x509.CertPool, cert func() (*tls.Certificate, error)) (server, client *tls.Config) {
+	server = &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		ClientAuth: tls.RequireAndVerifyClientCert,
+		ClientCAs:  ca,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return cert()
+		},
+	}
+	client = &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		RootCAs:    ca,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return cert()
+		},
+	}
+	return server, client
 }

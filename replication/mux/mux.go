@@ -2,6 +2,7 @@ package mux
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -260,7 +261,7 @@ func (m *Mux) serveConn(conn net.Conn, src string) {
 		}
 	}()
 
-	r, err := m.handshake(conn)
+	r, peer, err := m.handshake(conn)
 	<-m.slots
 	if err != nil {
 		if spendsBudget(err) && !m.isClosed() {
@@ -269,6 +270,8 @@ func (m *Mux) serveConn(conn net.Conn, src string) {
 		m.reject(conn, err)
 		return
 	}
+	// conn stays the one registered (Close closes the socket under TLS);
+	// the route gets peer, which speaks TLS when the port does.
 
 	if r.kind == KindRaft {
 		m.mu.Lock()
@@ -280,7 +283,7 @@ func (m *Mux) serveConn(conn net.Conn, src string) {
 			return
 		}
 		select {
-		case l.conns <- conn:
+		case l.conns <- peer:
 			m.disown(conn)
 			handedOff = true
 			m.stats.accepted.Add(1)
@@ -296,7 +299,7 @@ func (m *Mux) serveConn(conn net.Conn, src string) {
 	h := m.handlers[r.kind]
 	m.mu.Unlock()
 	m.stats.accepted.Add(1)
-	h(conn)
+	h(peer)
 }
 
 // spendsBudget tells the handshake failures that count against their
@@ -314,18 +317,42 @@ func spendsBudget(err error) bool {
 	return true
 }
 
-func (m *Mux) handshake(conn net.Conn) (route, error) {
+// handshake authenticates an accepted connection: TLS first when the port
+// has it (the peer's certificate must chain to the cluster CA), then the
+// secret's proofs inside it. It returns the connection the route speaks
+// over.
+func (m *Mux) handshake(conn net.Conn) (route, net.Conn, error) {
 	if err := conn.SetDeadline(time.Now().Add(m.cfg.HandshakeTimeout)); err != nil {
-		return route{}, ioErr("set deadline", err)
+		return route{}, nil, ioErr("set deadline", err)
 	}
-	r, err := acceptHandshake(conn, m.secret, m.routable)
+	peer := conn
+	if m.cfg.ServerTLS != nil {
+		tc := tls.Server(conn, m.cfg.ServerTLS)
+		if err := tc.HandshakeContext(m.ctx); err != nil {
+			return route{}, nil, tlsErr(err)
+		}
+		peer = tc
+	}
+	r, err := acceptHandshake(peer, m.secret, m.routable)
 	if err != nil {
-		return route{}, err
+		return route{}, nil, err
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
-		return route{}, ioErr("clear deadline", err)
+		return route{}, nil, ioErr("clear deadline", err)
 	}
-	return r, nil
+	return r, peer, nil
+}
+
+// tlsErr classifies a failed TLS handshake: a peer that hung up or timed
+// out is an I/O failure like any other; anything else (a certificate the
+// cluster CA did not sign, no certificate, an older TLS version, bytes that
+// are not TLS) is a peer this port does not admit.
+func tlsErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetErr(err) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) {
+		return ioErr("TLS handshake", err)
+	}
+	return fmt.Errorf("%w: TLS handshake: %v", ErrUnauthorized, err)
 }
 
 func (m *Mux) reject(conn net.Conn, err error) {
@@ -381,7 +408,16 @@ func (m *Mux) dial(ctx context.Context, addr string, r route) (net.Conn, error) 
 	}
 	// Cancelling ctx must interrupt a handshake blocked in a read.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	err = dialHandshake(conn, m.secret, r)
+	if m.cfg.ClientTLS != nil {
+		tc := tls.Client(conn, m.clientTLSFor(addr))
+		if err = tc.Handshake(); err != nil {
+			err = tlsErr(err)
+		}
+		conn = tc
+	}
+	if err == nil {
+		err = dialHandshake(conn, m.secret, r)
+	}
 	if !stop() {
 		conn.Close()
 		return nil, fmt.Errorf("mux: dial %s (%s): %w", addr, r, context.Cause(ctx))
@@ -394,6 +430,20 @@ func (m *Mux) dial(ctx context.Context, addr string, r route) (net.Conn, error) 
 		return nil, fmt.Errorf("mux: dial %s (%s): %w", addr, r, err)
 	}
 	return conn, nil
+}
+
+// clientTLSFor is ClientTLS checking the listener's certificate against the
+// host dialled, unless ClientTLS names the server itself.
+func (m *Mux) clientTLSFor(addr string) *tls.Config {
+	c := m.cfg.ClientTLS
+	if c.ServerName != "" {
+		return c
+	}
+	c = c.Clone()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		c.ServerName = host
+	}
+	return c
 }
 
 // advertised is an address given by configuration rather than read from a
