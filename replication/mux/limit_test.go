@@ -119,3 +119,30 @@ func TestSourceOf(t *testing.T) {
 	require.Equal(t, "2001:db8:1:2::/64", a)
 	require.Equal(t, a, b)
 }
+
+// A source that opens connections and hangs up before proving the secret
+// spends its budget like one that fails the proof: otherwise it could hold
+// every handshake slot, closing each just before the deadline, and never be
+// throttled, shutting members out.
+func TestUnprovenHangupsSpendBudget(t *testing.T) {
+	cfg := testConfig(testSecret)
+	cfg.FailureBurst = 3
+	cfg.FailureRefill = time.Hour
+	server := startMux(t, cfg)
+	server.Handle(KindRPC, func(net.Conn) {})
+	addr := server.Addr().String()
+
+	for i := range 3 {
+		c, err := net.DialTimeout("tcp", addr, waitFor)
+		require.NoError(t, err)
+		_, err = c.Write([]byte(magic))
+		require.NoError(t, err)
+		c.Close()
+		require.Eventually(t, func() bool { return server.Stats().Failed == uint64(i+1) }, waitFor, time.Millisecond)
+	}
+	c, err := net.DialTimeout("tcp", addr, waitFor)
+	require.NoError(t, err)
+	defer c.Close()
+	require.Empty(t, readClosed(t, c))
+	require.Equal(t, uint64(1), server.Stats().Throttled, "hang-ups before the proof never spent the budget")
+}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -300,18 +298,15 @@ func (m *Mux) serveConn(conn net.Conn, src string) {
 }
 
 // spendsBudget tells the handshake failures that count against their
-// source: a wrong proof, bytes that are not this protocol, a peer that sat
-// silent until the deadline. A peer that hung up is spared (a member whose
-// caller gave up does that), and so is an unknown route, whose dialer
-// proved the secret.
+// source: every one before the dialer proved the secret, a hang-up
+// included. A peer that hangs up unproven could otherwise hold a slot for
+// nearly HandshakeTimeout, again and again, and fill MaxHandshakes without
+// ever being throttled; a member whose caller gave up mid-handshake spends
+// a token, which the burst absorbs. A failure after the proof (an unknown
+// route, a hang-up before the listener's answer) is a member's and spares
+// it.
 func spendsBudget(err error) bool {
-	switch {
-	case errors.Is(err, ErrUnknownRoute),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
-		return false
-	}
-	return true
+	return !errors.Is(err, ErrUnknownRoute) && !errors.Is(err, errProven)
 }
 
 func (m *Mux) handshake(conn net.Conn) (route, error) {
@@ -323,7 +318,7 @@ func (m *Mux) handshake(conn net.Conn) (route, error) {
 		return route{}, err
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
-		return route{}, ioErr("clear deadline", err)
+		return route{}, fmt.Errorf("%w: %w", errProven, ioErr("clear deadline", err))
 	}
 	return r, nil
 }
