@@ -146,3 +146,44 @@ func TestUnprovenHangupsSpendBudget(t *testing.T) {
 	require.Empty(t, readClosed(t, c))
 	require.Equal(t, uint64(1), server.Stats().Throttled, "hang-ups before the proof never spent the budget")
 }
+
+// A source that has failed before may not have more handshakes in flight
+// than failures left in its budget: otherwise, each time its budget
+// refills to one, it could open MaxHandshakes silent connections at once,
+// all admitted before the first fails, and keep members out.
+func TestFailedSourceInFlightBoundedByBudget(t *testing.T) {
+	cfg := testConfig(testSecret)
+	cfg.FailureBurst = 2
+	cfg.FailureRefill = time.Hour
+	cfg.MaxHandshakes = 10
+	cfg.HandshakeTimeout = time.Minute
+	server := startMux(t, cfg)
+	server.Handle(KindRPC, func(net.Conn) {})
+	addr := server.Addr().String()
+
+	// One failure: one token left.
+	bad, err := net.DialTimeout("tcp", addr, waitFor)
+	require.NoError(t, err)
+	_, err = bad.Write([]byte("not the magic"))
+	require.NoError(t, err)
+	readClosed(t, bad)
+	bad.Close()
+	require.Eventually(t, func() bool { return server.Stats().BadMagic == 1 }, waitFor, time.Millisecond)
+
+	var silent []net.Conn
+	defer func() {
+		for _, c := range silent {
+			c.Close()
+		}
+	}()
+	for range 5 {
+		c, err := net.DialTimeout("tcp", addr, waitFor)
+		require.NoError(t, err)
+		silent = append(silent, c)
+	}
+	require.Eventually(t, func() bool {
+		s := server.Stats()
+		return uint64(s.InHandshake)+s.Throttled == 5
+	}, waitFor, time.Millisecond)
+	require.Equal(t, 1, server.Stats().InHandshake, "a source with one failure left held more handshakes")
+}

@@ -153,7 +153,7 @@ func (m *Mux) Serve() error {
 		}
 		backoff = 0
 		src := sourceOf(conn.RemoteAddr())
-		if !m.limiter.allowed(src) {
+		if !m.limiter.admit(src) {
 			m.stats.throttled.Add(1)
 			m.logger.Debug("connection refused: too many failed handshakes", "remote", conn.RemoteAddr().String())
 			conn.Close()
@@ -162,6 +162,7 @@ func (m *Mux) Serve() error {
 		select {
 		case m.slots <- struct{}{}:
 		default:
+			m.limiter.done(src, false)
 			m.stats.shed.Add(1)
 			m.logger.Debug("connection refused: too many handshakes in progress", "remote", conn.RemoteAddr().String())
 			conn.Close()
@@ -169,6 +170,7 @@ func (m *Mux) Serve() error {
 		}
 		if !m.own(conn) {
 			<-m.slots
+			m.limiter.done(src, false)
 			conn.Close()
 			return ErrClosed
 		}
@@ -260,10 +262,8 @@ func (m *Mux) serveConn(conn net.Conn, src string) {
 
 	r, err := m.handshake(conn)
 	<-m.slots
+	m.limiter.done(src, err != nil && spendsBudget(err) && !m.isClosed())
 	if err != nil {
-		if spendsBudget(err) && !m.isClosed() {
-			m.limiter.failed(src)
-		}
 		m.reject(conn, err)
 		return
 	}
