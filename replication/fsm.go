@@ -400,11 +400,18 @@ func (f *FSM) restore(r io.Reader) error {
 	if err != nil {
 		// The old store no longer matches the file; the next Apply panics,
 		// which is right for a replica that lost its store.
+		if f.broken == nil {
+			_ = f.unref(old)
+		}
 		f.broken = fmt.Errorf("replication: restore: reopening store: %w", err)
-		_ = f.unref(old)
 		return f.broken
 	}
-	_ = f.unref(old)
+	// After a failed reopen the old store's reference is gone already;
+	// this restore makes the FSM whole again.
+	if f.broken == nil {
+		_ = f.unref(old)
+	}
+	f.broken = nil
 	if hdr.clusterID != nil {
 		f.setClusterID(hdr.clusterID)
 	}

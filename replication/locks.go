@@ -47,6 +47,11 @@ type ownerState struct {
 	n      int
 }
 
+type releaseWait struct {
+	n    int
+	done chan struct{}
+}
+
 type lockService struct {
 	g *Group
 
@@ -66,12 +71,20 @@ type lockService struct {
 	releaseCancel context.CancelFunc
 	releasing     sync.WaitGroup
 	stopped       bool
+	// pendingRelease holds, per owner with releases still in flight, a
+	// channel closed once they are all done. An owner that locks again
+	// (a transaction rolled back in place keeps its ID) waits for it, or
+	// a late release would drop the new grant at the leader.
+	pendingRelease map[lock.TxnID]*releaseWait
+	// releaseHook, when set (tests), runs in each release goroutine
+	// before its request is sent.
+	releaseHook func()
 }
 
 func newLockService(g *Group) *lockService {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &lockService{g: g, remote: map[remoteKey]*remoteOwner{}, owners: map[lock.TxnID]*ownerState{},
-		releaseCtx: ctx, releaseCancel: cancel}
+		releaseCtx: ctx, releaseCancel: cancel, pendingRelease: map[lock.TxnID]*releaseWait{}}
 }
 
 // leaderTable returns the lock table of the current term, starting one when
@@ -181,6 +194,9 @@ func (l *lockService) owner(id lock.TxnID) *ownerState {
 // change, or the transaction released meanwhile), ErrUnavailable.
 func (g *Group) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode lock.Mode, timeout time.Duration) error {
 	l := g.locks
+	if err := l.waitReleased(ctx, owner); err != nil {
+		return err
+	}
 	st := l.owner(owner)
 	var index uint64
 	err := g.toLeader(ctx, true, func(ctx context.Context) error {
@@ -240,6 +256,7 @@ func (g *Group) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode loc
 // gone). Call it only once the transaction's commit is acknowledged, which
 // means applied on the leader: a release sent after that cannot reach the
 // leader before the commit, so the next holder's current read sees it.
+// The owner may lock again afterwards: Lock waits for these releases first.
 func (g *Group) ReleaseAll(owner lock.TxnID) {
 	l := g.locks
 	l.mu.Lock()
@@ -266,11 +283,28 @@ func (l *lockService) sendRelease(addr string, owner lock.TxnID) {
 		return
 	}
 	l.releasing.Add(1)
+	w := l.pendingRelease[owner]
+	if w == nil {
+		w = &releaseWait{done: make(chan struct{})}
+		l.pendingRelease[owner] = w
+	}
+	w.n++
 	l.mu.Unlock()
 	go func() {
 		defer l.releasing.Done()
+		defer func() {
+			l.mu.Lock()
+			if w.n--; w.n == 0 {
+				delete(l.pendingRelease, owner)
+				close(w.done)
+			}
+			l.mu.Unlock()
+		}()
 		ctx, cancel := context.WithTimeout(l.releaseCtx, l.g.cfg.Timeout)
 		defer cancel()
+		if l.releaseHook != nil {
+			l.releaseHook()
+		}
 		// A leader that cannot be told drops the locks itself: on losing
 		// leadership, or remoteLockTTL after the last keepalive.
 		_, err := l.g.node.rpc.call(ctx, addr, l.g.id, methodRelease, 0, encodeOwner(string(l.g.cfg.ID), owner))
@@ -278,6 +312,24 @@ func (l *lockService) sendRelease(addr string, owner lock.TxnID) {
 			l.g.logger.Debug("lock release failed", "leader", addr, "error", err)
 		}
 	}()
+}
+
+// waitReleased returns once no release of owner is in flight.
+func (l *lockService) waitReleased(ctx context.Context, owner lock.TxnID) error {
+	l.mu.Lock()
+	w := l.pendingRelease[owner]
+	l.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.g.stop:
+		return ErrShutdown
+	}
 }
 
 // HeldBy reports how many lock grants owner received (re-grants included);

@@ -165,3 +165,47 @@ func TestReleaseAllDoesNotWaitForLeaders(t *testing.T) {
 	require.NoError(t, g.Shutdown())
 	require.Equal(t, int32(2), dials.Load())
 }
+
+// A transaction rolled back in place (a deadlock victim) keeps its owner and
+// may lock again at once; the background release of its earlier locks must
+// not reach the leader after the new grant and drop it.
+func TestReleaseAllThenLockSameOwner(t *testing.T) {
+	c := newNodeCluster(t, 2)
+	lead, follower := c.leaderAndFollower(t)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+
+	const owner = lock.TxnID(9)
+	require.NoError(t, follower.Lock(ctx, owner, []byte("a"), lock.Exclusive, time.Second))
+
+	relocked := make(chan error, 1)
+	hooked := make(chan struct{})
+	follower.locks.releaseHook = func() {
+		close(hooked)
+		// Hold the release back until the new lock is granted, or for a
+		// while if the new lock waits for it.
+		select {
+		case err := <-relocked:
+			relocked <- err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	follower.ReleaseAll(owner)
+	<-hooked
+	go func() { relocked <- follower.Lock(ctx, owner, []byte("b"), lock.Exclusive, time.Second) }()
+	var err error
+	select {
+	case err = <-relocked:
+		relocked <- err
+	case <-ctx.Done():
+		t.Fatal("the new lock was never granted")
+	}
+	require.NoError(t, err)
+	follower.locks.releasing.Wait()
+
+	// The follower's transaction holds b: nobody else gets it.
+	err = lead.Lock(ctx, 1, []byte("b"), lock.Exclusive, 50*time.Millisecond)
+	require.ErrorIs(t, err, lock.ErrTimeout, "the earlier release dropped a lock granted after it")
+	// And a is free.
+	require.NoError(t, lead.Lock(ctx, 1, []byte("a"), lock.Exclusive, time.Second))
+}

@@ -126,3 +126,26 @@ func mustEncodeAfter(t *testing.T, f *FSM, batches ...*kv.Batch) []byte {
 	require.NoError(t, err)
 	return data
 }
+
+// A restore that could not reopen the store leaves the FSM refusing to
+// apply; a later restore that succeeds (raft sends the snapshot again)
+// must make it usable again.
+func TestRestoreAfterFailedRestoreApplies(t *testing.T) {
+	f := openTestFSM(t, "s.db")
+	f.Apply(&raft.Log{Index: 3, Data: mustEncode(t, put("a", "1"))})
+	snap, err := f.Snapshot()
+	require.NoError(t, err)
+	sink := &memSink{}
+	require.NoError(t, snap.Persist(sink))
+	snap.Release()
+
+	// What the failed reopen leaves behind.
+	f.broken = fmt.Errorf("replication: restore: reopening store: %w", kv.ErrCorrupt)
+	require.NoError(t, f.Restore(io.NopCloser(bytesReader(sink.buf))))
+	var res *ApplyResult
+	require.NotPanics(t, func() {
+		res = f.Apply(&raft.Log{Index: 4, Data: mustEncodeAfter(t, f, put("b", "2"))}).(*ApplyResult)
+	})
+	require.Equal(t, []error{nil}, res.Errs)
+	require.NoError(t, f.close())
+}

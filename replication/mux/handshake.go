@@ -142,6 +142,10 @@ func isNetErr(err error) bool {
 // serves a route; it is asked only once the dialer has proved itself, so an
 // outsider learns nothing about which routes exist. The caller sets the
 // deadline.
+// errProven marks a handshake that failed after the dialer proved the
+// secret: a member, which spends no failure budget.
+var errProven = errors.New("mux: the dialer proved the secret")
+
 func acceptHandshake(conn io.ReadWriter, secret []byte, routable func(route) bool) (route, error) {
 	var hdr [len(magic) + 1]byte
 	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
@@ -183,7 +187,7 @@ func acceptHandshake(conn io.ReadWriter, secret []byte, routable func(route) boo
 	}
 	reply := append([]byte{status}, proof(secret, nd, rt, labelListen, status)...)
 	if _, err := conn.Write(reply); err != nil {
-		return route{}, ioErr("write listener proof", err)
+		return route{}, fmt.Errorf("%w: %w", errProven, ioErr("write listener proof", err))
 	}
 	if status == statusUnknownRoute {
 		return route{}, fmt.Errorf("%w: %s", ErrUnknownRoute, r)

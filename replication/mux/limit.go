@@ -19,6 +19,9 @@ type failureLimiter struct {
 
 	mu      sync.Mutex
 	sources map[string]*bucket
+	// inflight counts the admitted handshakes of each source not yet
+	// finished (at most MaxHandshakes in all).
+	inflight map[string]int
 }
 
 type bucket struct {
@@ -27,7 +30,8 @@ type bucket struct {
 }
 
 func newFailureLimiter(burst int, refill time.Duration) *failureLimiter {
-	return &failureLimiter{burst: float64(burst), refill: refill, now: time.Now, sources: map[string]*bucket{}}
+	return &failureLimiter{burst: float64(burst), refill: refill, now: time.Now, sources: map[string]*bucket{},
+		inflight: map[string]int{}}
 }
 
 // sourceOf names the source of conn: its IPv4 address, or the /64 of an
@@ -61,16 +65,38 @@ func (l *failureLimiter) fill(b *bucket, now time.Time) {
 	b.at = now
 }
 
-// allowed reports whether src may start a handshake.
-func (l *failureLimiter) allowed(src string) bool {
+// admit reports whether src may start a handshake, and if so counts it in
+// flight until done. A source that never failed is not limited here. One
+// that did may have no more handshakes in flight than tokens left: each of
+// them may fail, and all are admitted before the first does, so counting
+// tokens alone would let it hold every slot whenever its budget refilled
+// to one.
+func (l *failureLimiter) admit(src string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.sources[src]
-	if b == nil {
-		return true
+	if b := l.sources[src]; b != nil {
+		l.fill(b, l.now())
+		if b.tokens-float64(l.inflight[src]) < 1 {
+			return false
+		}
 	}
-	l.fill(b, l.now())
-	return b.tokens >= 1
+	l.inflight[src]++
+	return true
+}
+
+// done ends a handshake admit let in; failed tells whether it spends a
+// token.
+func (l *failureLimiter) done(src string, failed bool) {
+	l.mu.Lock()
+	if n := l.inflight[src] - 1; n > 0 {
+		l.inflight[src] = n
+	} else {
+		delete(l.inflight, src)
+	}
+	l.mu.Unlock()
+	if failed {
+		l.failed(src)
+	}
 }
 
 // failed spends one token of src.

@@ -119,3 +119,71 @@ func TestSourceOf(t *testing.T) {
 	require.Equal(t, "2001:db8:1:2::/64", a)
 	require.Equal(t, a, b)
 }
+
+// A source that opens connections and hangs up before proving the secret
+// spends its budget like one that fails the proof: otherwise it could hold
+// every handshake slot, closing each just before the deadline, and never be
+// throttled, shutting members out.
+func TestUnprovenHangupsSpendBudget(t *testing.T) {
+	cfg := testConfig(testSecret)
+	cfg.FailureBurst = 3
+	cfg.FailureRefill = time.Hour
+	server := startMux(t, cfg)
+	server.Handle(KindRPC, func(net.Conn) {})
+	addr := server.Addr().String()
+
+	for i := range 3 {
+		c, err := net.DialTimeout("tcp", addr, waitFor)
+		require.NoError(t, err)
+		_, err = c.Write([]byte(magic))
+		require.NoError(t, err)
+		c.Close()
+		require.Eventually(t, func() bool { return server.Stats().Failed == uint64(i+1) }, waitFor, time.Millisecond)
+	}
+	c, err := net.DialTimeout("tcp", addr, waitFor)
+	require.NoError(t, err)
+	defer c.Close()
+	require.Empty(t, readClosed(t, c))
+	require.Equal(t, uint64(1), server.Stats().Throttled, "hang-ups before the proof never spent the budget")
+}
+
+// A source that has failed before may not have more handshakes in flight
+// than failures left in its budget: otherwise, each time its budget
+// refills to one, it could open MaxHandshakes silent connections at once,
+// all admitted before the first fails, and keep members out.
+func TestFailedSourceInFlightBoundedByBudget(t *testing.T) {
+	cfg := testConfig(testSecret)
+	cfg.FailureBurst = 2
+	cfg.FailureRefill = time.Hour
+	cfg.MaxHandshakes = 10
+	cfg.HandshakeTimeout = time.Minute
+	server := startMux(t, cfg)
+	server.Handle(KindRPC, func(net.Conn) {})
+	addr := server.Addr().String()
+
+	// One failure: one token left.
+	bad, err := net.DialTimeout("tcp", addr, waitFor)
+	require.NoError(t, err)
+	_, err = bad.Write([]byte("not the magic"))
+	require.NoError(t, err)
+	readClosed(t, bad)
+	bad.Close()
+	require.Eventually(t, func() bool { return server.Stats().BadMagic == 1 }, waitFor, time.Millisecond)
+
+	var silent []net.Conn
+	defer func() {
+		for _, c := range silent {
+			c.Close()
+		}
+	}()
+	for range 5 {
+		c, err := net.DialTimeout("tcp", addr, waitFor)
+		require.NoError(t, err)
+		silent = append(silent, c)
+	}
+	require.Eventually(t, func() bool {
+		s := server.Stats()
+		return uint64(s.InHandshake)+s.Throttled == 5
+	}, waitFor, time.Millisecond)
+	require.Equal(t, 1, server.Stats().InHandshake, "a source with one failure left held more handshakes")
+}

@@ -156,7 +156,7 @@ func (m *Mux) Serve() error {
 		}
 		backoff = 0
 		src := sourceOf(conn.RemoteAddr())
-		if !m.limiter.allowed(src) {
+		if !m.limiter.admit(src) {
 			m.stats.throttled.Add(1)
 			m.logger.Debug("connection refused: too many failed handshakes", "remote", conn.RemoteAddr().String())
 			conn.Close()
@@ -165,6 +165,7 @@ func (m *Mux) Serve() error {
 		select {
 		case m.slots <- struct{}{}:
 		default:
+			m.limiter.done(src, false)
 			m.stats.shed.Add(1)
 			m.logger.Debug("connection refused: too many handshakes in progress", "remote", conn.RemoteAddr().String())
 			conn.Close()
@@ -172,6 +173,7 @@ func (m *Mux) Serve() error {
 		}
 		if !m.own(conn) {
 			<-m.slots
+			m.limiter.done(src, false)
 			conn.Close()
 			return ErrClosed
 		}
@@ -263,10 +265,8 @@ func (m *Mux) serveConn(conn net.Conn, src string) {
 
 	r, peer, err := m.handshake(conn)
 	<-m.slots
+	m.limiter.done(src, err != nil && spendsBudget(err) && !m.isClosed())
 	if err != nil {
-		if spendsBudget(err) && !m.isClosed() {
-			m.limiter.failed(src)
-		}
 		m.reject(conn, err)
 		return
 	}
@@ -303,18 +303,15 @@ func (m *Mux) serveConn(conn net.Conn, src string) {
 }
 
 // spendsBudget tells the handshake failures that count against their
-// source: a wrong proof, bytes that are not this protocol, a peer that sat
-// silent until the deadline. A peer that hung up is spared (a member whose
-// caller gave up does that), and so is an unknown route, whose dialer
-// proved the secret.
+// source: every one before the dialer proved the secret, a hang-up
+// included. A peer that hangs up unproven could otherwise hold a slot for
+// nearly HandshakeTimeout, again and again, and fill MaxHandshakes without
+// ever being throttled; a member whose caller gave up mid-handshake spends
+// a token, which the burst absorbs. A failure after the proof (an unknown
+// route, a hang-up before the listener's answer) is a member's and spares
+// it.
 func spendsBudget(err error) bool {
-	switch {
-	case errors.Is(err, ErrUnknownRoute),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
-		return false
-	}
-	return true
+	return !errors.Is(err, ErrUnknownRoute) && !errors.Is(err, errProven)
 }
 
 // handshake authenticates an accepted connection: TLS first when the port
@@ -338,7 +335,7 @@ func (m *Mux) handshake(conn net.Conn) (route, net.Conn, error) {
 		return route{}, nil, err
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
-		return route{}, nil, ioErr("clear deadline", err)
+		return route{}, nil, fmt.Errorf("%w: %w", errProven, ioErr("clear deadline", err))
 	}
 	return r, peer, nil
 }
