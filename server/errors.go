@@ -150,6 +150,9 @@ func (h errorEdge) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepare *m
 func (h errorEdge) NewConnection(c *mysql.Conn) {
 	h.Handler.NewConnection(c)
 	c.StatusFlags |= uint16(mysql.ServerStatusAutocommit)
+	if g := guardedOf(c.Conn); g != nil {
+		g.mc = c
+	}
 	h.conns.add(c)
 }
 

@@ -34,7 +34,8 @@ type Server struct {
 	engine *sqle.Engine
 	mysql  *gmsserver.Server
 	ln     net.Listener
-	admin  *admin // admin.go
+	mln    *mysqlListener // listener.go
+	admin  *admin         // admin.go
 
 	commitSeconds *prometheus.HistogramVec // admin_metrics.go
 
@@ -155,7 +156,13 @@ func (s *Server) Start() error {
 		return fmt.Errorf("server: MySQL listener: %w", err)
 	}
 	s.ln = ln
-	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: ln}
+	if err := s.applyConnectionLimits(); err != nil {
+		ln.Close()
+		return err
+	}
+	s.mln = newMySQLListener(ln, s.log)
+	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: s.mln,
+		ProtocolListenerFactory: s.protocolListener}
 	srv, err := gmsserver.NewServerWithHandler(gcfg, s.engine, sql.NewContext, s.sessionBuilder, nil,
 		func(h mysql.Handler) (mysql.Handler, error) {
 			return errorEdge{Handler: h, prov: s.prov, conns: s.conns}, nil
@@ -170,10 +177,35 @@ func (s *Server) Start() error {
 		if err := srv.Start(); err != nil {
 			s.log.Debug("MySQL listener stopped", "err", err)
 		}
+		s.mln.loopReturned()
 	}()
 	if err := s.startAdmin(); err != nil {
 		_ = srv.Close()
 		return err
+	}
+	return nil
+}
+
+// protocolListener is the engine's MySQL listener with authentication
+// hooked for max_connections and connect_timeout (admissionAuth).
+func (s *Server) protocolListener(cfg gmsserver.Config, lc mysql.ListenerConfig, sel gmsserver.ServerEventListener) (gmsserver.ProtocolListener, error) {
+	lc.AuthServer = admissionAuth{AuthServer: lc.AuthServer, db: s.engine.Analyzer.Catalog.MySQLDb}
+	return gmsserver.MySQLProtocolListenerFactory(cfg, lc, sel)
+}
+
+// applyConnectionLimits sets the global max_connections and connect_timeout
+// from the configuration where it names them; SET GLOBAL changes them later.
+func (s *Server) applyConnectionLimits() error {
+	ctx := s.newContext(context.Background())
+	if n := s.cfg.MaxConnections; n > 0 {
+		if err := sql.SystemVariables.SetGlobal(ctx, "max_connections", int64(n)); err != nil {
+			return fmt.Errorf("server: max_connections: %w", err)
+		}
+	}
+	if t := s.cfg.ConnectTimeout; t > 0 {
+		if err := sql.SystemVariables.SetGlobal(ctx, "connect_timeout", int64(t/time.Second)); err != nil {
+			return fmt.Errorf("server: connect_timeout: %w", err)
+		}
 	}
 	return nil
 }
@@ -184,6 +216,15 @@ func (s *Server) MySQLAddr() string {
 		return s.cfg.MySQLAddr
 	}
 	return s.ln.Addr().String()
+}
+
+// MySQLConnections is the number of client connections open, counted as
+// max_connections counts them (from accept, whether logged in or not).
+func (s *Server) MySQLConnections() int64 {
+	if s.mln == nil {
+		return 0
+	}
+	return s.mln.open.Load()
 }
 
 // Provider exposes the SQL backend (tests and tools).

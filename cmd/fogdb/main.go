@@ -31,6 +31,8 @@ func run(args []string) int {
 	fs.StringVar(&cfg.RootPassword, "root-password", os.Getenv("FOGDB_ROOT_PASSWORD"), "root password, set on first start (default $FOGDB_ROOT_PASSWORD); required to listen on a non-loopback address")
 	fs.DurationVar(&cfg.SQL.IdleTxnTimeout, "idle-txn-timeout", cfg.SQL.IdleTxnTimeout, "roll back transactions idle this long (0: never)")
 	fs.Int64Var(&cfg.SQL.MaxTxnBytes, "max-txn-bytes", cfg.SQL.MaxTxnBytes, "largest transaction, in bytes of keys and values")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "max_connections: most client connections at once, plus one kept for a SUPER or CONNECTION_ADMIN user; SET GLOBAL changes it")
+	connectTimeout := fs.Int("connect-timeout", int(cfg.ConnectTimeout/time.Second), "connect_timeout: seconds a client has to log in; SET GLOBAL changes it")
 	lockWait := fs.Int("lock-wait-timeout", int(cfg.SQL.DefaultLockWaitTimeout/time.Second), "default innodb_lock_wait_timeout, seconds")
 	fs.StringVar(&cfg.Cluster.NodeID, "node-id", "", "this node's ID in the cluster (default: the one stored in --data-dir, or a new random one on first start)")
 	fs.StringVar(&cfg.Cluster.PeerAddr, "peer-addr", cfg.Cluster.PeerAddr, "address for other nodes (Raft and forwarding); they dial it as given, so name a host")
@@ -43,6 +45,7 @@ func run(args []string) int {
 		return 2
 	}
 	cfg.SQL.DefaultLockWaitTimeout = time.Duration(*lockWait) * time.Second
+	cfg.ConnectTimeout = time.Duration(*connectTimeout) * time.Second
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(os.Stderr, "fogdb: --log-level: %v\n", err)
