@@ -136,7 +136,21 @@ func (h errorEdge) ComMultiQuery(ctx context.Context, c *mysql.Conn, query strin
 }
 
 func (h errorEdge) ComPrepare(ctx context.Context, c *mysql.Conn, query string, prepare *mysql.PrepareData) ([]*querypb.Field, error) {
+	g := guardedOf(c.Conn)
+	if g != nil {
+		if err := g.admitStatement(prepare.StatementID); err != nil {
+			return nil, err
+		}
+	}
 	f, err := h.Handler.ComPrepare(ctx, c, query, prepare)
+	if err != nil {
+		// The protocol code keeps a statement that failed to prepare in
+		// its map; nobody can use or close it.
+		delete(c.PrepareData, prepare.StatementID)
+	}
+	if g != nil {
+		g.countStatements()
+	}
 	return f, h.mysqlErrorFor(c, query, err)
 }
 
@@ -158,6 +172,9 @@ func (h errorEdge) NewConnection(c *mysql.Conn) {
 
 // ConnectionClosed forgets a connection the client closed.
 func (h errorEdge) ConnectionClosed(c *mysql.Conn) {
+	if g := guardedOf(c.Conn); g != nil {
+		g.forgetStatements()
+	}
 	h.conns.remove(c)
 	h.Handler.ConnectionClosed(c)
 }

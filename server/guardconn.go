@@ -24,8 +24,10 @@ const (
 	erHandshake          = 1043 // ER_HANDSHAKE_ERROR
 	erUnknownStmtHandler = 1243 // ER_UNKNOWN_STMT_HANDLER
 	erMalformedPacket    = 1835 // ER_MALFORMED_PACKET
-	ssNetError           = "08S01"
-	ssGeneral            = "HY000"
+	// ER_MAX_PREPARED_STMT_COUNT_REACHED
+	erMaxPreparedStmtCount = 1461
+	ssNetError             = "08S01"
+	ssGeneral              = "HY000"
 )
 
 const (
@@ -50,6 +52,10 @@ type guardedConn struct {
 
 	phase     int
 	remaining int // bytes of the current packet not yet handed over
+
+	// stmts is this connection's share of the node's prepared statements
+	// (mysqlListener.stmts) as last counted.
+	stmts int
 
 	respSeq   byte // sequence number of the handshake response
 	gotResp   bool // the handshake response was read...
@@ -108,6 +114,11 @@ func (g *guardedConn) authenticated(admin func() bool) error {
 }
 
 func (g *guardedConn) Read(p []byte) (int, error) {
+	if g.remaining == 0 && g.phase == phaseCommand {
+		// The previous command is done: COM_STMT_CLOSE answers nothing,
+		// so here is where the statements it closed are noticed.
+		g.countStatements()
+	}
 	for g.remaining == 0 && g.phase != phasePassthrough {
 		hdr, err := g.br.Peek(4)
 		if err != nil {
@@ -239,4 +250,43 @@ func (g *guardedConn) checkCommand(length int) (reply []byte, fatal bool, err er
 
 func unknownCommand() []byte {
 	return errPacket(1, mysql.ERUnknownComError, ssNetError, "Unknown command")
+}
+
+// countStatements brings the node's count of prepared statements up to date
+// with this connection's. It runs on the connection's goroutine, the only
+// one that changes the protocol code's statement map.
+func (g *guardedConn) countStatements() {
+	n := 0
+	if g.mc != nil {
+		n = len(g.mc.PrepareData)
+	}
+	g.l.stmts.Add(int64(n - g.stmts))
+	g.stmts = n
+}
+
+// admitStatement counts the statement being prepared (already in the
+// protocol code's map) against max_prepared_stmt_count, and takes it out of
+// the map when it is one too many.
+func (g *guardedConn) admitStatement(id uint32) error {
+	if g.mc == nil {
+		return nil
+	}
+	p := g.mc.PrepareData[id]
+	delete(g.mc.PrepareData, id)
+	g.countStatements()
+	limit := globalInt("max_prepared_stmt_count", 16382)
+	if g.l.stmts.Add(1) > limit {
+		g.l.stmts.Add(-1)
+		return mysql.NewSQLError(erMaxPreparedStmtCount, "42000",
+			"Can't create more than max_prepared_stmt_count statements (current value: %d)", limit)
+	}
+	g.mc.PrepareData[id] = p
+	g.stmts++
+	return nil
+}
+
+// forgetStatements gives a closing connection's statements back.
+func (g *guardedConn) forgetStatements() {
+	g.l.stmts.Add(int64(-g.stmts))
+	g.stmts = 0
 }

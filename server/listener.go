@@ -62,8 +62,11 @@ type mysqlListener struct {
 	net.Listener
 	log  *slog.Logger
 	open atomic.Int64 // connections accepted and not yet closed
-	done chan struct{}
-	once sync.Once
+	// stmts counts the prepared statements of all connections, against
+	// max_prepared_stmt_count.
+	stmts atomic.Int64
+	done  chan struct{}
+	once  sync.Once
 
 	mu          sync.Mutex
 	failErr     error // the last accept error of the current streak; nil while accepting
@@ -230,21 +233,22 @@ func tooManyConnections() error {
 // connection left over for an administrator and where connect_timeout ends.
 type admissionAuth struct {
 	mysql.AuthServer
-	db *mysql_db.MySQLDb
+	db      *mysql_db.MySQLDb
+	onLogin func(*mysql.Conn, sql.MysqlConnectionUser)
 }
 
 func (a admissionAuth) AuthMethods() []mysql.AuthMethod {
 	ms := a.AuthServer.AuthMethods()
 	out := make([]mysql.AuthMethod, len(ms))
 	for i, m := range ms {
-		out[i] = admissionMethod{AuthMethod: m, db: a.db}
+		out[i] = admissionMethod{AuthMethod: m, a: a}
 	}
 	return out
 }
 
 type admissionMethod struct {
 	mysql.AuthMethod
-	db *mysql_db.MySQLDb
+	a admissionAuth
 }
 
 func (m admissionMethod) HandleAuthPluginData(c *mysql.Conn, user string, serverData, clientData []byte, addr net.Addr) (mysql.Getter, error) {
@@ -252,11 +256,15 @@ func (m admissionMethod) HandleAuthPluginData(c *mysql.Conn, user string, server
 	if err != nil {
 		return who, err
 	}
-	g := guardedOf(c.Conn)
-	if g == nil {
-		return who, nil
+	if g := guardedOf(c.Conn); g != nil {
+		if err := g.authenticated(func() bool { return isConnectionAdmin(m.a.db, who) }); err != nil {
+			return who, err
+		}
 	}
-	return who, g.authenticated(func() bool { return isConnectionAdmin(m.db, who) })
+	if cu, ok := who.(sql.MysqlConnectionUser); ok && m.a.onLogin != nil {
+		m.a.onLogin(c, cu)
+	}
+	return who, nil
 }
 
 // isConnectionAdmin: SUPER or CONNECTION_ADMIN, the privileges MySQL lets

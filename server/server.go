@@ -102,6 +102,7 @@ func (s *Server) build() error {
 	}
 	s.prov = prov
 	s.engine = sqle.NewDefault(prov)
+	s.engine.ProcessList = processList{s.engine.ProcessList}
 	go s.reloadUsers()
 	s.catchUp(2 * s.cfg.Cluster.Timeout)
 	return s.loadUsers()
@@ -189,7 +190,7 @@ func (s *Server) Start() error {
 // protocolListener is the engine's MySQL listener with authentication
 // hooked for max_connections and connect_timeout (admissionAuth).
 func (s *Server) protocolListener(cfg gmsserver.Config, lc mysql.ListenerConfig, sel gmsserver.ServerEventListener) (gmsserver.ProtocolListener, error) {
-	lc.AuthServer = admissionAuth{AuthServer: lc.AuthServer, db: s.engine.Analyzer.Catalog.MySQLDb}
+	lc.AuthServer = admissionAuth{AuthServer: lc.AuthServer, db: s.engine.Analyzer.Catalog.MySQLDb, onLogin: s.loggedIn}
 	return gmsserver.MySQLProtocolListenerFactory(cfg, lc, sel)
 }
 
