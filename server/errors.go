@@ -83,6 +83,7 @@ func (h errorEdge) mysqlErrorFor(c *mysql.Conn, query string, err error) error {
 		env.db = s.GetCurrentDatabase()
 	}
 	translate(&out, env)
+	out.Message = cutBytes(out.Message, errMsgMaxBytes)
 	if st, ok := sqlStates[uint16(out.Num)]; ok && (out.State == "" || out.State == mysql.SSUnknownSQLState) {
 		out.State = st
 	}

@@ -58,6 +58,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cutEngineLogs()
 	cfg.SQL.Logger = cfg.Logger
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("server: data directory: %w", err)
