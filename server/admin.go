@@ -131,6 +131,14 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "not ready\n")
 		return
 	}
+	// A listener that cannot accept leaves the node unable to take new
+	// clients however healthy the rest of it is.
+	if s.mln != nil {
+		if p := s.mln.problem(); p != "" {
+			writeText(w, http.StatusServiceUnavailable, "not ready: "+p+"\n")
+			return
+		}
+	}
 	writeText(w, http.StatusOK, "ready\n")
 }
 

@@ -38,6 +38,11 @@ type Config struct {
 	// RequireSecureTransport sets require_secure_transport at start:
 	// clients without TLS are refused (3159). It needs TLSCert.
 	RequireSecureTransport bool
+	// MaxConnections and ConnectTimeout set the global max_connections
+	// and connect_timeout at Start (zero leaves the current value); SET
+	// GLOBAL changes them while the node runs.
+	MaxConnections int
+	ConnectTimeout time.Duration
 
 	Cluster ClusterConfig
 }
@@ -103,7 +108,10 @@ func DefaultConfig() Config {
 		MySQLAddr: "127.0.0.1:3306",
 		AdminAddr: "127.0.0.1:7070",
 		DataDir:   "fogdb-data",
-		SQL:       sqlfront.DefaultConfig(),
+		// MySQL's defaults.
+		MaxConnections: 151,
+		ConnectTimeout: 10 * time.Second,
+		SQL:            sqlfront.DefaultConfig(),
 		Cluster: ClusterConfig{
 			PeerAddr: "127.0.0.1:7071",
 			Timeout:  5 * time.Second,
@@ -138,6 +146,12 @@ func (c *Config) Validate() error {
 		if err := c.checkListener("admin", c.AdminAddr); err != nil {
 			return err
 		}
+	}
+	if c.MaxConnections < 0 || c.MaxConnections > 100000 {
+		return errors.New("server: max connections must be between 1 and 100000")
+	}
+	if c.ConnectTimeout != 0 && (c.ConnectTimeout < 2*time.Second || c.ConnectTimeout > 31536000*time.Second) {
+		return errors.New("server: connect timeout must be between 2 s and 31536000 s")
 	}
 	if c.Cluster.PeerAddr == "" {
 		return errors.New("server: peer address not set")

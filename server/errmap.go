@@ -147,7 +147,7 @@ var errRules = []errRule{
 		msg: func([]string, errEnv) string { return "Cannot execute statement in a READ ONLY transaction." }},
 	{re: regexp.MustCompile(`syntax error at position \d+(?: near '(.*)')?`), num: mysql.ERParseError, state: "42000",
 		msg: func(m []string, _ errEnv) string {
-			return fmt.Sprintf("You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near '%s' at line 1", m[1])
+			return fmt.Sprintf("You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near '%s' at line 1", cutChars(m[1], nearQuoteChars))
 		}},
 	{re: regexp.MustCompile(`^table not found: (.+)$|^Table '(.+)' doesn't exist$`), num: mysql.ERNoSuchTable, state: "42S02",
 		msg: func(m []string, env errEnv) string {

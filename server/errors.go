@@ -88,6 +88,7 @@ func (h errorEdge) mysqlErrorFor(c *mysql.Conn, query string, err error) error {
 			out.Num, out.State, out.Message = num, state, msg
 		}
 	}
+	out.Message = cutBytes(out.Message, errMsgMaxBytes)
 	if st, ok := sqlStates[uint16(out.Num)]; ok && (out.State == "" || out.State == mysql.SSUnknownSQLState) {
 		out.State = st
 	}
@@ -141,7 +142,21 @@ func (h errorEdge) ComMultiQuery(ctx context.Context, c *mysql.Conn, query strin
 }
 
 func (h errorEdge) ComPrepare(ctx context.Context, c *mysql.Conn, query string, prepare *mysql.PrepareData) ([]*querypb.Field, error) {
+	g := guardedOf(c.Conn)
+	if g != nil {
+		if err := g.admitStatement(prepare.StatementID); err != nil {
+			return nil, err
+		}
+	}
 	f, err := h.Handler.ComPrepare(ctx, c, query, prepare)
+	if err != nil {
+		// The protocol code keeps a statement that failed to prepare in
+		// its map; nobody can use or close it.
+		delete(c.PrepareData, prepare.StatementID)
+	}
+	if g != nil {
+		g.countStatements()
+	}
 	return f, h.mysqlErrorFor(c, query, err)
 }
 
@@ -155,11 +170,17 @@ func (h errorEdge) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepare *m
 func (h errorEdge) NewConnection(c *mysql.Conn) {
 	h.Handler.NewConnection(c)
 	c.StatusFlags |= uint16(mysql.ServerStatusAutocommit)
+	if g := guardedOf(c.Conn); g != nil {
+		g.mc = c
+	}
 	h.conns.add(c)
 }
 
 // ConnectionClosed forgets a connection the client closed.
 func (h errorEdge) ConnectionClosed(c *mysql.Conn) {
+	if g := guardedOf(c.Conn); g != nil {
+		g.forgetStatements()
+	}
 	h.conns.remove(c)
 	h.Handler.ConnectionClosed(c)
 }

@@ -34,7 +34,8 @@ type Server struct {
 	engine *sqle.Engine
 	mysql  *gmsserver.Server
 	ln     net.Listener
-	admin  *admin // admin.go
+	mln    *mysqlListener // listener.go
+	admin  *admin         // admin.go
 
 	clientPair, peerPair *keyPair // tls.go; nil without TLS
 
@@ -59,6 +60,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cutEngineLogs()
 	cfg.SQL.Logger = cfg.Logger
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("server: data directory: %w", err)
@@ -108,6 +110,7 @@ func (s *Server) build() error {
 	s.prov = prov
 	s.engine = sqle.NewDefault(prov)
 	prov.AttachEngine(s.engine)
+	s.engine.ProcessList = processList{s.engine.ProcessList}
 	go s.reloadUsers()
 	s.catchUp(2 * s.cfg.Cluster.Timeout)
 	return s.loadUsers()
@@ -167,8 +170,13 @@ func (s *Server) Start() error {
 		return fmt.Errorf("server: MySQL listener: %w", err)
 	}
 	s.ln = ln
-	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: ln,
-		TLSConfig: s.mysqlTLS(), ProtocolListenerFactory: s.listenerFactory}
+	if err := s.applyConnectionLimits(); err != nil {
+		ln.Close()
+		return err
+	}
+	s.mln = newMySQLListener(ln, s.log)
+	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: s.mln,
+		TLSConfig: s.mysqlTLS(), ProtocolListenerFactory: s.protocolListener}
 	srv, err := gmsserver.NewServerWithHandler(gcfg, s.engine, sql.NewContext, s.sessionBuilder, nil,
 		func(h mysql.Handler) (mysql.Handler, error) {
 			return errorEdge{Handler: h, prov: s.prov, conns: s.conns}, nil
@@ -183,10 +191,37 @@ func (s *Server) Start() error {
 		if err := srv.Start(); err != nil {
 			s.log.Debug("MySQL listener stopped", "err", err)
 		}
+		s.mln.loopReturned()
 	}()
 	if err := s.startAdmin(); err != nil {
 		_ = srv.Close()
 		return err
+	}
+	return nil
+}
+
+// protocolListener is the engine's MySQL listener with authentication
+// hooked for max_connections and connect_timeout (admissionAuth).
+func (s *Server) protocolListener(cfg gmsserver.Config, lc mysql.ListenerConfig, sel gmsserver.ServerEventListener) (gmsserver.ProtocolListener, error) {
+	// TLS policy wraps admission, so an insecure login is refused with
+	// 3159 before it counts against max_connections.
+	lc.AuthServer = secureAuthServer{admissionAuth{AuthServer: lc.AuthServer, db: s.engine.Analyzer.Catalog.MySQLDb, onLogin: s.loggedIn}}
+	return gmsserver.MySQLProtocolListenerFactory(cfg, lc, sel)
+}
+
+// applyConnectionLimits sets the global max_connections and connect_timeout
+// from the configuration where it names them; SET GLOBAL changes them later.
+func (s *Server) applyConnectionLimits() error {
+	ctx := s.newContext(context.Background())
+	if n := s.cfg.MaxConnections; n > 0 {
+		if err := sql.SystemVariables.SetGlobal(ctx, "max_connections", int64(n)); err != nil {
+			return fmt.Errorf("server: max_connections: %w", err)
+		}
+	}
+	if t := s.cfg.ConnectTimeout; t > 0 {
+		if err := sql.SystemVariables.SetGlobal(ctx, "connect_timeout", int64(t/time.Second)); err != nil {
+			return fmt.Errorf("server: connect_timeout: %w", err)
+		}
 	}
 	return nil
 }
@@ -197,6 +232,15 @@ func (s *Server) MySQLAddr() string {
 		return s.cfg.MySQLAddr
 	}
 	return s.ln.Addr().String()
+}
+
+// MySQLConnections is the number of client connections open, counted as
+// max_connections counts them (from accept, whether logged in or not).
+func (s *Server) MySQLConnections() int64 {
+	if s.mln == nil {
+		return 0
+	}
+	return s.mln.open.Load()
 }
 
 // Provider exposes the SQL backend (tests and tools).

@@ -9,7 +9,6 @@ import (
 	"os"
 	"sync/atomic"
 
-	gmsserver "github.com/dolthub/go-mysql-server/server"
 	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/vitess/go/mysql"
 
@@ -104,13 +103,6 @@ func requireSecureTransport() bool {
 		return x != 0
 	}
 	return false
-}
-
-// listenerFactory builds the vitess listener over an authentication server
-// that refuses clients without TLS while require_secure_transport is on.
-func (s *Server) listenerFactory(cfg gmsserver.Config, lc mysql.ListenerConfig, sel gmsserver.ServerEventListener) (gmsserver.ProtocolListener, error) {
-	lc.AuthServer = secureAuthServer{lc.AuthServer}
-	return gmsserver.MySQLProtocolListenerFactory(cfg, lc, sel)
 }
 
 type secureAuthServer struct{ mysql.AuthServer }

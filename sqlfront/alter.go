@@ -305,6 +305,9 @@ func (t *Table) DropCheck(ctx *sql.Context, name string) error {
 // and then one small batch adds the index to the definition. A failed
 // build leaves its entries to the background cleanup.
 func (t *Table) CreateIndex(ctx *sql.Context, idx sql.IndexDef) error {
+	if err := checkIndexName(idx.Name); err != nil {
+		return err
+	}
 	return t.createIndex(ctx, idx, false)
 }
 
@@ -462,6 +465,9 @@ func (t *Table) DropIndex(ctx *sql.Context, name string) error {
 
 // RenameIndex implements sql.IndexAlterableTable.
 func (t *Table) RenameIndex(ctx *sql.Context, from, to string) error {
+	if err := checkIndexName(to); err != nil {
+		return err
+	}
 	return t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
 		for i := range def.Indexes {
 			if strings.EqualFold(def.Indexes[i].Name, from) {

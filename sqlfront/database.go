@@ -61,6 +61,12 @@ func (d *Database) GetTableNames(*sql.Context) ([]string, error) {
 
 // CreateTable implements sql.TableCreator.
 func (d *Database) CreateTable(ctx *sql.Context, name string, sch sql.PrimaryKeySchema, collation sql.CollationID, comment string) error {
+	if err := checkTableName(name); err != nil {
+		return err
+	}
+	if err := checkColumnNames(sch.Schema); err != nil {
+		return err
+	}
 	return d.p.runDDL(ctx, func(b *ddlBatch) error {
 		if d.p.table(d.name, name) != nil {
 			return sql.ErrTableAlreadyExists.New(name)
@@ -128,6 +134,9 @@ func (p *Provider) dropTableID(ctx *sql.Context, db, name string, id uint64) err
 // RenameTable implements sql.TableRenamer. Rows are keyed by table ID, not
 // name, so a rename rewrites only the catalog.
 func (d *Database) RenameTable(ctx *sql.Context, oldName, newName string) error {
+	if err := checkTableName(newName); err != nil {
+		return err
+	}
 	if s := sessionOf(ctx); s != nil {
 		unlock, err := s.ddlLockKeys(ctx,
 			keys.CatalogKey(catTable, lower(d.name), lower(oldName)),
@@ -281,6 +290,9 @@ func (d *Database) DropStoredProcedure(ctx *sql.Context, name string) error {
 
 // CreateView implements sql.ViewDatabase.
 func (d *Database) CreateView(ctx *sql.Context, name string, selectStatement, createViewStmt string) error {
+	if err := checkTableName(name); err != nil {
+		return err
+	}
 	return d.p.runDDL(ctx, func(b *ddlBatch) error {
 		if st := d.state(); st != nil {
 			if _, ok := st.views[strings.ToLower(name)]; ok {

@@ -248,6 +248,9 @@ func (p *Provider) CreateDatabase(ctx *sql.Context, name string) error {
 
 // CreateCollatedDatabase implements sql.CollatedDatabaseProvider.
 func (p *Provider) CreateCollatedDatabase(ctx *sql.Context, name string, collation sql.CollationID) error {
+	if err := checkDBName(name); err != nil {
+		return err
+	}
 	// The engine fills in its own default when the statement names no
 	// collation; fogdb's default is MySQL 8's, unless configured otherwise.
 	if collation == sql.Collation_Default && p.cfg.DefaultCollation != sql.Collation_Unspecified && ctx != nil && !namesCollation(ctx.Query()) {

@@ -29,6 +29,9 @@ func (t *Table) ShouldRewriteTable(*sql.Context, sql.PrimaryKeySchema, sql.Prima
 
 // RewriteInserter implements sql.RewritableTable.
 func (t *Table) RewriteInserter(ctx *sql.Context, oldSchema, newSchema sql.PrimaryKeySchema, oldCol, newCol *sql.Column, idxCols []sql.IndexColumn) (sql.RowInserter, error) {
+	if err := checkColumnNames(newSchema.Schema); err != nil {
+		return nil, err
+	}
 	if len(newSchema.Schema) == 0 {
 		return nil, errDropAllColumns
 	}
@@ -289,6 +292,9 @@ func schemaWith(cols sql.Schema, pk []int) sql.PrimaryKeySchema {
 
 // AddColumn implements sql.AlterableTable.
 func (t *Table) AddColumn(ctx *sql.Context, col *sql.Column, order *sql.ColumnOrder) error {
+	if err := checkColumnName(col.Name); err != nil {
+		return err
+	}
 	old := t.m.schema
 	pos := len(old)
 	if order != nil {
@@ -344,6 +350,9 @@ func (t *Table) DropColumn(ctx *sql.Context, name string) error {
 
 // ModifyColumn implements sql.AlterableTable.
 func (t *Table) ModifyColumn(ctx *sql.Context, name string, col *sql.Column, order *sql.ColumnOrder) error {
+	if err := checkColumnName(col.Name); err != nil {
+		return err
+	}
 	old := t.m.schema
 	pos := old.IndexOfColName(name)
 	if pos < 0 {

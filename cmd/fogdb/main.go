@@ -68,8 +68,8 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 
 // serveOpts are the flags of serve that are not fields of server.Config.
 type serveOpts struct {
-	lockWait            *int
-	logLevel, logFormat *string
+	lockWait, connectTimeout *int
+	logLevel, logFormat      *string
 }
 
 // serveFlags defines serve's flags over cfg.
@@ -82,6 +82,8 @@ func serveFlags(cfg *server.Config, stderr io.Writer) (*flag.FlagSet, serveOpts)
 	fs.StringVar(&cfg.RootPassword, "root-password", "", "root password, set on first start; required to listen on a non-loopback address")
 	fs.DurationVar(&cfg.SQL.IdleTxnTimeout, "idle-txn-timeout", cfg.SQL.IdleTxnTimeout, "roll back transactions idle this long (0: never)")
 	fs.Int64Var(&cfg.SQL.MaxTxnBytes, "max-txn-bytes", cfg.SQL.MaxTxnBytes, "largest transaction, in bytes of keys and values")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "max_connections: most client connections at once, plus one kept for a SUPER or CONNECTION_ADMIN user; SET GLOBAL changes it")
+	connectTimeout := fs.Int("connect-timeout", int(cfg.ConnectTimeout/time.Second), "connect_timeout: seconds a client has to log in; SET GLOBAL changes it")
 	lockWait := fs.Int("lock-wait-timeout", int(cfg.SQL.DefaultLockWaitTimeout/time.Second), "default innodb_lock_wait_timeout, seconds")
 	fs.StringVar(&cfg.Cluster.NodeID, "node-id", "", "this node's ID in the cluster (default: the one stored in --data-dir, or a new random one on first start)")
 	fs.StringVar(&cfg.Cluster.PeerAddr, "peer-addr", cfg.Cluster.PeerAddr, "address for other nodes (Raft and forwarding); they dial it as given unless --advertise-peer-addr is set, so name a host")
@@ -98,7 +100,7 @@ func serveFlags(cfg *server.Config, stderr io.Writer) (*flag.FlagSet, serveOpts)
 	fs.StringVar(&cfg.Cluster.PeerKey, "peer-key", "", "PEM private key of --peer-cert; reloaded on SIGHUP")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json (one JSON object a line)")
-	return fs, serveOpts{lockWait: lockWait, logLevel: logLevel, logFormat: logFormat}
+	return fs, serveOpts{lockWait: lockWait, connectTimeout: connectTimeout, logLevel: logLevel, logFormat: logFormat}
 }
 
 func serve(args []string, stderr io.Writer) int {
@@ -108,6 +110,7 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg.SQL.DefaultLockWaitTimeout = time.Duration(*opts.lockWait) * time.Second
+	cfg.ConnectTimeout = time.Duration(*opts.connectTimeout) * time.Second
 	logger, err := newLogger(stderr, *opts.logFormat, *opts.logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "fogdb: %v\n", err)

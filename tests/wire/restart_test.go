@@ -273,10 +273,18 @@ func freePort(t *testing.T) string {
 // connections.
 func startFogdb(t *testing.T, bin, dir string, n int) *fogProc {
 	t.Helper()
+	return startFogdbWith(t, nil, bin, dir, n, "--admin-addr", "127.0.0.1:0")
+}
+
+// startFogdbWith is startFogdb with the command run under wrap (a shell
+// that sets limits first, say) and with extra flags.
+func startFogdbWith(t *testing.T, wrap []string, bin, dir string, n int, extra ...string) *fogProc {
+	t.Helper()
 	p := &fogProc{addr: freePort(t), log: filepath.Join(t.TempDir(), fmt.Sprintf("fogdb-%d.log", n)), exited: make(chan struct{})}
 	logf, err := os.Create(p.log)
 	require.NoError(t, err)
-	p.cmd = exec.Command(bin, "--mysql-addr", p.addr, "--data-dir", dir, "--admin-addr", "127.0.0.1:0")
+	argv := append(append(append([]string{}, wrap...), bin, "--mysql-addr", p.addr, "--data-dir", dir), extra...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	require.NoError(t, p.cmd.Start())
 	go func() {

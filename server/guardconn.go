@@ -1,0 +1,292 @@
+package server
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/dolthub/vitess/go/mysql"
+)
+
+// Phases of a connection as guardedConn sees its inbound packets.
+const (
+	phaseHandshake   = iota // until authentication succeeds
+	phaseCommand            // commands, each a packet with sequence 0
+	phasePassthrough        // TLS: the bytes are opaque
+)
+
+// MySQL's error codes and SQLSTATEs the protocol guard answers with.
+const (
+	erHandshake          = 1043 // ER_HANDSHAKE_ERROR
+	erUnknownStmtHandler = 1243 // ER_UNKNOWN_STMT_HANDLER
+	erMalformedPacket    = 1835 // ER_MALFORMED_PACKET
+	// ER_MAX_PREPARED_STMT_COUNT_REACHED
+	erMaxPreparedStmtCount = 1461
+	ssNetError             = "08S01"
+	ssGeneral              = "HY000"
+)
+
+const (
+	capProtocol41 = 0x00000200
+	capSSL        = 0x00000800
+	// handshakeMinLen is the fixed part of a 4.1 handshake response
+	// (capabilities, max packet size, character set, 23 reserved bytes).
+	handshakeMinLen = 32
+)
+
+// guardedConn is a client connection under the protocol code. Its Read
+// hands the protocol code at most one packet per call, so it is at a packet
+// boundary exactly when the protocol code asks for the next packet: when
+// that packet starts a command (sequence 0), the previous command is
+// finished and the client is waiting for nothing, and a command the
+// protocol code would mishandle can be answered here instead.
+type guardedConn struct {
+	net.Conn
+	l  *mysqlListener
+	br *bufio.Reader
+	mc *mysql.Conn // set by errorEdge.NewConnection, before the handshake
+
+	phase     int
+	remaining int // bytes of the current packet not yet handed over
+
+	// stmts is this connection's share of the node's prepared statements
+	// (mysqlListener.stmts) as last counted.
+	stmts int
+
+	respSeq   byte // sequence number of the handshake response
+	gotResp   bool // the handshake response was read...
+	answered  bool // ...and something was written since
+	closeOnce sync.Once
+}
+
+// guardedOf finds the guardedConn under a connection the protocol code
+// holds (directly, or under its TLS layer).
+func guardedOf(c net.Conn) *guardedConn {
+	for c != nil {
+		switch x := c.(type) {
+		case *guardedConn:
+			return x
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+func (g *guardedConn) Write(p []byte) (int, error) {
+	g.answered = true
+	return g.Conn.Write(p)
+}
+
+// Close answers a handshake the protocol code gave up on without a word
+// with MySQL's "Bad handshake", then closes.
+func (g *guardedConn) Close() error {
+	g.closeOnce.Do(func() {
+		if g.phase == phaseHandshake && g.gotResp && !g.answered {
+			_ = g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = g.Conn.Write(errPacket(g.respSeq+1, erHandshake, ssNetError, "Bad handshake"))
+		}
+		g.l.open.Add(-1)
+	})
+	return g.Conn.Close()
+}
+
+// authenticated is called once the client's credentials are accepted. A
+// connection admitted past max_connections stays only for an
+// administrator. connect_timeout no longer applies from here on.
+func (g *guardedConn) authenticated(admin func() bool) error {
+	if g.l.open.Load() > maxConnections() && !admin() {
+		return tooManyConnections()
+	}
+	if err := g.Conn.SetDeadline(time.Time{}); err != nil {
+		return err
+	}
+	if g.phase == phaseHandshake {
+		g.phase = phaseCommand
+	}
+	return nil
+}
+
+func (g *guardedConn) Read(p []byte) (int, error) {
+	if g.remaining == 0 && g.phase == phaseCommand {
+		// The previous command is done: COM_STMT_CLOSE answers nothing,
+		// so here is where the statements it closed are noticed.
+		g.countStatements()
+	}
+	for g.remaining == 0 && g.phase != phasePassthrough {
+		hdr, err := g.br.Peek(4)
+		if err != nil {
+			if len(hdr) > 0 && err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		length := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+		seq := hdr[3]
+		switch {
+		case g.phase == phaseHandshake && !g.gotResp:
+			g.gotResp, g.answered, g.respSeq = true, false, seq
+			if err := g.checkHandshake(length); err != nil {
+				return 0, err
+			}
+		case g.phase == phaseCommand && seq == 0:
+			reply, fatal, err := g.checkCommand(length)
+			if err != nil {
+				return 0, err
+			}
+			if reply != nil {
+				if _, err := g.br.Discard(4 + length); err != nil {
+					return 0, err
+				}
+				if _, err := g.Write(reply); err != nil {
+					return 0, err
+				}
+				if fatal {
+					return 0, io.EOF
+				}
+				continue
+			}
+		}
+		g.remaining = 4 + length
+	}
+	if g.phase == phasePassthrough {
+		return g.br.Read(p)
+	}
+	if len(p) > g.remaining {
+		p = p[:g.remaining]
+	}
+	n, err := g.br.Read(p)
+	g.remaining -= n
+	return n, err
+}
+
+// checkHandshake refuses a handshake response too short to be one, or of
+// the pre-4.1 protocol, as MySQL 8 does; the protocol code would drop the
+// client without a word. It notices TLS starting.
+func (g *guardedConn) checkHandshake(length int) error {
+	head, _ := g.br.Peek(4 + min(length, 4))
+	var caps uint32
+	if len(head) >= 8 {
+		caps = binary.LittleEndian.Uint32(head[4:8])
+	}
+	if length < handshakeMinLen || caps&capProtocol41 == 0 {
+		g.answered = true
+		_, _ = g.Write(errPacket(g.respSeq+1, erHandshake, ssNetError, "Bad handshake"))
+		return io.EOF
+	}
+	if length == handshakeMinLen && caps&capSSL != 0 {
+		// An SSL request: after it the bytes are TLS records. The
+		// protocol code reads it to its end before starting TLS, so
+		// this packet is still handed over under the count.
+		g.remaining = 4 + length
+		g.phase = phasePassthrough
+	}
+	return nil
+}
+
+// commands the protocol code handles. Every other command byte is one MySQL
+// does not know (or, for the replication protocol, one fogdb does not
+// serve), answered with ER_UNKNOWN_COM_ERROR as MySQL does.
+var handledCommands = map[byte]bool{
+	mysql.ComQuit: true, mysql.ComInitDB: true, mysql.ComQuery: true, mysql.ComFieldList: true,
+	mysql.ComPing: true, mysql.ComPrepare: true, mysql.ComStmtExecute: true,
+	mysql.ComStmtSendLongData: true, mysql.ComStmtClose: true, mysql.ComStmtReset: true,
+	mysql.ComSetOption: true, mysql.ComStmtFetch: true, mysql.ComResetConnection: true,
+	0x07: true, // COM_REFRESH
+	0x08: true, // COM_SHUTDOWN
+	0x09: true, // COM_STATISTICS
+	0x0a: true, // COM_PROCESS_INFO
+	0x0c: true, // COM_PROCESS_KILL
+	0x0d: true, // COM_DEBUG
+	0x11: true, // COM_CHANGE_USER
+}
+
+// checkCommand looks at a command packet before the protocol code does and
+// returns the reply for one it would mishandle (and whether MySQL would
+// close the connection after it).
+func (g *guardedConn) checkCommand(length int) (reply []byte, fatal bool, err error) {
+	if length == 0 {
+		// MySQL reads an empty packet as COM_SLEEP, which no client may send.
+		return unknownCommand(), false, nil
+	}
+	head, err := g.br.Peek(4 + min(length, 5))
+	if err != nil {
+		return nil, false, err
+	}
+	cmd := head[4]
+	if !handledCommands[cmd] {
+		return unknownCommand(), false, nil
+	}
+	var fn string
+	switch cmd {
+	case mysql.ComStmtReset:
+		fn = "mysqld_stmt_reset"
+	case mysql.ComStmtExecute:
+		fn = "mysqld_stmt_execute"
+	case mysql.ComStmtFetch:
+		fn = "mysqld_stmt_fetch"
+	default:
+		return nil, false, nil
+	}
+	if length < 5 {
+		return errPacket(1, erMalformedPacket, ssGeneral, "Malformed communication packet."), false, nil
+	}
+	id := binary.LittleEndian.Uint32(head[5:9])
+	if g.mc == nil {
+		return nil, false, nil
+	}
+	if _, ok := g.mc.PrepareData[id]; ok {
+		return nil, false, nil
+	}
+	return errPacket(1, erUnknownStmtHandler, ssGeneral,
+		fmt.Sprintf("Unknown prepared statement handler (%d) given to %s", id, fn)), false, nil
+}
+
+func unknownCommand() []byte {
+	return errPacket(1, mysql.ERUnknownComError, ssNetError, "Unknown command")
+}
+
+// countStatements brings the node's count of prepared statements up to date
+// with this connection's. It runs on the connection's goroutine, the only
+// one that changes the protocol code's statement map.
+func (g *guardedConn) countStatements() {
+	n := 0
+	if g.mc != nil {
+		n = len(g.mc.PrepareData)
+	}
+	g.l.stmts.Add(int64(n - g.stmts))
+	g.stmts = n
+}
+
+// admitStatement counts the statement being prepared (already in the
+// protocol code's map) against max_prepared_stmt_count, and takes it out of
+// the map when it is one too many.
+func (g *guardedConn) admitStatement(id uint32) error {
+	if g.mc == nil {
+		return nil
+	}
+	p := g.mc.PrepareData[id]
+	delete(g.mc.PrepareData, id)
+	g.countStatements()
+	limit := globalInt("max_prepared_stmt_count", 16382)
+	if g.l.stmts.Add(1) > limit {
+		g.l.stmts.Add(-1)
+		return mysql.NewSQLError(erMaxPreparedStmtCount, "42000",
+			"Can't create more than max_prepared_stmt_count statements (current value: %d)", limit)
+	}
+	g.mc.PrepareData[id] = p
+	g.stmts++
+	return nil
+}
+
+// forgetStatements gives a closing connection's statements back.
+func (g *guardedConn) forgetStatements() {
+	g.l.stmts.Add(int64(-g.stmts))
+	g.stmts = 0
+}
