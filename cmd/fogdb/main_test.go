@@ -246,14 +246,15 @@ func TestEveryFlagReadsItsVariable(t *testing.T) {
 	fs, _ := serveFlags(&cfg, io.Discard)
 	fs.VisitAll(func(f *flag.Flag) {
 		require.True(t, strings.Contains(string(readme), "`--"+f.Name+"`"), "README does not list --%s", f.Name)
-		val := "30s"
-		switch f.Value.String() {
-		case "true", "false":
+		var val string
+		switch f.Value.(flag.Getter).Get().(type) {
+		case bool:
 			val = "true"
-		case "0", "50", "268435456":
+		case int, int64, uint, uint64:
 			val = "7"
-		}
-		if _, isDur := f.Value.(interface{ Get() any }).Get().(time.Duration); !isDur && val == "30s" {
+		case time.Duration:
+			val = "30s"
+		default:
 			val = "from-env"
 		}
 		t.Setenv(envName(f.Name), val)
