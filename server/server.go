@@ -101,6 +101,7 @@ func (s *Server) build() error {
 	}
 	s.prov = prov
 	s.engine = sqle.NewDefault(prov)
+	s.engine.Analyzer.ExecBuilder = sqlfront.NewExecBuilder()
 	go s.reloadUsers()
 	s.catchUp(2 * s.cfg.Cluster.Timeout)
 	return s.loadUsers()

@@ -42,6 +42,8 @@ type Session struct {
 	// go with it: at the end of the command, or at the start of the next
 	// statement for callers that run statements outside commands.
 	ddlOwners []lock.TxnID
+	// mem is what the running statement has buffered (stmtlimit.go).
+	mem stmtMemory
 }
 
 // dupMessage pairs MySQL's text for a duplicate key with the engine's text
@@ -272,6 +274,7 @@ func (s *Session) ValidateSession(ctx *sql.Context) error {
 	q := ctx.Query()
 	s.endDDL()
 	s.stmtState = stmtState{query: q}
+	s.mem.reset(ctx)
 	if (s.txn == nil || s.txn.snap == nil) && needsBarrier(q) {
 		if err := s.p.store.ReadBarrier(ctx); err != nil {
 			return storeErr(err)

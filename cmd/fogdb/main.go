@@ -31,6 +31,7 @@ func run(args []string) int {
 	fs.StringVar(&cfg.RootPassword, "root-password", os.Getenv("FOGDB_ROOT_PASSWORD"), "root password, set on first start (default $FOGDB_ROOT_PASSWORD); required to listen on a non-loopback address")
 	fs.DurationVar(&cfg.SQL.IdleTxnTimeout, "idle-txn-timeout", cfg.SQL.IdleTxnTimeout, "roll back transactions idle this long (0: never)")
 	fs.Int64Var(&cfg.SQL.MaxTxnBytes, "max-txn-bytes", cfg.SQL.MaxTxnBytes, "largest transaction, in bytes of keys and values")
+	fs.Int64Var(&cfg.SQL.MaxStatementMemory, "max-statement-memory", cfg.SQL.MaxStatementMemory, "default of max_statement_memory: bytes one statement may buffer (sorts, recursive CTEs); 0 for no limit")
 	lockWait := fs.Int("lock-wait-timeout", int(cfg.SQL.DefaultLockWaitTimeout/time.Second), "default innodb_lock_wait_timeout, seconds")
 	fs.StringVar(&cfg.Cluster.NodeID, "node-id", "", "this node's ID in the cluster (default: the one stored in --data-dir, or a new random one on first start)")
 	fs.StringVar(&cfg.Cluster.PeerAddr, "peer-addr", cfg.Cluster.PeerAddr, "address for other nodes (Raft and forwarding); they dial it as given, so name a host")
