@@ -102,6 +102,7 @@ func (s *Server) build() error {
 	s.prov = prov
 	s.engine = sqle.NewDefault(prov)
 	s.engine.Analyzer.ExecBuilder = sqlfront.NewExecBuilder()
+	cancellableAnalyzer(s.engine.Analyzer)
 	go s.reloadUsers()
 	s.catchUp(2 * s.cfg.Cluster.Timeout)
 	return s.loadUsers()
