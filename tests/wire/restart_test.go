@@ -270,13 +270,13 @@ func freePort(t *testing.T) string {
 }
 
 // startFogdb runs the binary on dir and waits until it accepts MySQL
-// connections.
-func startFogdb(t *testing.T, bin, dir string, n int) *fogProc {
+// connections. extra flags follow the defaults.
+func startFogdb(t *testing.T, bin, dir string, n int, extra ...string) *fogProc {
 	t.Helper()
 	p := &fogProc{addr: freePort(t), log: filepath.Join(t.TempDir(), fmt.Sprintf("fogdb-%d.log", n)), exited: make(chan struct{})}
 	logf, err := os.Create(p.log)
 	require.NoError(t, err)
-	p.cmd = exec.Command(bin, "--mysql-addr", p.addr, "--data-dir", dir, "--admin-addr", "127.0.0.1:0")
+	p.cmd = exec.Command(bin, append([]string{"--mysql-addr", p.addr, "--data-dir", dir, "--admin-addr", "127.0.0.1:0"}, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	require.NoError(t, p.cmd.Start())
 	go func() {
