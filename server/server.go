@@ -157,7 +157,7 @@ func (s *Server) Start() error {
 		return fmt.Errorf("server: MySQL listener: %w", err)
 	}
 	s.ln = ln
-	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: ln}
+	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: packetLimitListener{ln}}
 	srv, err := gmsserver.NewServerWithHandler(gcfg, s.engine, sql.NewContext, s.sessionBuilder, nil,
 		func(h mysql.Handler) (mysql.Handler, error) {
 			return errorEdge{Handler: h, prov: s.prov, conns: s.conns}, nil

@@ -138,6 +138,9 @@ func rawConn(c net.Conn) syscall.RawConn {
 	if w, ok := c.(*netutil.ConnWithTimeouts); ok {
 		c = w.Conn
 	}
+	if w, ok := c.(interface{ Unwrap() net.Conn }); ok {
+		c = w.Unwrap()
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil
