@@ -189,7 +189,7 @@ create_sbtest "${PORT[fogdb-1]}" fogdb-1
 
 # The cluster's secret, for this run only; in the environment, not on
 # command lines.
-FOGDB_CLUSTER_SECRET=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+FOGDB_CLUSTER_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 export FOGDB_CLUSTER_SECRET
 start_node n1 --node-id n1
 PEER1=$(status n1 | jfield peer_addr)
