@@ -153,7 +153,7 @@ func (r *rowIter) init(ctx *sql.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := r.t.m.visibleAt(r.t.p, ts); err != nil {
+		if err := r.t.m.visibleAt(r.t.p, ts, r.span.index); err != nil {
 			return err
 		}
 		r.ts = ts
@@ -404,8 +404,10 @@ func (t *Table) RowCount(ctx *sql.Context) (uint64, bool, error) {
 // table to a new ID, whose range holds nothing as of ts, so a consistent
 // read would silently see an empty table. InnoDB refuses such a read the
 // same way. A catalog change that kept the ID (a comment, a new index)
-// leaves the snapshot's rows where they were, and the read goes on.
-func (m *tableMeta) visibleAt(p *Provider, ts kv.Timestamp) error {
+// leaves the snapshot's rows where they were, and the read goes on, unless
+// it reads through index im (non-nil) built since the snapshot, whose
+// entries are all newer than it.
+func (m *tableMeta) visibleAt(p *Provider, ts kv.Timestamp, im *indexMeta) error {
 	if kv.Timestamp(m.version) <= ts {
 		return nil
 	}
@@ -418,8 +420,15 @@ func (m *tableMeta) visibleAt(p *Provider, ts kv.Timestamp) error {
 		if err := json.Unmarshal(v.Data, &def); err != nil {
 			return err
 		}
-		if def.ID == m.def.ID {
+		if def.ID == m.def.ID && im == nil {
 			return nil
+		}
+		if def.ID == m.def.ID {
+			for _, id := range def.Indexes {
+				if id.ID == im.def.ID {
+					return nil
+				}
+			}
 		}
 	}
 	return errTableDefChanged
