@@ -247,6 +247,9 @@ func TestRebuildKeepsAutoIncrement(t *testing.T) {
 	db.query("DELETE FROM t WHERE id > 5")
 	// A clean shutdown gives the unused part of the reserved block back.
 	require.NoError(t, db.prov.ReleaseSequences(context.Background()))
+	// One provider per store, as in a server: another's cleaner would
+	// take the rebuild's unfinished copy for a dead one.
+	db.prov.Close()
 	db2 := db.reopen()
 	require.NoError(t, db2.exec(db2.sess, "ALTER TABLE t ADD COLUMN w INT"))
 	db2.query("INSERT INTO t (v) VALUES (11)")
@@ -254,6 +257,7 @@ func TestRebuildKeepsAutoIncrement(t *testing.T) {
 
 	// After a crash (no release) the sequence resumes above its block:
 	// never below a value handed out before.
+	db2.prov.Close()
 	db3 := db2.reopen()
 	require.NoError(t, db3.exec(db3.sess, "ALTER TABLE t ADD COLUMN x INT"))
 	db3.query("INSERT INTO t (v) VALUES (12)")
