@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"encoding/json"
 	"io"
 	"strings"
 
@@ -150,6 +151,9 @@ func (r *rowIter) init(ctx *sql.Context) error {
 	if r.mode == readSnapshot {
 		ts, err := r.tx.readTS(ctx, r.t.p)
 		if err != nil {
+			return err
+		}
+		if err := r.t.m.visibleAt(r.t.p, ts, r.span.index); err != nil {
 			return err
 		}
 		r.ts = ts
@@ -393,4 +397,39 @@ func (t *Table) RowCount(ctx *sql.Context) (uint64, bool, error) {
 		n = 0
 	}
 	return uint64(n), false, err
+}
+
+// visibleAt fails with 1412 when the snapshot ts predates m's table ID: a
+// TRUNCATE or a rebuild by another session since the snapshot moved the
+// table to a new ID, whose range holds nothing as of ts, so a consistent
+// read would silently see an empty table. InnoDB refuses such a read the
+// same way. A catalog change that kept the ID (a comment, a new index)
+// leaves the snapshot's rows where they were, and the read goes on, unless
+// it reads through index im (non-nil) built since the snapshot, whose
+// entries are all newer than it.
+func (m *tableMeta) visibleAt(p *Provider, ts kv.Timestamp, im *indexMeta) error {
+	if kv.Timestamp(m.version) <= ts {
+		return nil
+	}
+	v, err := p.store.Engine().Get(keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name)), ts)
+	if err != nil {
+		return err
+	}
+	if v.Exists {
+		var def tableDef
+		if err := json.Unmarshal(v.Data, &def); err != nil {
+			return err
+		}
+		if def.ID == m.def.ID && im == nil {
+			return nil
+		}
+		if def.ID == m.def.ID {
+			for _, id := range def.Indexes {
+				if id.ID == im.def.ID {
+					return nil
+				}
+			}
+		}
+	}
+	return errTableDefChanged
 }
