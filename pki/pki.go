@@ -1,5 +1,3 @@
-// Package pki makes the certificates of a fogdb cluster: a CA, and a
-// certificate per node that serves both its MySQL clients and its peers.
 package pki
 
 import (
