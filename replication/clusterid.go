@@ -165,13 +165,8 @@ func (g *Group) nameCluster() {
 func (g *Group) proposeClusterID() error {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-g.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, stop := g.untilShutdown(ctx)
+	defer stop()
 	if err := g.TermBarrier(ctx); err != nil {
 		return err
 	}

@@ -338,6 +338,21 @@ func (g *Group) readyLocked(ctx context.Context) error {
 	return nil
 }
 
+// untilShutdown returns a context that ends with ctx or when the group
+// shuts down, whichever comes first, for background work that must not
+// outlive the group.
+func (g *Group) untilShutdown(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-g.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // waitFuture waits for f or ctx. Raft offers no way to withdraw an entry, so
 // giving up on ctx leaves the entry to its fate.
 func waitFuture(ctx context.Context, f raft.Future) error {

@@ -162,15 +162,8 @@ func (g *Group) pollVersions() {
 	defer g.bg.Done()
 	t := time.NewTicker(versionPollEvery)
 	defer t.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := g.untilShutdown(context.Background())
 	defer cancel()
-	go func() {
-		select {
-		case <-g.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	for {
 		_, _ = g.ClusterVersion(ctx)
 		select {

@@ -157,7 +157,7 @@ func (c *Config) Validate() error {
 		return errors.New("server: peer address not set")
 	}
 	if a := c.Cluster.AdvertisePeerAddr; a != "" {
-		if err := checkDialable(a); err != nil {
+		if err := mux.CheckDialable(a); err != nil {
 			return fmt.Errorf("server: advertised peer address: %w", err)
 		}
 	}
@@ -199,21 +199,6 @@ func (c *Config) checkListener(what, addr string) error {
 	}
 	if c.RootPassword == "" && !isLoopback(host) {
 		return fmt.Errorf("%w (%s %s)", ErrInsecureListener, what, addr)
-	}
-	return nil
-}
-
-// checkDialable checks that other nodes could dial addr as given.
-func checkDialable(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	if host == "" || port == "" || port == "0" {
-		return fmt.Errorf("%q does not name a host and a port", addr)
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		return fmt.Errorf("%q is an unspecified address", addr)
 	}
 	return nil
 }

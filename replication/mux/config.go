@@ -104,16 +104,16 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.AdvertiseAddr != "" {
-		if err := checkDialable(c.AdvertiseAddr); err != nil {
+		if err := CheckDialable(c.AdvertiseAddr); err != nil {
 			return fmt.Errorf("%w: advertise address: %v", ErrInvalidConfig, err)
 		}
 	}
 	return nil
 }
 
-// checkDialable refuses addresses a peer could not dial: Raft hands this
+// CheckDialable refuses addresses a peer could not dial: Raft hands this
 // address to the other nodes as the way back to this one.
-func checkDialable(addr string) error {
+func CheckDialable(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err

@@ -72,7 +72,7 @@ func New(ln net.Listener, cfg Config) (*Mux, error) {
 	var addr net.Addr = ln.Addr()
 	if cfg.AdvertiseAddr != "" {
 		addr = advertised(cfg.AdvertiseAddr)
-	} else if err := checkDialable(addr.String()); err != nil {
+	} else if err := CheckDialable(addr.String()); err != nil {
 		return nil, fmt.Errorf("%w: listener address cannot be dialled by peers, set AdvertiseAddr: %v", ErrInvalidConfig, err)
 	}
 	logger := cfg.Logger
