@@ -86,11 +86,7 @@ func parse(args []string) (*setup, error) {
 		return nil
 	})
 	fs.Func("delay", "A:B=D, one-way delay between sites A and B, both ways (repeatable)", func(v string) error {
-		a, b, val, err := pairValue(v)
-		if err != nil {
-			return err
-		}
-		d, err := parseDuration(val)
+		a, b, d, err := pairDuration(v)
 		if err != nil {
 			return err
 		}
@@ -98,11 +94,7 @@ func parse(args []string) (*setup, error) {
 		return nil
 	})
 	fs.Func("jitter", "A:B=D, jitter between sites A and B (repeatable)", func(v string) error {
-		a, b, val, err := pairValue(v)
-		if err != nil {
-			return err
-		}
-		d, err := parseDuration(val)
+		a, b, d, err := pairDuration(v)
 		if err != nil {
 			return err
 		}
@@ -210,6 +202,16 @@ func parseLink(v string) (wanem.LinkConfig, []pairSetting, error) {
 		return lc, nil, fmt.Errorf("--link %s: delay, jitter and bandwidth belong to a pair of sites; with FROM *, set them with --delay and --jitter", name)
 	}
 	return lc, []pairSetting{ps}, nil
+}
+
+// pairDuration parses A:B=D.
+func pairDuration(v string) (a, b string, d time.Duration, err error) {
+	a, b, val, err := pairValue(v)
+	if err != nil {
+		return "", "", 0, err
+	}
+	d, err = parseDuration(val)
+	return a, b, d, err
 }
 
 func pairValue(v string) (a, b, val string, err error) {
