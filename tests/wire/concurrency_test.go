@@ -494,10 +494,7 @@ func TestAutocommitOff(t *testing.T) {
 	// Another session's UPDATE of a row the implicit transaction wrote
 	// waits for its COMMIT and then applies to the committed value.
 	mustExec(t, a, "UPDATE r SET v = 30 WHERE id = 1")
-	waits := lockWaits(srv)
-	done := execAsync(b, "UPDATE r SET v = v + 1 WHERE id = 1")
-	awaitLockWaits(t, srv, waits+1)
-	requirePending(t, done, "B's UPDATE")
+	done := execBlocked(t, srv, b, "UPDATE r SET v = v + 1 WHERE id = 1", "B's UPDATE")
 	mustExec(t, a, "COMMIT")
 	require.NoError(t, outcome(t, done, "B's UPDATE"))
 	require.EqualValues(t, 31, queryInt(t, db, "SELECT v FROM r WHERE id = 1"))
@@ -681,10 +678,7 @@ func TestSelectForShare(t *testing.T) {
 	require.EqualValues(t, 2, queryInt(t, a, "SELECT v FROM r WHERE id = 1 FOR SHARE"))
 	require.EqualValues(t, 1, queryInt(t, a, "SELECT v FROM r WHERE id = 1"))
 
-	waits := lockWaits(srv)
-	done := execAsync(b, "UPDATE r SET v = 3 WHERE id = 1")
-	awaitLockWaits(t, srv, waits+1)
-	requirePending(t, done, "UPDATE of a row read FOR SHARE")
+	done := execBlocked(t, srv, b, "UPDATE r SET v = 3 WHERE id = 1", "UPDATE of a row read FOR SHARE")
 	mustExec(t, a, "COMMIT")
 	require.NoError(t, outcome(t, done, "UPDATE of a row read FOR SHARE"))
 	require.EqualValues(t, 3, queryInt(t, db, "SELECT v FROM r WHERE id = 1"))

@@ -34,10 +34,7 @@ func TestDropTableWaitsForWriter(t *testing.T) {
 	mustExec(t, w, "INSERT INTO t VALUES (1)")
 
 	d := soloConn(t, srv, "ddl")
-	waits := lockWaits(srv)
-	done := execAsync(d, "DROP TABLE t")
-	awaitLockWaits(t, srv, waits+1)
-	requirePending(t, done, "DROP TABLE")
+	done := execBlocked(t, srv, d, "DROP TABLE t", "DROP TABLE")
 	mustExec(t, w, "COMMIT")
 	require.NoError(t, outcome(t, done, "DROP TABLE"))
 	_, err := w.ExecContext(context.Background(), "SELECT * FROM t")

@@ -202,6 +202,15 @@ func outcome(t testing.TB, done <-chan error, what string) error {
 	}
 }
 
+// execBlocked sends a statement on c in the background and returns once it
+// is queued behind a lock (one more lock wait than before it was sent),
+// failing the test if it finished instead.
+func execBlocked(t testing.TB, srv *server.Server, c *sql.Conn, query, what string) <-chan error {
+	t.Helper()
+	done := execBlocked(t, srv, c, query, what)
+	return done
+}
+
 // requirePending checks that a background statement has not finished.
 func requirePending(t testing.TB, done <-chan error, what string) {
 	t.Helper()
