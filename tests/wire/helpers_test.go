@@ -207,7 +207,10 @@ func outcome(t testing.TB, done <-chan error, what string) error {
 // failing the test if it finished instead.
 func execBlocked(t testing.TB, srv *server.Server, c *sql.Conn, query, what string) <-chan error {
 	t.Helper()
-	done := execBlocked(t, srv, c, query, what)
+	waits := lockWaits(srv)
+	done := execAsync(c, query)
+	awaitLockWaits(t, srv, waits+1)
+	requirePending(t, done, what)
 	return done
 }
 
