@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fogdb/fogdb/internal/freeport"
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 
@@ -34,14 +34,6 @@ func TestMain(m *testing.M) {
 		os.Exit(run(os.Args[1:], os.Stderr))
 	}
 	os.Exit(m.Run())
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // command is the fogdb command run as a child process with env added to a
@@ -96,7 +88,7 @@ func TestServeFromEnvironmentJSONLogsWithoutSecrets(t *testing.T) {
 		wrongPW  = "wrongpw-Zx1c3v5b"
 		failedPW = "failedpw-Qa2s4d6f"
 	)
-	mysqlAddr, adminAddr, peerAddr := freePort(t), freePort(t), freePort(t)
+	mysqlAddr, adminAddr, peerAddr := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
 	require.Equal(t, 1, healthcheckExit(t, adminAddr), "nothing listens yet")
 
 	cmd := command([]string{

@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fogdb/fogdb/internal/freeport"
 	_ "github.com/go-sql-driver/mysql" // the MySQL driver clients use
 	"github.com/stretchr/testify/require"
 
@@ -63,14 +63,6 @@ func (nd *Node) Addr() string {
 	return nd.PeerAddr
 }
 
-// freeAddr picks a loopback port that is free now.
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // Start starts an n-node cluster: node 0 bootstraps, the others join it.
 func Start(t testing.TB, n int, tweak func(i int, cfg *server.Config)) *Cluster {
 	t.Helper()
@@ -98,7 +90,7 @@ func start(t testing.TB, sites []string, tweak func(i int, cfg *server.Config)) 
 		t.Cleanup(func() { c.WAN.Close() })
 	}
 	for i, site := range sites {
-		nd := &Node{Name: fmt.Sprintf("n%d", i+1), Dir: t.TempDir(), PeerAddr: freeAddr(t), MySQLAddr: freeAddr(t), Site: site}
+		nd := &Node{Name: fmt.Sprintf("n%d", i+1), Dir: t.TempDir(), PeerAddr: freeport.Addr(t), MySQLAddr: freeport.Addr(t), Site: site}
 		if c.WAN != nil {
 			l, err := c.WAN.Listen(wanem.LinkConfig{Name: nd.Name, To: site, Listen: "127.0.0.1:0", Target: nd.PeerAddr})
 			require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fogdb/fogdb/internal/freeport"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fogdb/fogdb/server"
@@ -201,9 +202,9 @@ func procCluster(t *testing.T, n int, clusterTimeout time.Duration) []*proc {
 		dir := t.TempDir()
 		p := &proc{
 			name:      fmt.Sprintf("n%d", i+1),
-			mysqlAddr: freeAddr(t),
-			adminAddr: freeAddr(t),
-			peerAddr:  freeAddr(t),
+			mysqlAddr: freeport.Addr(t),
+			adminAddr: freeport.Addr(t),
+			peerAddr:  freeport.Addr(t),
 			log:       filepath.Join(dir, "fogdb.log"),
 		}
 		p.args = []string{"serve",

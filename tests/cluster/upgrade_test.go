@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fogdb/fogdb/internal/freeport"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fogdb/fogdb/replication"
@@ -120,7 +121,7 @@ func TestRollingUpgradeGatesNewEntryTypes(t *testing.T) {
 	}
 
 	// An old build cannot join a log that holds entries it cannot apply.
-	nd := &Node{Name: "n4", Dir: t.TempDir(), PeerAddr: freeAddr(t), MySQLAddr: freeAddr(t)}
+	nd := &Node{Name: "n4", Dir: t.TempDir(), PeerAddr: freeport.Addr(t), MySQLAddr: freeport.Addr(t)}
 	c.Net.Name(nd.PeerAddr, nd.Name)
 	c.Nodes = append(c.Nodes, nd)
 	cfg := c.Config(3)

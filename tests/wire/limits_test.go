@@ -15,6 +15,7 @@ import (
 	"time"
 
 	gmssql "github.com/dolthub/go-mysql-server/sql"
+	"github.com/fogdb/fogdb/internal/freeport"
 	"github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 
@@ -283,7 +284,7 @@ func TestListenerSurvivesFileExhaustion(t *testing.T) {
 		t.Skip("builds and runs the fogdb binary")
 	}
 	bin := buildFogdb(t)
-	adminAddr := freePort(t)
+	adminAddr := freeport.Addr(t)
 	p := startFogdbWith(t, []string{"sh", "-c", `ulimit -n 64 && exec "$0" "$@"`}, bin, t.TempDir(), 0,
 		"--admin-addr", adminAddr)
 

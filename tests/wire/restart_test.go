@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fogdb/fogdb/internal/freeport"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fogdb/fogdb/server"
@@ -260,15 +260,6 @@ type fogProc struct {
 	exited chan struct{}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
-
 // startFogdb runs the binary on dir and waits until it accepts MySQL
 // connections.
 func startFogdb(t *testing.T, bin, dir string, n int) *fogProc {
@@ -280,7 +271,7 @@ func startFogdb(t *testing.T, bin, dir string, n int) *fogProc {
 // that sets limits first, say) and with extra flags.
 func startFogdbWith(t *testing.T, wrap []string, bin, dir string, n int, extra ...string) *fogProc {
 	t.Helper()
-	p := &fogProc{addr: freePort(t), log: filepath.Join(t.TempDir(), fmt.Sprintf("fogdb-%d.log", n)), exited: make(chan struct{})}
+	p := &fogProc{addr: freeport.Addr(t), log: filepath.Join(t.TempDir(), fmt.Sprintf("fogdb-%d.log", n)), exited: make(chan struct{})}
 	logf, err := os.Create(p.log)
 	require.NoError(t, err)
 	argv := append(append(append([]string{}, wrap...), bin, "--mysql-addr", p.addr, "--data-dir", dir), extra...)
