@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -76,6 +77,11 @@ type Config struct {
 	// serves whatever it has applied. It breaks linearizability and exists
 	// for the test that proves the consistency check can fail.
 	UnsafeStaleReads bool
+
+	// Admit, when set, decides on the leader how a joining node enters
+	// the group (the caller places voters by site); it adds the node
+	// itself, with AddServer. Nil adds it as it asked.
+	Admit func(ctx context.Context, g *Group, r JoinRequest) error
 
 	// Logger receives Raft's log lines as structured records. When nil,
 	// they are formatted by hclog into LogOutput (os.Stderr when nil) at

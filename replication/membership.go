@@ -9,17 +9,54 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// JoinRequest asks a group's leader to admit a node.
+type JoinRequest struct {
+	ID   raft.ServerID
+	Addr string
+	// Site is the joining node's site; a leader with an Admit hook places
+	// voters by it. Empty from a node that predates sites.
+	Site string
+	// Voter is what the node asks to be; an Admit hook may decide
+	// otherwise.
+	Voter bool
+}
+
+func (r JoinRequest) encode() []byte {
+	req := appendBytes(appendBytes(nil, []byte(r.ID)), []byte(r.Addr))
+	if r.Voter {
+		req = append(req, 1)
+	} else {
+		req = append(req, 0)
+	}
+	// The site follows the fields older builds read, which they ignore.
+	return appendBytes(req, []byte(r.Site))
+}
+
+func decodeJoin(payload []byte) (JoinRequest, error) {
+	d := decoder{buf: payload}
+	r := JoinRequest{ID: raft.ServerID(d.bytes()), Addr: string(d.bytes())}
+	voter := d.byte()
+	if d.err == nil && len(d.buf) > 0 {
+		r.Site = string(d.bytes())
+	}
+	if d.err != nil || voter > 1 || r.ID == "" || r.Addr == "" {
+		return r, fmt.Errorf("replication: bad join request")
+	}
+	r.Voter = voter == 1
+	return r, nil
+}
+
 // Join adds the server id at addr to the group, as a voter or a non-voter,
 // through whichever node leads. Called on a new node, it reaches the leader
 // through the member at via (a peer address); a node already in the
 // configuration with the same address is left as it is.
 func (n *Node) Join(ctx context.Context, group uint64, via string, id raft.ServerID, addr string, voter bool) error {
-	req := appendBytes(appendBytes(nil, []byte(id)), []byte(addr))
-	if voter {
-		req = append(req, 1)
-	} else {
-		req = append(req, 0)
-	}
+	return n.JoinWith(ctx, group, via, JoinRequest{ID: id, Addr: addr, Voter: voter})
+}
+
+// JoinWith is Join with the whole request, the site included.
+func (n *Node) JoinWith(ctx context.Context, group uint64, via string, r JoinRequest) error {
+	req := r.encode()
 	deadline := time.Now().Add(time.Minute)
 	if d, ok := ctx.Deadline(); ok {
 		deadline = d
@@ -52,14 +89,49 @@ func (n *Node) Join(ctx context.Context, group uint64, via string, id raft.Serve
 }
 
 func (g *Group) serveJoin(ctx context.Context, payload []byte) error {
-	d := decoder{buf: payload}
-	id := raft.ServerID(d.bytes())
-	addr := raft.ServerAddress(d.bytes())
-	voter := d.byte()
-	if d.err != nil || voter > 1 || id == "" || addr == "" {
-		return fmt.Errorf("replication: bad join request")
+	r, err := decodeJoin(payload)
+	if err != nil {
+		return err
 	}
-	return g.AddServer(ctx, id, addr, voter == 1)
+	if g.cfg.Admit != nil {
+		if !g.IsLeader() {
+			return g.notLeader()
+		}
+		return g.cfg.Admit(ctx, g, r)
+	}
+	return g.AddServer(ctx, r.ID, raft.ServerAddress(r.Addr), r.Voter)
+}
+
+// Promote makes the non-voter id a voter; only the leader can.
+func (g *Group) Promote(ctx context.Context, id raft.ServerID) error {
+	cf := g.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return g.leaderErr(err)
+	}
+	for _, s := range cf.Configuration().Servers {
+		if s.ID != id {
+			continue
+		}
+		if s.Suffrage == raft.Voter {
+			return nil
+		}
+		if err := waitFuture(ctx, g.raft.AddVoter(id, s.Address, 0, g.cfg.Timeout)); err != nil {
+			return g.leaderErr(err)
+		}
+		g.logger.Info("member promoted to voter", "id", id)
+		return nil
+	}
+	return fmt.Errorf("%w: %s is not a member", ErrNoSuchMember, id)
+}
+
+// Demote makes the voter id a non-voter; only the leader can. A leader
+// demoting itself steps down once the change commits.
+func (g *Group) Demote(ctx context.Context, id raft.ServerID) error {
+	if err := waitFuture(ctx, g.raft.DemoteVoter(id, 0, g.cfg.Timeout)); err != nil {
+		return g.leaderErr(err)
+	}
+	g.logger.Info("member demoted to non-voter", "id", id)
+	return nil
 }
 
 // AddServer adds a member; only the leader can.

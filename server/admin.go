@@ -150,6 +150,7 @@ type NodeStatus struct {
 	PeerAddr      string        `json:"peer_addr"`
 	MySQLAddr     string        `json:"mysql_addr"`
 	DataDir       string        `json:"data_dir"`
+	Site          string        `json:"site"`
 	Ready         bool          `json:"ready"`
 	UptimeSeconds float64       `json:"uptime_seconds"`
 	Groups        []GroupStatus `json:"groups"`
@@ -171,7 +172,11 @@ func (s *Server) status() (NodeStatus, error) {
 		MySQLAddr: s.MySQLAddr(),
 		DataDir:   s.cfg.DataDir,
 		Ready:     s.isReady(),
+		Site:      s.cfg.Cluster.Site,
 		Groups:    []GroupStatus{gs},
+	}
+	if s.siteGroup != nil {
+		st.Groups = append(st.Groups, s.siteGroup.Status())
 	}
 	if s.admin != nil {
 		st.UptimeSeconds = time.Since(s.admin.started).Seconds()

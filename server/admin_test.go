@@ -154,8 +154,11 @@ func TestAdminStatusAndMetricsFollowWrites(t *testing.T) {
 		require.Contains(t, raw, k)
 	}
 	groups := raw["groups"].([]any)
-	require.Len(t, groups, 1)
+	require.Len(t, groups, 2, "the global group and the site's group")
+	require.Equal(t, "default", raw["site"])
 	g := groups[0].(map[string]any)
+	require.Equal(t, 1.0, g["group"], "the global group comes first")
+	require.Equal(t, 2.0, groups[1].(map[string]any)["group"], "the first site's group")
 	for _, k := range []string{"group", "role", "leader", "leader_addr", "term", "commit_index", "applied_index", "members"} {
 		require.Contains(t, g, k)
 	}

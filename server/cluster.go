@@ -15,10 +15,12 @@ import (
 
 	"github.com/fogdb/fogdb/kv"
 	"github.com/fogdb/fogdb/replication"
+	"github.com/fogdb/fogdb/sharding"
 )
 
-// groupID is the one Raft group a node serves today: all of its data.
-const groupID = 1
+// groupID is the global group: the catalog and shared tables. It is the
+// group every node of earlier versions served all data from.
+const groupID = sharding.GlobalGroup
 
 // nodeID returns the configured ID, checked against the one stored in the
 // data directory, storing it (or a new random one) on first start: a
@@ -96,7 +98,48 @@ func (s *Server) startCluster(eng *kv.Engine, kopts kv.Options) error {
 		eng.Close()
 		return fmt.Errorf("server: peer port: %w", err)
 	}
-	rc := replication.DefaultConfig(raft.ServerID(id), s.cfg.raftDir(), kopts)
+	s.topo = &sharding.Topology{GlobalVoters: cc.GlobalVoters, Log: s.log}
+	rc := s.raftConfig(id, s.cfg.raftDir(), kopts)
+	rc.Admit = s.topo.AdmitGlobal
+	g, err := node.NewGroup(groupID, rc, eng)
+	if err != nil {
+		node.Close()
+		return err
+	}
+	s.node, s.group = node, g
+	s.topo.Global = g
+	switch {
+	case g.HasState():
+		if n := len(g.Status().Members); cc.Secret == "" && n > 1 {
+			return fmt.Errorf("%w: this node belongs to a cluster of %d", ErrNoClusterSecret, n)
+		}
+		if cc.Join != "" {
+			s.log.Info("node has cluster state; ignoring --join", "join", cc.Join)
+		}
+	case cc.Join == "":
+		s.log.Info("bootstrapping a new cluster of this node", "node", id, "peer-addr", node.Addr())
+		if err := g.Bootstrap([]raft.Server{{ID: raft.ServerID(id), Address: raft.ServerAddress(node.Addr()), Suffrage: raft.Voter}}); err != nil {
+			return err
+		}
+	default:
+		s.log.Info("joining cluster", "via", cc.Join, "node", id, "site", cc.Site, "voter", !cc.NonVoter)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := node.JoinWith(ctx, groupID, cc.Join, replication.JoinRequest{
+			ID: raft.ServerID(id), Addr: node.Addr(), Site: cc.Site, Voter: !cc.NonVoter,
+		})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("server: joining through %s: %w", cc.Join, err)
+		}
+	}
+	return nil
+}
+
+// raftConfig is the configuration of this node's member of a group keeping
+// its Raft state in dir.
+func (s *Server) raftConfig(id, dir string, kopts kv.Options) replication.Config {
+	cc := s.cfg.Cluster
+	rc := replication.DefaultConfig(raft.ServerID(id), dir, kopts)
 	rc.Timeout = cc.Timeout
 	rc.UnsafeStaleReads = cc.UnsafeStaleReads
 	rc.Build = Version
@@ -118,35 +161,7 @@ func (s *Server) startCluster(eng *kv.Engine, kopts kv.Options) error {
 	if cc.ElectionTimeout > 0 {
 		rc.ElectionTimeout = cc.ElectionTimeout
 	}
-	g, err := node.NewGroup(groupID, rc, eng)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	s.node, s.group = node, g
-	switch {
-	case g.HasState():
-		if n := len(g.Status().Members); cc.Secret == "" && n > 1 {
-			return fmt.Errorf("%w: this node belongs to a cluster of %d", ErrNoClusterSecret, n)
-		}
-		if cc.Join != "" {
-			s.log.Info("node has cluster state; ignoring --join", "join", cc.Join)
-		}
-	case cc.Join == "":
-		s.log.Info("bootstrapping a new cluster of this node", "node", id, "peer-addr", node.Addr())
-		if err := g.Bootstrap([]raft.Server{{ID: raft.ServerID(id), Address: raft.ServerAddress(node.Addr()), Suffrage: raft.Voter}}); err != nil {
-			return err
-		}
-	default:
-		s.log.Info("joining cluster", "via", cc.Join, "node", id, "voter", !cc.NonVoter)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := node.Join(ctx, groupID, cc.Join, raft.ServerID(id), node.Addr(), !cc.NonVoter)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("server: joining through %s: %w", cc.Join, err)
-		}
-	}
-	return nil
+	return rc
 }
 
 // catchUp waits until this node has every commit of the cluster, so that

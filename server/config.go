@@ -11,6 +11,7 @@ import (
 
 	"github.com/fogdb/fogdb/replication"
 	"github.com/fogdb/fogdb/replication/mux"
+	"github.com/fogdb/fogdb/sharding"
 	"github.com/fogdb/fogdb/sqlfront"
 )
 
@@ -67,8 +68,15 @@ type ClusterConfig struct {
 	// directory asks to be added there instead of bootstrapping. A node
 	// with state ignores it.
 	Join string
-	// NonVoter joins as a non-voting replica.
+	// NonVoter joins as a non-voting replica (of every group).
 	NonVoter bool
+	// Site names the node's site: its rows of site-local data live in
+	// that site's group, whose voters are nodes of the site. Nodes started
+	// without one share the site "default".
+	Site string
+	// GlobalVoters bounds the global group's voters, spread over sites
+	// (sharding.DesiredVoters).
+	GlobalVoters int
 	// Secret is the cluster secret every node shares. Empty is allowed only
 	// for a node that neither joins nor listens beyond loopback: it then
 	// gets a random one nobody else knows.
@@ -113,8 +121,10 @@ func DefaultConfig() Config {
 		ConnectTimeout: 10 * time.Second,
 		SQL:            sqlfront.DefaultConfig(),
 		Cluster: ClusterConfig{
-			PeerAddr: "127.0.0.1:7071",
-			Timeout:  5 * time.Second,
+			PeerAddr:     "127.0.0.1:7071",
+			Site:         sharding.DefaultSite,
+			GlobalVoters: 3,
+			Timeout:      5 * time.Second,
 			// A site group's voters are on one LAN: fail over in about a
 			// second rather than raft's WAN-minded defaults.
 			HeartbeatTimeout: 500 * time.Millisecond,
@@ -160,6 +170,12 @@ func (c *Config) Validate() error {
 		if err := mux.CheckDialable(a); err != nil {
 			return fmt.Errorf("server: advertised peer address: %w", err)
 		}
+	}
+	if !sharding.ValidSiteName(c.Cluster.Site) {
+		return fmt.Errorf("server: site name %q: use 1 to 63 lower-case letters, digits and dashes, starting with a letter or digit", c.Cluster.Site)
+	}
+	if c.Cluster.GlobalVoters < 1 || c.Cluster.GlobalVoters > 9 {
+		return errors.New("server: global voters must be between 1 and 9")
 	}
 	if c.Cluster.Timeout <= 0 {
 		return errors.New("server: cluster timeout must be positive")

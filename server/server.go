@@ -20,22 +20,29 @@ import (
 
 	"github.com/fogdb/fogdb/kv"
 	"github.com/fogdb/fogdb/replication"
+	"github.com/fogdb/fogdb/sharding"
 	"github.com/fogdb/fogdb/sqlfront"
 )
 
 // Server is one fogdb node: the kv store, the SQL engine over it and the
 // MySQL listener.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	node   *replication.Node
-	group  *replication.Group
-	prov   *sqlfront.Provider
-	engine *sqle.Engine
-	mysql  *gmsserver.Server
-	ln     net.Listener
-	mln    *mysqlListener // listener.go
-	admin  *admin         // admin.go
+	cfg   Config
+	log   *slog.Logger
+	node  *replication.Node
+	group *replication.Group // the global group
+	// siteGroup holds the rows homed at this node's site; topo places
+	// the voters of both groups (sites.go).
+	siteGroup  *replication.Group
+	topo       *sharding.Topology
+	groupsStop chan struct{}
+	groupsOnce sync.Once
+	prov       *sqlfront.Provider
+	engine     *sqle.Engine
+	mysql      *gmsserver.Server
+	ln         net.Listener
+	mln        *mysqlListener // listener.go
+	admin      *admin         // admin.go
 
 	clientPair, peerPair *keyPair // tls.go; nil without TLS
 
@@ -75,7 +82,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, commitSeconds: newCommitHistogram(),
 		usersDirty: make(chan struct{}, 1), usersStop: make(chan struct{}), usersDone: make(chan struct{}),
-		conns: newConnSet(),
+		conns: newConnSet(), groupsStop: make(chan struct{}),
 	}
 	if err := s.loadTLS(); err != nil {
 		eng.Close()
@@ -89,10 +96,15 @@ func New(cfg Config) (*Server, error) {
 		s.closeCluster()
 		return nil, err
 	}
+	if err := s.startSite(kopts); err != nil {
+		s.closeCluster()
+		return nil, err
+	}
 	return s, nil
 }
 
 func (s *Server) closeCluster() error {
+	s.groupsOnce.Do(func() { close(s.groupsStop) })
 	if s.node == nil {
 		return nil
 	}
@@ -285,9 +297,14 @@ func (s *Server) Close() error {
 		s.stopAdmin()
 		close(s.usersStop)
 		<-s.usersDone
-		if s.group != nil && !s.abort.Load() {
-			if err := s.group.HandOver(s.cfg.Cluster.Timeout); err != nil {
-				s.log.Warn("shutting down as leader", "err", err)
+		if !s.abort.Load() {
+			for _, g := range []*replication.Group{s.siteGroup, s.group} {
+				if g == nil {
+					continue
+				}
+				if err := g.HandOver(s.cfg.Cluster.Timeout); err != nil {
+					s.log.Warn("shutting down as leader", "group", g.Status().Group, "err", err)
+				}
 			}
 		}
 		s.closeErr = s.closeCluster()

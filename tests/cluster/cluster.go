@@ -130,6 +130,7 @@ func (c *Cluster) Config(i int) server.Config {
 	if c.WAN != nil {
 		cfg.Cluster.AdvertisePeerAddr = nd.Addr()
 		cfg.Cluster.Dial = c.Net.DialerVia(nd.Name, c.WAN.Dialer(nd.Site))
+		cfg.Cluster.Site = nd.Site
 	}
 	cfg.Cluster.HeartbeatTimeout = 300 * time.Millisecond
 	cfg.Cluster.ElectionTimeout = 300 * time.Millisecond
