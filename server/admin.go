@@ -175,8 +175,8 @@ func (s *Server) status() (NodeStatus, error) {
 		Site:      s.cfg.Cluster.Site,
 		Groups:    []GroupStatus{gs},
 	}
-	if s.siteGroup != nil {
-		st.Groups = append(st.Groups, s.siteGroup.Status())
+	if sg := s.SiteGroup(); sg != nil {
+		st.Groups = append(st.Groups, sg.Status())
 	}
 	if s.admin != nil {
 		st.UptimeSeconds = time.Since(s.admin.started).Seconds()

@@ -33,7 +33,8 @@ type Server struct {
 	group *replication.Group // the global group
 	// siteGroup holds the rows homed at this node's site; topo places
 	// the voters of both groups (sites.go).
-	siteGroup  *replication.Group
+	siteGroup  atomic.Pointer[replication.Group]
+	siteMu     sync.Mutex // held while the site group opens; Close waits for it
 	topo       *sharding.Topology
 	groupsStop chan struct{}
 	groupsOnce sync.Once
@@ -105,6 +106,10 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) closeCluster() error {
 	s.groupsOnce.Do(func() { close(s.groupsStop) })
+	// A site group opening in the background finishes (or sees the stop)
+	// before the node's groups are shut down.
+	s.siteMu.Lock()
+	defer s.siteMu.Unlock()
 	if s.node == nil {
 		return nil
 	}
@@ -298,7 +303,7 @@ func (s *Server) Close() error {
 		close(s.usersStop)
 		<-s.usersDone
 		if !s.abort.Load() {
-			for _, g := range []*replication.Group{s.siteGroup, s.group} {
+			for _, g := range []*replication.Group{s.siteGroup.Load(), s.group} {
 				if g == nil {
 					continue
 				}

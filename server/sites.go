@@ -91,40 +91,90 @@ func syncDir(dir string) error {
 // knows its site group from an earlier start opens it without the global
 // group. A new one registers itself in the global group's registry, then
 // founds the group when its site is new or joins it through another node
-// of the site.
+// of the site. A node that has global state but no site group yet (its
+// data directory predates sites) serves at once and sets its site group
+// up in the background once the global group answers.
 func (s *Server) startSite(kopts kv.Options) error {
 	cc := s.cfg.Cluster
-	id := string(s.node.ID())
 	rec, known, err := s.cfg.readSiteFile()
 	if err != nil {
 		return err
 	}
-	self := sharding.Node{ID: id, Site: cc.Site, PeerAddr: s.node.Addr(), NonVoter: cc.NonVoter}
-	founder := false
 	if known {
 		if rec.Site != cc.Site {
 			return fmt.Errorf("server: --site %q differs from %q, the site this data directory belongs to", cc.Site, rec.Site)
 		}
-	} else {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := s.groupsContext()
 		defer cancel()
-		if err := s.untilDone(ctx, "registering this node", func(ctx context.Context) error {
-			return sharding.RegisterNode(ctx, s.group, self)
-		}); err != nil {
+		if err := s.openSite(ctx, kopts, rec, false); err != nil {
 			return err
 		}
-		var site sharding.Site
-		if err := s.untilDone(ctx, "finding this node's site", func(ctx context.Context) (err error) {
-			site, founder, err = sharding.EnsureSite(ctx, s.group, cc.Site)
-			return err
-		}); err != nil {
-			return err
-		}
-		rec = siteFile{Site: cc.Site, Group: site.Group}
-		if err := s.cfg.writeSiteFile(rec); err != nil {
-			return err
-		}
+		// A peer address that changed is recorded when the global group
+		// can be reached; the site group does not wait for it.
+		go func() {
+			ctx, cancel := s.groupsContext()
+			defer cancel()
+			_ = s.untilDone(ctx, "registering this node", func(ctx context.Context) error {
+				return sharding.RegisterNode(ctx, s.group, s.selfRecord())
+			})
+		}()
+		return nil
 	}
+	if s.group.HasState() {
+		go func() {
+			ctx, cancel := s.groupsContext()
+			defer cancel()
+			if err := s.setUpSite(ctx, kopts); err != nil && ctx.Err() == nil {
+				s.log.Error("setting up this node's site group", "site", cc.Site, "err", err)
+			}
+		}()
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return s.setUpSite(ctx, kopts)
+}
+
+func (s *Server) selfRecord() sharding.Node {
+	cc := s.cfg.Cluster
+	return sharding.Node{ID: string(s.node.ID()), Site: cc.Site, PeerAddr: s.node.Addr(), NonVoter: cc.NonVoter}
+}
+
+// setUpSite registers the node, finds or creates its site's record, notes
+// the site group in site.json and opens it.
+func (s *Server) setUpSite(ctx context.Context, kopts kv.Options) error {
+	cc := s.cfg.Cluster
+	if err := s.untilDone(ctx, "registering this node", func(ctx context.Context) error {
+		return sharding.RegisterNode(ctx, s.group, s.selfRecord())
+	}); err != nil {
+		return err
+	}
+	var site sharding.Site
+	var founder bool
+	if err := s.untilDone(ctx, "finding this node's site", func(ctx context.Context) (err error) {
+		site, founder, err = sharding.EnsureSite(ctx, s.group, cc.Site)
+		return err
+	}); err != nil {
+		return err
+	}
+	rec := siteFile{Site: cc.Site, Group: site.Group}
+	if err := s.cfg.writeSiteFile(rec); err != nil {
+		return err
+	}
+	return s.openSite(ctx, kopts, rec, founder)
+}
+
+// openSite opens the site group's state and Raft log, gives a group
+// without Raft state its members, and starts placing voters.
+func (s *Server) openSite(ctx context.Context, kopts kv.Options, rec siteFile, founder bool) error {
+	s.siteMu.Lock()
+	defer s.siteMu.Unlock()
+	select {
+	case <-s.groupsStop:
+		return replication.ErrShutdown
+	default:
+	}
+	cc := s.cfg.Cluster
 	dir := s.cfg.siteGroupDir(rec.Group)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("server: site group directory: %w", err)
@@ -135,34 +185,23 @@ func (s *Server) startSite(kopts kv.Options) error {
 	if err != nil {
 		return err
 	}
-	rc := s.raftConfig(id, filepath.Join(dir, "raft"), sopts)
+	rc := s.raftConfig(string(s.node.ID()), filepath.Join(dir, "raft"), sopts)
 	rc.Admit = s.topo.AdmitSite(cc.Site)
 	g, err := s.node.NewGroup(rec.Group, rc, eng)
 	if err != nil {
 		eng.Close()
 		return err
 	}
-	s.siteGroup = g
 	if !g.HasState() {
-		if err := s.foundOrJoinSite(g, rec, founder); err != nil {
+		if err := s.foundOrJoinSite(ctx, g, rec, founder); err != nil {
 			return err
 		}
 	}
-	if known {
-		// A peer address that changed is recorded when the global group
-		// can be reached; the site group does not wait for it.
-		go func() {
-			ctx, cancel := s.groupsContext()
-			defer cancel()
-			_ = s.untilDone(ctx, "registering this node", func(ctx context.Context) error {
-				return sharding.RegisterNode(ctx, s.group, self)
-			})
-		}()
-	}
-	ctx, cancel := s.groupsContext()
-	go func() { defer cancel(); s.topo.Keep(ctx, s.group, cc.GlobalVoters, time.Second) }()
-	ctx2, cancel2 := s.groupsContext()
-	go func() { defer cancel2(); s.topo.Keep(ctx2, g, sharding.MaxSiteVoters, time.Second) }()
+	s.siteGroup.Store(g)
+	kctx, kcancel := s.groupsContext()
+	go func() { defer kcancel(); s.topo.Keep(kctx, s.group, cc.GlobalVoters, time.Second) }()
+	kctx2, kcancel2 := s.groupsContext()
+	go func() { defer kcancel2(); s.topo.Keep(kctx2, g, sharding.MaxSiteVoters, time.Second) }()
 	return nil
 }
 
@@ -170,9 +209,9 @@ func (s *Server) startSite(kopts kv.Options) error {
 // node that created the site's record bootstraps it, as does the only
 // registered node of a site (a founder restarted from an empty directory);
 // the others join through any node of the site already in it.
-func (s *Server) foundOrJoinSite(g *replication.Group, rec siteFile, founder bool) error {
+func (s *Server) foundOrJoinSite(ctx context.Context, g *replication.Group, rec siteFile, founder bool) error {
 	id := s.node.ID()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var peers []sharding.Node
 	if err := s.untilDone(ctx, "listing the nodes of this site", func(ctx context.Context) error {
@@ -246,4 +285,6 @@ func (s *Server) groupsContext() (context.Context, context.CancelFunc) {
 }
 
 // SiteGroup exposes the node's site group (tests and tools).
-func (s *Server) SiteGroup() *replication.Group { return s.siteGroup }
+// Nil until the group is open: a node whose data directory predates
+// sites opens it in the background.
+func (s *Server) SiteGroup() *replication.Group { return s.siteGroup.Load() }

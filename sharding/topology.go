@@ -107,6 +107,9 @@ func (t *Topology) Members(g *replication.Group) ([]Member, error) {
 func (t *Topology) Keep(ctx context.Context, g *replication.Group, max int, period time.Duration) {
 	tick := time.NewTicker(period)
 	defer tick.Stop()
+	// A failure that repeats every period (a member that is down) is
+	// logged when it starts and when it changes, not every second.
+	lastErr := ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -124,8 +127,14 @@ func (t *Topology) Keep(ctx context.Context, g *replication.Group, max int, peri
 		rctx, cancel := context.WithTimeout(ctx, period*5)
 		err = Reconcile(rctx, g, DesiredVoters(members, max, string(leader)))
 		cancel()
-		if err != nil && ctx.Err() == nil && t.Log != nil {
-			t.Log.Warn("placing voters", "group", g.Status().Group, "err", err)
+		switch {
+		case err == nil:
+			lastErr = ""
+		case ctx.Err() == nil && err.Error() != lastErr:
+			lastErr = err.Error()
+			if t.Log != nil {
+				t.Log.Warn("placing voters", "group", g.Status().Group, "err", err)
+			}
 		}
 	}
 }

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -123,4 +125,33 @@ func TestOneSiteClusterVotesEverywhere(t *testing.T) {
 	for _, nd := range c.Nodes {
 		require.Equal(t, uint64(2), nd.Srv.SiteGroup().Status().Group, fmt.Sprintf("%s: the default site's group", nd.Name))
 	}
+}
+
+// A data directory from before sites (global state, no site.json and no
+// site group) starts serving at once and sets its site group up in the
+// background; a node of a three-node site that lost its site group's
+// files rejoins the group through the others.
+func TestSiteGroupSetUpForOlderDataDirectory(t *testing.T) {
+	c := Start(t, 3, nil)
+	l := c.Leader()
+	c.Exec(l, "CREATE DATABASE up", "CREATE TABLE up.t (id INT PRIMARY KEY)", "INSERT INTO up.t VALUES (1)")
+	i := (l + 1) % 3
+	group := c.Nodes[i].Srv.SiteGroup().Status().Group
+	c.StopNode(i)
+	require.NoError(t, os.Remove(filepath.Join(c.Nodes[i].Dir, "site.json")))
+	require.NoError(t, os.RemoveAll(filepath.Join(c.Nodes[i].Dir, "groups")))
+	c.StartNode(i)
+	c.WaitMember(i)
+	require.Equal(t, c.Checksum(l), c.Checksum(i), "the node serves its global data")
+	require.Eventually(t, func() bool {
+		g := c.Nodes[i].Srv.SiteGroup()
+		if g == nil {
+			return false
+		}
+		st := g.Status()
+		applied, err := g.AppliedIndex()
+		return err == nil && st.Group == group && st.Leader != "" && applied > 0
+	}, Patience, 50*time.Millisecond, "the node is back in its site's group")
+	_, err := os.Stat(filepath.Join(c.Nodes[i].Dir, "site.json"))
+	require.NoError(t, err, "site.json is written again")
 }
