@@ -120,6 +120,7 @@ func (s *Server) build() error {
 	sqlCfg := s.cfg.SQL
 	sqlCfg.OnCommit = s.observeCommit
 	sqlCfg.OnGrantsChanged = s.usersChanged
+	sqlCfg.Topology = s.topology
 	prov, err := sqlfront.NewProviderOn(sqlfront.GroupStore{G: s.group}, sqlCfg)
 	if err != nil {
 		return err

@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"time"
 
+	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/hashicorp/raft"
 
 	"github.com/fogdb/fogdb/kv"
 	"github.com/fogdb/fogdb/replication"
 	"github.com/fogdb/fogdb/sharding"
+	"github.com/fogdb/fogdb/sqlfront"
 )
 
 // siteFile records which site and group this data directory's site group
@@ -288,3 +291,47 @@ func (s *Server) groupsContext() (context.Context, context.CancelFunc) {
 // Nil until the group is open: a node whose data directory predates
 // sites opens it in the background.
 func (s *Server) SiteGroup() *replication.Group { return s.siteGroup.Load() }
+
+// topology gathers what the fogdb system database shows, from this node's
+// replica of the registry and its groups' Raft state: a view, read without
+// a barrier.
+func (s *Server) topology(*sql.Context) (sqlfront.Topology, error) {
+	eng := s.group.Engine()
+	sites, err := sharding.Sites(eng)
+	if err != nil {
+		return sqlfront.Topology{}, err
+	}
+	nodes, err := sharding.Nodes(eng)
+	if err != nil {
+		return sqlfront.Topology{}, err
+	}
+	var t sqlfront.Topology
+	perSite := map[string]int{}
+	for _, n := range nodes {
+		perSite[n.Site]++
+		t.Nodes = append(t.Nodes, sqlfront.NodeRow{Node: n.ID, Site: n.Site, PeerAddr: n.PeerAddr, NonVoter: n.NonVoter})
+	}
+	sort.Slice(t.Nodes, func(i, j int) bool { return t.Nodes[i].Node < t.Nodes[j].Node })
+	hosted := func(g *replication.Group, kind, site string) sqlfront.GroupRow {
+		st := g.Status()
+		r := sqlfront.GroupRow{Group: st.Group, Kind: kind, Site: site, Hosted: true, Role: st.Role,
+			Leader: st.Leader, Term: st.Term, Members: len(st.Members), AppliedIndex: st.AppliedIndex}
+		for _, m := range st.Members {
+			if m.Voter {
+				r.Voters++
+			}
+		}
+		return r
+	}
+	t.Groups = append(t.Groups, hosted(s.group, "global", ""))
+	own := s.SiteGroup()
+	for _, site := range sites {
+		t.Sites = append(t.Sites, sqlfront.SiteRow{Site: site.Name, Group: site.Group, Nodes: perSite[site.Name]})
+		if own != nil && own.Status().Group == site.Group {
+			t.Groups = append(t.Groups, hosted(own, "site", site.Name))
+			continue
+		}
+		t.Groups = append(t.Groups, sqlfront.GroupRow{Group: site.Group, Kind: "site", Site: site.Name})
+	}
+	return t, nil
+}

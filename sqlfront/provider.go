@@ -42,7 +42,10 @@ type Config struct {
 	// them (ReloadGrants) on its own goroutine for logins, and statements
 	// reload them themselves before they start.
 	OnGrantsChanged func()
-	Logger          *slog.Logger
+	// Topology gathers what the fogdb system database shows (sysdb.go);
+	// nil shows it empty.
+	Topology func(ctx *sql.Context) (Topology, error)
+	Logger   *slog.Logger
 
 	// cleanupBatches, when positive, stops the removal of dropped tables'
 	// rows after that many batches, as a crash would (tests).
@@ -219,6 +222,9 @@ func (p *Provider) table(db, name string) *tableMeta {
 
 // Database implements sql.DatabaseProvider.
 func (p *Provider) Database(_ *sql.Context, name string) (sql.Database, error) {
+	if strings.EqualFold(name, SystemDBName) {
+		return sysDatabase{p: p}, nil
+	}
 	st := p.db(name)
 	if st == nil {
 		return nil, sql.ErrDatabaseNotFound.New(name)
@@ -227,7 +233,9 @@ func (p *Provider) Database(_ *sql.Context, name string) (sql.Database, error) {
 }
 
 // HasDatabase implements sql.DatabaseProvider.
-func (p *Provider) HasDatabase(_ *sql.Context, name string) bool { return p.db(name) != nil }
+func (p *Provider) HasDatabase(_ *sql.Context, name string) bool {
+	return p.db(name) != nil || strings.EqualFold(name, SystemDBName)
+}
 
 // AllDatabases implements sql.DatabaseProvider.
 func (p *Provider) AllDatabases(*sql.Context) []sql.Database {
@@ -270,6 +278,9 @@ func (p *Provider) CreateCollatedDatabase(ctx *sql.Context, name string, collati
 // DropDatabase implements sql.MutableDatabaseProvider: the catalog entries
 // go in one batch, with a cleanup record for the rows of every table.
 func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
+	if strings.EqualFold(name, SystemDBName) {
+		return errSystemDB(ctx)
+	}
 	if s := sessionOf(ctx); s != nil {
 		var lockKeys [][]byte
 		if st := p.db(name); st != nil {

@@ -84,6 +84,30 @@ func TestSitesAndGroups(t *testing.T) {
 		}, Patience, 50*time.Millisecond, "the group of %s has its three nodes as voters", site)
 	}
 
+	// Every node shows the topology in SQL, from its replica of the
+	// registry.
+	db := c.DB(7, "")
+	rows, err := db.Query("SELECT site, group_id, nodes FROM fogdb.sites ORDER BY site")
+	require.NoError(t, err)
+	var got []string
+	for rows.Next() {
+		var site string
+		var group uint64
+		var nodes int
+		require.NoError(t, rows.Scan(&site, &group, &nodes))
+		require.Equal(t, groupOf[site], group, site)
+		got = append(got, fmt.Sprintf("%s:%d", site, nodes))
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"nice:3", "paris:3", "rennes:3"}, got)
+	var hosted, total int
+	require.NoError(t, db.QueryRow("SELECT SUM(hosted), COUNT(*) FROM fogdb.`groups`").Scan(&hosted, &total))
+	require.Equal(t, 2, hosted, "n8 holds the global group and its site's")
+	require.Equal(t, 4, total, "the global group and three site groups")
+	var site string
+	require.NoError(t, db.QueryRow("SELECT site FROM fogdb.nodes WHERE node_id = 'n8'").Scan(&site))
+	require.Equal(t, "rennes", site)
+
 	// A restart reopens both groups from the data directory.
 	c.StopNode(4)
 	c.StartNode(4)
