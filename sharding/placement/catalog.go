@@ -3,9 +3,7 @@ package placement
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 )
@@ -111,14 +109,12 @@ func Unmarshal(data []byte) (*Spec, error) {
 	case *head.Version < 1:
 		return nil, catalogError("version %d", *head.Version)
 	}
+	// json.Unmarshal above has refused anything after the entry.
 	var c catalogSpec
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return nil, catalogError("%v", err)
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		return nil, catalogError("data after the entry")
 	}
 	s := &Spec{}
 	var err error

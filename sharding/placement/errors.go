@@ -1,8 +1,10 @@
 package placement
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -61,6 +63,34 @@ func (es Errors) Unwrap() []error {
 		out[i] = e
 	}
 	return out
+}
+
+// maxErrors bounds the errors reported for one spec: past a screenful they
+// help nobody, and a hostile file could otherwise make millions.
+const maxErrors = 100
+
+// add appends e, or, past maxErrors, one last error saying that more were
+// left out.
+func (es Errors) add(e *Error) Errors {
+	switch {
+	case len(es) < maxErrors:
+		return append(es, e)
+	case len(es) == maxErrors:
+		return append(es, &Error{Line: e.Line, Column: e.Column, Msg: fmt.Sprintf("more than %d errors; the rest are not reported", maxErrors)})
+	}
+	return es
+}
+
+// sortByPosition puts errors in the order of the file, which is how an
+// operator reads them; the note that errors were left out stays last.
+func (es Errors) sortByPosition() {
+	body := es
+	if len(es) > maxErrors {
+		body = es[:maxErrors]
+	}
+	slices.SortStableFunc(body, func(a, b *Error) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+	})
 }
 
 // orNil keeps a nil Errors from becoming a non-nil error interface.

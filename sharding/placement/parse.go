@@ -2,7 +2,6 @@ package placement
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -39,9 +38,7 @@ func Parse(data []byte) (*Spec, error) {
 	if len(p.errs) > 0 {
 		// Rules are checked only on a sound structure: a field that could
 		// not be read would otherwise be reported again as missing.
-		slices.SortStableFunc(p.errs, func(a, b *Error) int {
-			return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
-		})
+		p.errs.sortByPosition()
 		return nil, p.errs
 	}
 	if errs := s.validate(p.pos); len(errs) > 0 {
@@ -63,7 +60,7 @@ func (p *parser) errorf(n *yaml.Node, path, format string, args ...any) {
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	}
-	p.errs = append(p.errs, e)
+	p.errs = p.errs.add(e)
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -421,7 +418,7 @@ func (p *parser) placement(n *yaml.Node, fPath string) (Table, bool) {
 	return Table{}, false
 }
 
-var parentForm = regexp.MustCompile(`^\s*([^\s()]+)\s*\(\s*([^\s()]+)\s*\)\s+via\s+([^\s()]+)\s*$`)
+var parentForm = regexp.MustCompile(`^\s*([^\s()]+)\s*\(\s*([^\s()]+)\s*\)\s+(?i:via)\s+([^\s()]+)\s*$`)
 
 func parseParent(s string) (ParentRef, bool) {
 	m := parentForm.FindStringSubmatch(s)

@@ -1,7 +1,6 @@
 package placement
 
 import (
-	"cmp"
 	"fmt"
 	"regexp"
 	"slices"
@@ -90,7 +89,7 @@ type validator struct {
 
 func (v *validator) errorf(path, format string, args ...any) {
 	at := v.pos.at(path)
-	v.errs = append(v.errs, &Error{Path: path, Line: at.line, Column: at.col, Msg: fmt.Sprintf(format, args...)})
+	v.errs = v.errs.add(&Error{Path: path, Line: at.line, Column: at.col, Msg: fmt.Sprintf(format, args...)})
 }
 
 // Validate checks every rule of placement (see DESIGN.md) and returns
@@ -132,10 +131,7 @@ func (s *Spec) validate(pos positions) Errors {
 		}
 	}
 	if pos != nil {
-		// Report in the order of the file, which is how an operator reads it.
-		slices.SortStableFunc(v.errs, func(a, b *Error) int {
-			return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
-		})
+		v.errs.sortByPosition()
 	}
 	return v.errs
 }
@@ -163,7 +159,9 @@ func (v *validator) policy(path string, t Table, lvl level) {
 			v.errorf(path+".placement", "%q is not a valid site name (%s)", t.Site, siteRule)
 		}
 	default:
+		// The other fields depend on the kind: saying more would guess.
 		v.errorf(path+".placement", "placement missing: global, local or site:NAME")
+		return
 	}
 	if t.Kind != Site && t.Site != "" {
 		v.errorf(path+".placement", "a site is given for %s placement", t.Kind)
