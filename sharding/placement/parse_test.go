@@ -80,13 +80,13 @@ func TestParseEmptyPlacesEverythingGlobal(t *testing.T) {
 
 func TestParseDefaultForms(t *testing.T) {
 	for src, want := range map[string]Table{
-		"default: global":                                    {Kind: Global, Staleness: DefaultStaleness},
-		"default: local":                                     {Kind: Local},
-		"default: site:paris":                                {Kind: Site, Site: "paris"},
-		"default: {placement: global, staleness: 0s}":        {Kind: Global},
-		"default: {placement: global, strict: true}":         {Kind: Global, Staleness: DefaultStaleness, Strict: true},
+		"default: global":     {Kind: Global, Staleness: DefaultStaleness},
+		"default: local":      {Kind: Local},
+		"default: site:paris": {Kind: Site, Site: "paris"},
+		"default: {placement: global, staleness: 0s}":         {Kind: Global},
+		"default: {placement: global, strict: true}":          {Kind: Global, Staleness: DefaultStaleness, Strict: true},
 		"default:\n  placement: global\n  staleness: 250ms\n": {Kind: Global, Staleness: 250 * time.Millisecond},
-		"default: {placement: site:lyon}":                    {Kind: Site, Site: "lyon"},
+		"default: {placement: site:lyon}":                     {Kind: Site, Site: "lyon"},
 	} {
 		s, err := Parse([]byte(src))
 		require.NoError(t, err, src)

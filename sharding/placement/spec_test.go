@@ -70,13 +70,15 @@ func TestTableEqual(t *testing.T) {
 func TestSpecEqual(t *testing.T) {
 	require.True(t, exampleSpec().Equal(exampleSpec()))
 	for name, change := range map[string]func(*Spec){
-		"default":         func(s *Spec) { s.Default.Staleness = 0 },
-		"database added":  func(s *Spec) { s.Databases["x"] = Database{Policy: &Table{Kind: Local}} },
-		"database policy": func(s *Spec) { s.Databases["nova"] = Database{Policy: &Table{Kind: Local}, Tables: s.Databases["nova"].Tables} },
-		"table":           func(s *Spec) { s.Databases["nova"].Tables["flavors"] = Table{Kind: Global} },
-		"table removed":   func(s *Spec) { delete(s.Databases["nova"].Tables, "flavors") },
-		"map value":       func(s *Spec) { s.LocalityMap["compute-12"] = "paris" },
-		"map entry":       func(s *Spec) { s.LocalityMap["compute-13"] = "rennes" },
+		"default":        func(s *Spec) { s.Default.Staleness = 0 },
+		"database added": func(s *Spec) { s.Databases["x"] = Database{Policy: &Table{Kind: Local}} },
+		"database policy": func(s *Spec) {
+			s.Databases["nova"] = Database{Policy: &Table{Kind: Local}, Tables: s.Databases["nova"].Tables}
+		},
+		"table":         func(s *Spec) { s.Databases["nova"].Tables["flavors"] = Table{Kind: Global} },
+		"table removed": func(s *Spec) { delete(s.Databases["nova"].Tables, "flavors") },
+		"map value":     func(s *Spec) { s.LocalityMap["compute-12"] = "paris" },
+		"map entry":     func(s *Spec) { s.LocalityMap["compute-13"] = "rennes" },
 	} {
 		s := exampleSpec()
 		change(s)
