@@ -12,6 +12,7 @@ import (
 	"github.com/fogdb/fogdb/replication"
 	"github.com/fogdb/fogdb/replication/mux"
 	"github.com/fogdb/fogdb/sharding"
+	"github.com/fogdb/fogdb/sharding/placement"
 	"github.com/fogdb/fogdb/sqlfront"
 )
 
@@ -171,7 +172,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("server: advertised peer address: %w", err)
 		}
 	}
-	if !sharding.ValidSiteName(c.Cluster.Site) {
+	if !placement.ValidSiteName(c.Cluster.Site) {
 		return fmt.Errorf("server: site name %q: use 1 to 63 lower-case letters, digits and dashes, starting with a letter or digit", c.Cluster.Site)
 	}
 	if c.Cluster.GlobalVoters < 1 || c.Cluster.GlobalVoters > 9 {

@@ -212,20 +212,3 @@ func retryConflicts(ctx context.Context, g *replication.Group, build func() (*kv
 		}
 	}
 }
-
-// ValidSiteName reports whether name can name a site: it appears in file
-// names, URLs and placement files, so it is kept to what all of them take.
-func ValidSiteName(name string) bool {
-	if name == "" || len(name) > 63 {
-		return false
-	}
-	for i, r := range name {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-		case r == '-' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
