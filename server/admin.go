@@ -117,6 +117,8 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc("GET /status", s.requireRootOffLoopback(s.handleStatus))
 	mux.HandleFunc("POST /cluster/remove", s.requireRoot(true, s.handleRemove))
+	mux.HandleFunc("GET /placements", s.requireRoot(false, s.handleGetPlacements))
+	mux.HandleFunc("PUT /placements", s.requireRoot(true, s.handlePutPlacements))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.newMetricsRegistry(), promhttp.HandlerOpts{
 		ErrorLog:      slogPromLogger{s},
 		ErrorHandling: promhttp.ContinueOnError,

@@ -121,6 +121,7 @@ func (s *Server) startCluster(eng *kv.Engine, kopts kv.Options) error {
 		if err := g.Bootstrap([]raft.Server{{ID: raft.ServerID(id), Address: raft.ServerAddress(node.Addr()), Suffrage: raft.Voter}}); err != nil {
 			return err
 		}
+		s.bootstrapped = true
 	default:
 		s.log.Info("joining cluster", "via", cc.Join, "node", id, "site", cc.Site, "voter", !cc.NonVoter)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -46,6 +46,11 @@ type Config struct {
 	MaxConnections int
 	ConnectTimeout time.Duration
 
+	// PlacementFile (--placement) is a placement file (docs/PLACEMENT.md)
+	// stored as the cluster's placement when this node bootstraps a new
+	// cluster; afterwards the admin API changes it.
+	PlacementFile string
+
 	Cluster ClusterConfig
 }
 

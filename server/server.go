@@ -38,6 +38,8 @@ type Server struct {
 	topo       *sharding.Topology
 	groupsStop chan struct{}
 	groupsOnce sync.Once
+	// bootstrapped: this start created the cluster (--placement seeds it).
+	bootstrapped bool
 	prov       *sqlfront.Provider
 	engine     *sqle.Engine
 	mysql      *gmsserver.Server
@@ -89,6 +91,11 @@ func New(cfg Config) (*Server, error) {
 		eng.Close()
 		return nil, err
 	}
+	spec, err := cfg.readPlacementFile()
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
 	if err := s.startCluster(eng, kopts); err != nil {
 		s.closeCluster()
 		return nil, err
@@ -98,6 +105,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.startSite(kopts); err != nil {
+		s.closeCluster()
+		return nil, err
+	}
+	if err := s.applyPlacementFile(spec); err != nil {
 		s.closeCluster()
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dolthub/go-mysql-server/sql"
@@ -332,6 +333,20 @@ func (s *Server) topology(*sql.Context) (sqlfront.Topology, error) {
 			continue
 		}
 		t.Groups = append(t.Groups, sqlfront.GroupRow{Group: site.Group, Kind: "site", Site: site.Name})
+	}
+	spec, _, err := s.Placement()
+	if err != nil {
+		return sqlfront.Topology{}, err
+	}
+	for _, ref := range s.prov.Tables() {
+		p := spec.Effective(ref.DB, ref.Table)
+		row := sqlfront.PlacementRow{DB: ref.DB, Table: ref.Table, Placement: p.Placement(), Site: p.Site,
+			Locality: p.Locality, SiteUnique: strings.Join(p.SiteUnique, ";"), Strict: p.Strict,
+			StalenessMillis: p.Staleness.Milliseconds(), Group: s.prov.TableGroup(ref.DB, ref.Table)}
+		if p.Parent != nil {
+			row.Parent = p.Parent.String()
+		}
+		t.Placements = append(t.Placements, row)
 	}
 	return t, nil
 }

@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"sort"
 	"strings"
 
 	"github.com/dolthub/go-mysql-server/sql"
@@ -15,9 +16,19 @@ const SystemDBName = "fogdb"
 // Topology is what the system database shows, gathered by the server when
 // a statement reads it.
 type Topology struct {
-	Sites  []SiteRow
-	Nodes  []NodeRow
-	Groups []GroupRow
+	Sites      []SiteRow
+	Nodes      []NodeRow
+	Groups     []GroupRow
+	Placements []PlacementRow
+}
+
+// PlacementRow is a row of fogdb.placements: a table's effective
+// placement, and the group its rows are in now.
+type PlacementRow struct {
+	DB, Table, Placement, Site, Locality, Parent, SiteUnique string
+	StalenessMillis                                          int64
+	Strict                                                   bool
+	Group                                                    uint64
 }
 
 // SiteRow is a row of fogdb.sites.
@@ -120,6 +131,36 @@ var sysTables = []*sysTable{
 			return out
 		},
 	},
+}
+
+func init() {
+	sysTables = append(sysTables, &sysTable{
+		name: "placements",
+		schema: sql.Schema{
+			sysColumn("placements", "table_schema", types.LongText),
+			sysColumn("placements", "table_name", types.LongText),
+			sysColumn("placements", "placement", types.LongText),
+			sysColumn("placements", "site", types.LongText),
+			sysColumn("placements", "locality", types.LongText),
+			sysColumn("placements", "parent", types.LongText),
+			sysColumn("placements", "site_unique", types.LongText),
+			sysColumn("placements", "staleness_ms", types.Int64),
+			sysColumn("placements", "strict", types.Boolean),
+			sysColumn("placements", "group_id", types.Uint64),
+		},
+		rows: func(t Topology) []sql.Row {
+			out := make([]sql.Row, 0, len(t.Placements))
+			for _, p := range t.Placements {
+				strict := int8(0)
+				if p.Strict {
+					strict = 1
+				}
+				out = append(out, sql.NewRow(p.DB, p.Table, p.Placement, p.Site, p.Locality, p.Parent,
+					p.SiteUnique, p.StalenessMillis, strict, p.Group))
+			}
+			return out
+		},
+	})
 }
 
 // sysDatabase is the fogdb database. It is resolved by name but not listed
@@ -248,3 +289,38 @@ func (d sysDatabase) CreateTrigger(ctx *sql.Context, _ sql.TriggerDefinition) er
 	return errSystemDB(ctx)
 }
 func (d sysDatabase) DropTrigger(ctx *sql.Context, _ string) error { return errSystemDB(ctx) }
+
+// TableRef names a table of the catalog.
+type TableRef struct{ DB, Table string }
+
+// Tables lists every table of the catalog as this node has it, by
+// database and name (lower case, as the catalog keys them).
+func (p *Provider) Tables() []TableRef {
+	p.catMu.RLock()
+	defer p.catMu.RUnlock()
+	var out []TableRef
+	for db, st := range p.dbs {
+		if st == nil {
+			continue
+		}
+		for name := range st.tables {
+			out = append(out, TableRef{DB: db, Table: name})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].DB != out[j].DB {
+			return out[i].DB < out[j].DB
+		}
+		return out[i].Table < out[j].Table
+	})
+	return out
+}
+
+// TableGroup is the group that holds the rows of db.table (0 when there is
+// no such table).
+func (p *Provider) TableGroup(db, table string) uint64 {
+	if p.table(db, table) == nil {
+		return 0
+	}
+	return 1
+}
