@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -265,9 +266,41 @@ func (c *rpcClient) closeIdle() {
 	}
 }
 
+// callCounters is the chain of counters a context carries (see
+// WithCallCounter): a statement's counter inside its transaction's, say.
+type callCounters struct {
+	c      *atomic.Uint64
+	parent *callCounters
+}
+
+type callCounterKey struct{}
+
+// WithCallCounter returns a context under which every request this node
+// sends to another node adds one to c: forwarded commits, read indexes,
+// locks and calls of a Group whose leader is elsewhere, and every request
+// of a Remote. One request is one round trip: a request frame sent (or a
+// connection tried for it) and its answer awaited. Each attempt counts, so
+// a redirect from a node that does not lead, or a retry after a broken
+// connection, counts again; work a node does for itself (it leads the
+// group) counts nothing. Lock releases after a commit and lease keepalives
+// are sent in the background, on behalf of no context, and are not
+// counted here. Counters nest: a request adds one to c and to every
+// counter of ctx.
+func WithCallCounter(ctx context.Context, c *atomic.Uint64) context.Context {
+	parent, _ := ctx.Value(callCounterKey{}).(*callCounters)
+	return context.WithValue(ctx, callCounterKey{}, &callCounters{c: c, parent: parent})
+}
+
+func countCall(ctx context.Context) {
+	for cc, _ := ctx.Value(callCounterKey{}).(*callCounters); cc != nil; cc = cc.parent {
+		cc.c.Add(1)
+	}
+}
+
 // call sends one request and waits for its answer or ctx. Giving up on ctx
 // closes the connection, which cancels the handler at the other end.
 func (c *rpcClient) call(ctx context.Context, addr string, group uint64, m Method, applied uint64, payload []byte) ([]byte, error) {
+	countCall(ctx)
 	conn, err := c.get(ctx, addr)
 	if err != nil {
 		return nil, err
