@@ -3,6 +3,7 @@ package replication
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -229,9 +231,21 @@ func (c *rpcClient) get(ctx context.Context, addr string) (net.Conn, error) {
 
 // alive checks that the peer has not closed a pooled connection (it
 // restarted, say), so a request is not written into a dead connection whose
-// failure could not be told from a lost answer.
+// failure could not be told from a lost answer. A read with a deadline
+// already past cannot tell: Go fails it before looking at the socket. So
+// the socket is peeked at without waiting where the platform allows, and
+// otherwise given a millisecond to report a close.
 func alive(conn net.Conn) bool {
-	if err := conn.SetReadDeadline(time.Now()); err != nil {
+	raw := conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	if sc, ok := raw.(syscall.Conn); ok {
+		if ok, known := peekAlive(sc); known {
+			return ok
+		}
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
 		return false
 	}
 	var one [1]byte
