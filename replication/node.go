@@ -34,6 +34,35 @@ type NodeConfig struct {
 	ServerTLS, ClientTLS *tls.Config
 	// Logger receives the port's and raft's log lines.
 	Logger hclog.Logger
+	// Timeout bounds a Remote's request: finding the group's leader and
+	// hearing from it (a lock also waits its own timeout). Zero means 5 s,
+	// DefaultConfig's Timeout; set it as the groups' Config.Timeout.
+	Timeout time.Duration
+	// KeepaliveInterval is how often this node renews, at the leaders of
+	// other nodes, the locks and snapshots its transactions hold there.
+	// Zero means 2 s; keep it well below the leaders' Config.LeaseTTL.
+	KeepaliveInterval time.Duration
+}
+
+// Defaults of the NodeConfig and Config fields that may be left zero.
+const (
+	defaultNodeTimeout = 5 * time.Second
+	defaultKeepalive   = 2 * time.Second
+	defaultLeaseTTL    = 15 * time.Second
+)
+
+func (c NodeConfig) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return defaultNodeTimeout
+}
+
+func (c NodeConfig) keepaliveInterval() time.Duration {
+	if c.KeepaliveInterval > 0 {
+		return c.KeepaliveInterval
+	}
+	return defaultKeepalive
 }
 
 // Node is one fogdb process's membership in the cluster: the mux port that

@@ -40,6 +40,11 @@ const (
 	methodRemove    Method = 7
 	// methodVersion is answered by any member, leader or not.
 	methodVersion Method = 8
+	// Requests of nodes that do not host the group (Remote).
+	methodSnapshot        Method = 9
+	methodReleaseSnapshot Method = 10
+	methodGet             Method = 11
+	methodScan            Method = 12
 
 	// FirstUserMethod is the lowest Method a package above may register.
 	FirstUserMethod Method = 32
@@ -67,6 +72,7 @@ const (
 	errCodeNoSuchMember   = 10
 	errCodeInvalidBatch   = 11
 	errCodeKeyTooLarge    = 12
+	errCodeSnapshotLost   = 13
 )
 
 // errNotSent marks a failure before any byte of the request left this node:
@@ -91,6 +97,8 @@ func encodeError(err error) []byte {
 		b := []byte{code}
 		b = appendBytes(b, []byte(nl.LeaderAddr))
 		return appendBytes(b, []byte(nl.LeaderID))
+	case errors.Is(err, ErrSnapshotLost):
+		code = errCodeSnapshotLost
 	case errors.Is(err, ErrUnavailable):
 		code = errCodeUnavailable
 	case errors.Is(err, ErrOutcomeUnknown):
@@ -135,6 +143,8 @@ func decodeError(b []byte) error {
 	switch code {
 	case errCodeUnavailable:
 		return fmt.Errorf("%w: %v", ErrUnavailable, remote)
+	case errCodeSnapshotLost:
+		return fmt.Errorf("%w: %w: %v", ErrSnapshotLost, ErrUnavailable, remote)
 	case errCodeOutcomeUnknown:
 		return fmt.Errorf("%w: %v", ErrOutcomeUnknown, remote)
 	case errCodeLockTimeout:
