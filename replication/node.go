@@ -74,8 +74,16 @@ type Node struct {
 	rpc    *rpcClient
 	logger hclog.Logger
 
-	mu     sync.Mutex
-	groups map[uint64]*Group
+	mu      sync.Mutex
+	groups  map[uint64]*Group
+	remotes map[uint64]*Remote // remote.go
+
+	// closing is closed by Close; bgCtx ends with it. bg counts the
+	// background goroutines of the node's Remotes.
+	closing  chan struct{}
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
 }
 
 // NewNode listens on cfg.PeerAddr and starts serving the other nodes.
@@ -96,7 +104,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, mux: m, rpc: newRPCClient(m), logger: cfg.Logger, groups: map[uint64]*Group{}}
+	n := &Node{cfg: cfg, mux: m, rpc: newRPCClient(m), logger: cfg.Logger, groups: map[uint64]*Group{},
+		remotes: map[uint64]*Remote{}, closing: make(chan struct{})}
+	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	srv := &rpcServer{logger: cfg.Logger.Named("rpc"), lookup: n.group}
 	m.Handle(mux.KindRPC, srv.serve)
 	go func() { _ = m.Serve() }()
@@ -130,12 +140,27 @@ func (n *Node) NewGroup(id uint64, cfg Config, engine *kv.Engine) (*Group, error
 	return g, nil
 }
 
-// Close shuts every group down, then the port.
+// Close stops the node's Remotes, shuts every group down, then the port.
+// It is idempotent.
 func (n *Node) Close() error {
 	n.mu.Lock()
+	select {
+	case <-n.closing:
+	default:
+		close(n.closing)
+	}
 	groups := n.groups
 	n.groups = map[uint64]*Group{}
+	remotes := n.remotes
 	n.mu.Unlock()
+	n.bgCancel()
+	n.bg.Wait()
+	for _, r := range remotes {
+		r.mu.Lock()
+		r.stopped = true // no release starts after this
+		r.mu.Unlock()
+		r.releasing.Wait()
+	}
 	var first error
 	for _, g := range groups {
 		if err := g.Shutdown(); err != nil && first == nil {

@@ -23,6 +23,9 @@ func TestErrorsSurviveTheWire(t *testing.T) {
 		got := decodeError(encodeError(fmt.Errorf("context: %w", sentinel)))
 		require.ErrorIs(t, got, sentinel)
 	}
+	lost := decodeError(encodeError(fmt.Errorf("%w: %w: at 5", ErrSnapshotLost, ErrUnavailable)))
+	require.ErrorIs(t, lost, ErrSnapshotLost)
+	require.ErrorIs(t, lost, ErrUnavailable)
 	nl := decodeError(encodeError(&NotLeaderError{LeaderAddr: "127.0.0.1:9", LeaderID: "n2"}))
 	var target *NotLeaderError
 	require.ErrorAs(t, nl, &target)
