@@ -424,13 +424,19 @@ func (r *Remote) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode lo
 	}
 	req := encodeLock(string(r.n.cfg.ID), owner, mode, timeout, key)
 	return r.do(ctx, true, timeout, func(ctx context.Context, addr string) error {
-		r.mu.Lock()
-		if r.locks[owner] == nil {
-			r.locks[owner] = map[string]bool{}
-		}
-		r.locks[owner][addr] = true
-		r.mu.Unlock()
 		resp, err := r.call(ctx, addr, methodLock, req)
+		// Any outcome but a refusal before the lock table may have
+		// registered the owner there (a grant whose answer was lost, say):
+		// ReleaseAll tells that leader too.
+		var nl *NotLeaderError
+		if !errors.Is(err, errNotSent) && !asNotLeader(err, &nl) {
+			r.mu.Lock()
+			if r.locks[owner] == nil {
+				r.locks[owner] = map[string]bool{}
+			}
+			r.locks[owner][addr] = true
+			r.mu.Unlock()
+		}
 		if err != nil {
 			return err
 		}
