@@ -195,7 +195,9 @@ func (r *Remote) do(ctx context.Context, idempotent bool, extra time.Duration,
 			}
 			actx, cancel := context.WithDeadline(ctx, adl)
 			err := send(actx, addr)
-			attemptEnded := actx.Err() != nil && ctx.Err() == nil
+			// The attempt's own deadline ended it, not an answer that came
+			// as it passed.
+			attemptEnded := err != nil && ctx.Err() == nil && gaveUp(actx, err)
 			cancel()
 			sent := err != nil && !errors.Is(err, errNotSent)
 			var nl *NotLeaderError

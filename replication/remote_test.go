@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -746,4 +747,37 @@ func TestRemoteWithoutMembers(t *testing.T) {
 	require.NoError(t, n.Close())
 	_, err = r.Get(testCtx(t), []byte("k"), kv.MaxTimestamp)
 	require.ErrorIs(t, err, ErrShutdown)
+}
+
+// Members whose packets are dropped (a cut link) are no faster to give up
+// on than dead ones: requests fail with ErrUnavailable within the timeout,
+// and a commit that never left is not "outcome unknown".
+func TestRemoteUnreachableMembers(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	s := newRemoteSetup(t, 3, remoteOpts{})
+	s.leader(t)
+	var dials atomic.Int32
+	n, err := NewNode(NodeConfig{ID: "cut", PeerAddr: "127.0.0.1:0", Secret: []byte("replication-test-secret-0123456789abcdef"),
+		Timeout: timeout,
+		Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+			dials.Add(1)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}})
+	require.NoError(t, err)
+	defer n.Close()
+	r := n.Remote(remoteGroup, func() []string { return slices.Clone(s.addrs) })
+	ctx := testCtx(t)
+	for name, op := range map[string]func() error{
+		"get":    func() error { _, err := r.Get(ctx, []byte("k"), kv.MaxTimestamp); return err },
+		"lock":   func() error { return r.Lock(ctx, 1, []byte("k"), lock.Exclusive, timeout) },
+		"commit": func() error { _, err := r.Commit(ctx, put("k", "w")); return err },
+	} {
+		start := time.Now()
+		err := op()
+		require.ErrorIs(t, err, ErrUnavailable, name)
+		require.NotErrorIs(t, err, ErrOutcomeUnknown, name)
+		require.Less(t, time.Since(start), 4*timeout, name)
+	}
+	require.Positive(t, dials.Load())
 }
