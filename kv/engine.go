@@ -47,6 +47,9 @@ type Engine struct {
 
 	snapMu sync.Mutex
 	snaps  map[Timestamp]int // registered snapshot timestamps, reference-counted
+	// horizon is the oldest timestamp reads are known to be exact at (see
+	// Horizon). Guarded by snapMu.
+	horizon Timestamp
 
 	stats engineStats
 }
@@ -115,6 +118,7 @@ func Open(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("kv: open %s: %w", opts.Path, err)
 	}
 	e.readTS.Store(uint64(e.lastTS))
+	e.horizon = e.lastTS
 	e.clock.Update(e.lastTS)
 
 	go e.runCommitter()

@@ -41,6 +41,14 @@ var (
 	// accepting them would let a snapshot see history change under it.
 	ErrTimestampOrder = errors.New("kv: commit timestamp out of order")
 
+	// ErrSnapshotTooOld is returned by SnapshotAt for a timestamp below the
+	// engine's Horizon: GC may have removed versions a read there needs.
+	ErrSnapshotTooOld = errors.New("kv: snapshot older than the GC horizon")
+
+	// ErrSnapshotAhead is returned by SnapshotAt for a timestamp above
+	// ReadTS: commits at or below it may still appear.
+	ErrSnapshotAhead = errors.New("kv: snapshot ahead of the newest commit")
+
 	// ErrInvalidOptions is returned by Options.Validate and Open.
 	ErrInvalidOptions = errors.New("kv: invalid options")
 )

@@ -124,3 +124,47 @@ func TestBackgroundGC(t *testing.T) {
 	require.Equal(t, "19", string(get(t, e, "k", MaxTimestamp).Data))
 	require.NoError(t, e.Close())
 }
+
+// A snapshot registered at a timestamp chosen elsewhere holds GC like any
+// other, but only while the engine can still answer exactly there: GC's
+// horizon only rises, and a reopened file forgets what it collected, so it
+// starts at ReadTS.
+func TestSnapshotAtAndHorizon(t *testing.T) {
+	opts := testOptions(t)
+	e, err := Open(opts)
+	require.NoError(t, err)
+	require.Zero(t, e.Horizon())
+	t1 := put(t, e, "k", "v1")
+	t2 := put(t, e, "k", "v2")
+
+	s, err := e.SnapshotAt(t1)
+	require.NoError(t, err)
+	require.Equal(t, t1, s.TS())
+	_, err = e.GC()
+	require.NoError(t, err)
+	require.Equal(t, t1, e.Horizon())
+	require.Equal(t, "v1", string(get(t, e, "k", t1).Data), "GC removed a version a registered snapshot sees")
+
+	s.Release()
+	n, err := e.GC()
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, t2, e.Horizon())
+	_, err = e.SnapshotAt(t1)
+	require.ErrorIs(t, err, ErrSnapshotTooOld)
+	_, err = e.SnapshotAt(t2 + 1)
+	require.ErrorIs(t, err, ErrSnapshotAhead)
+	s, err = e.SnapshotAt(t2)
+	require.NoError(t, err)
+	s.Release()
+
+	// Releasing a snapshot lowers nothing: the horizon is what GC did.
+	put(t, e, "k", "v3")
+	require.Equal(t, t2, e.Horizon())
+	require.NoError(t, e.Close())
+
+	e = openWith(t, opts)
+	require.Equal(t, e.ReadTS(), e.Horizon())
+	_, err = e.SnapshotAt(t2)
+	require.ErrorIs(t, err, ErrSnapshotTooOld)
+}

@@ -57,6 +57,12 @@ type Config struct {
 	// Past it a request fails with ErrUnavailable (nothing was proposed) or
 	// ErrOutcomeUnknown (a commit was proposed but not confirmed).
 	Timeout time.Duration
+	// LeaseTTL is how long this node, as leader, keeps the row locks and
+	// snapshots of another node's transactions after it last heard of them
+	// (a request, or the keepalive that node sends every
+	// NodeConfig.KeepaliveInterval), so a node that dies holding them holds
+	// up other transactions, and GC, only that long. Zero means 15 s.
+	LeaseTTL time.Duration
 	// MaxInflight is how many commit entries the leader keeps in flight at
 	// once; commits arriving meanwhile share the next entry, and so its
 	// fsyncs.
@@ -112,6 +118,7 @@ func DefaultConfig(id raft.ServerID, dir string, engineOpts kv.Options) Config {
 		CommitTimeout: 2 * time.Millisecond,
 		ApplyTimeout:  10 * time.Second,
 		Timeout:       5 * time.Second,
+		LeaseTTL:      defaultLeaseTTL,
 		MaxInflight:   1,
 		CommitLinger:  4 * time.Millisecond,
 		LogLevel:      "INFO",
@@ -141,6 +148,8 @@ func (c Config) Validate() error {
 		return bad("ApplyTimeout must be positive")
 	case c.Timeout <= 0:
 		return bad("Timeout must be positive")
+	case c.LeaseTTL < 0:
+		return bad("LeaseTTL is negative")
 	case c.MaxInflight < 1:
 		return bad("MaxInflight %d is below 1", c.MaxInflight)
 	case c.CommitLinger < 0:
@@ -169,4 +178,12 @@ func (c Config) raftConfig() *raft.Config {
 	// only when the file is behind it, instead of on every start.
 	rc.NoSnapshotRestoreOnStart = true
 	return rc
+}
+
+// leaseTTL is LeaseTTL with its default.
+func (c Config) leaseTTL() time.Duration {
+	if c.LeaseTTL > 0 {
+		return c.LeaseTTL
+	}
+	return defaultLeaseTTL
 }

@@ -17,5 +17,8 @@
 // at the leader, forwarded from followers), ReadBarrier (linearizable reads),
 // row locks held at the leader (Lock, ReleaseAll), Call for requests of the
 // packages above that must run at the leader, membership (Node.Join,
-// Remove) and Status.
+// Remove) and Status. A Remote (Node.Remote) reaches a group the node does
+// not host, through its leader, with the same guarantees: snapshot and
+// current reads, chunked scans, locks and commits. WithCallCounter counts
+// the requests a node sends to others on behalf of a context.
 package replication

@@ -23,6 +23,13 @@ var (
 	// catch up with it. Nothing was proposed.
 	ErrUnavailable = errors.New("replication: unavailable")
 
+	// ErrSnapshotLost is returned by a Remote's read at a snapshot the
+	// group's leader can no longer answer exactly: the snapshot was taken
+	// at an earlier leader, or its lease expired, and GC has since removed
+	// versions it could see. The error also wraps ErrUnavailable. Nothing
+	// was read; a new snapshot (a new transaction) reads again.
+	ErrSnapshotLost = errors.New("replication: snapshot lost")
+
 	// ErrRejected is returned by Propose when every replica refused the whole
 	// entry (an invalid batch, or timestamps not above the last commit).
 	// Nothing of it was written anywhere.

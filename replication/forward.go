@@ -311,6 +311,14 @@ func (g *Group) serveRPC(ctx context.Context, m Method, callerApplied uint64, pa
 		return nil, g.serveJoin(ctx, payload)
 	case methodRemove:
 		return nil, g.serveRemove(ctx, payload)
+	case methodSnapshot:
+		return g.serveSnapshot(ctx, payload)
+	case methodReleaseSnapshot:
+		return nil, g.serveReleaseSnapshot(payload)
+	case methodGet:
+		return g.serveGet(ctx, payload)
+	case methodScan:
+		return g.serveScan(ctx, payload)
 	}
 	h := g.handler(m)
 	if h == nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/kv/lock"
 )
 
 // nodeCluster is n Nodes on loopback ports, one group over them, so that
@@ -135,4 +137,31 @@ func TestFollowerCommitCancelledAfterSendIsOutcomeUnknown(t *testing.T) {
 		v, err := follower.Engine().Get([]byte("held"), kv.MaxTimestamp)
 		return err == nil && v.Exists
 	}, waitLimit, time.Millisecond, "the commit the client gave up on was not written")
+}
+
+// Requests a follower sends to the leader on behalf of a context are
+// counted on its counters; what the leader does for itself is not.
+func TestCallCounterCountsForwardedRequests(t *testing.T) {
+	c := newNodeCluster(t, 2)
+	lead, follower := c.leaderAndFollower(t)
+	var txn, stmt atomic.Uint64
+	ctx, cancel := context.WithTimeout(WithCallCounter(context.Background(), &txn), waitLimit)
+	defer cancel()
+
+	_, err := lead.Commit(ctx, put("a", "1"))
+	require.NoError(t, err)
+	require.NoError(t, lead.ReadBarrier(ctx))
+	require.Zero(t, txn.Load(), "the leader sent requests for its own work")
+
+	_, err = follower.Commit(ctx, put("b", "1"))
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), txn.Load())
+	sctx := WithCallCounter(ctx, &stmt)
+	require.NoError(t, follower.ReadBarrier(sctx))
+	require.NoError(t, follower.Lock(sctx, 3, []byte("b"), lock.Exclusive, time.Second))
+	require.Equal(t, uint64(2), stmt.Load())
+	require.Equal(t, uint64(3), txn.Load(), "a nested counter must count into its parent too")
+	follower.ReleaseAll(3)
+	follower.locks.releasing.Wait()
+	require.Equal(t, uint64(3), txn.Load(), "a background release counted against the transaction")
 }

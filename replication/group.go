@@ -57,6 +57,9 @@ type Group struct {
 	propCh   chan *proposal
 	inflight chan struct{}
 	locks    *lockService
+	// rsnaps are the snapshots other nodes' transactions hold at this
+	// leader (remoteserve.go).
+	rsnaps *snapLeases
 
 	// verifyMu guards the shared leadership checks of read barriers
 	// (forward.go).
@@ -163,6 +166,7 @@ func newGroup(cfg Config, engine *kv.Engine, node *Node, id uint64) (_ *Group, e
 	}
 	g.inflight = make(chan struct{}, cfg.MaxInflight)
 	g.locks = newLockService(g)
+	g.rsnaps = newSnapLeases()
 	g.bg.Add(4)
 	go g.pollVersions()
 	go g.runProposer()

@@ -22,13 +22,9 @@ import (
 // Transactions of other nodes hold locks under IDs the leader assigns
 // (remote IDs have the top bit set, so they never meet a local one). Their
 // nodes send a keepalive for them; the leader releases the locks of a
-// remote transaction it has not heard of for remoteLockTTL, so a node that
-// dies holding locks blocks others only that long.
-const (
-	remoteIDBit       = 1 << 63
-	keepaliveInterval = 2 * time.Second
-	remoteLockTTL     = 15 * time.Second
-)
+// remote transaction it has not heard of for Config.LeaseTTL, so a node
+// that dies holding locks blocks others only that long.
+const remoteIDBit = 1 << 63
 
 type remoteKey struct {
 	node  string
@@ -141,6 +137,7 @@ func (l *lockService) watchLeadership() {
 				l.mu.Lock()
 				l.dropTableLocked()
 				l.mu.Unlock()
+				l.g.rsnaps.dropAll()
 			} else if l.g.fsm.ClusterID() == nil {
 				l.g.bg.Add(1)
 				go l.g.nameCluster()
@@ -417,37 +414,52 @@ func (l *lockService) serveRelease(payload []byte) error {
 }
 
 // keepalive request: uvarint len ‖ node ‖ uvarint count ‖ u64 owner…
+// [‖ snapshots: uvarint count ‖ (u64 owner ‖ u64 timestamp)…]. Builds
+// before remote snapshots stop after the owners.
 func (l *lockService) serveKeepalive(payload []byte) error {
 	d := decoder{buf: payload}
 	node := string(d.bytes())
 	n := d.count(8)
 	now := time.Now()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	for i := 0; i < n && d.err == nil; i++ {
 		if ro := l.remote[remoteKey{node, lock.TxnID(d.u64())}]; ro != nil {
 			ro.seen = now
 		}
 	}
-	return d.err
+	l.mu.Unlock()
+	if d.err != nil || len(d.buf) == 0 {
+		return d.err
+	}
+	return l.g.renewSnapshots(node, d.buf)
 }
 
 // keepalive tells leaders which of this node's transactions still hold
 // locks there, and, on the leader, expires those of silent nodes.
 func (l *lockService) keepalive() {
 	defer l.g.bg.Done()
-	t := time.NewTicker(keepaliveInterval)
+	every := defaultKeepalive
+	if l.g.node != nil {
+		every = l.g.node.cfg.keepaliveInterval()
+	}
+	ttl := l.g.cfg.leaseTTL()
+	// Expiry runs often enough to honour a short TTL; keepalives go out
+	// every interval.
+	t := time.NewTicker(min(every, ttl/4))
 	defer t.Stop()
+	var sent time.Time
 	for {
 		select {
 		case <-t.C:
 		case <-l.g.stop:
 			return
 		}
-		l.expire()
-		if l.g.node == nil {
+		l.expire(ttl)
+		l.g.rsnaps.expire(ttl)
+		if l.g.node == nil || time.Since(sent) < every {
 			continue
 		}
+		sent = time.Now()
 		byAddr := map[string][]lock.TxnID{}
 		l.mu.Lock()
 		for id, st := range l.owners {
@@ -462,7 +474,7 @@ func (l *lockService) keepalive() {
 			for _, id := range ids {
 				b = binary.BigEndian.AppendUint64(b, uint64(id))
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), keepaliveInterval)
+			ctx, cancel := context.WithTimeout(context.Background(), every)
 			_, err := l.g.node.rpc.call(ctx, addr, l.g.id, methodKeepalive, 0, b)
 			cancel()
 			if err != nil && !errors.Is(err, ErrNotLeader) {
@@ -472,13 +484,13 @@ func (l *lockService) keepalive() {
 	}
 }
 
-func (l *lockService) expire() {
+func (l *lockService) expire(ttl time.Duration) {
 	now := time.Now()
 	var stale []lock.TxnID
 	l.mu.Lock()
 	t := l.table
 	for k, ro := range l.remote {
-		if now.Sub(ro.seen) > remoteLockTTL {
+		if now.Sub(ro.seen) > ttl {
 			stale = append(stale, ro.id)
 			delete(l.remote, k)
 		}

@@ -34,6 +34,35 @@ type NodeConfig struct {
 	ServerTLS, ClientTLS *tls.Config
 	// Logger receives the port's and raft's log lines.
 	Logger hclog.Logger
+	// Timeout bounds a Remote's request: finding the group's leader and
+	// hearing from it (a lock also waits its own timeout). Zero means 5 s,
+	// DefaultConfig's Timeout; set it as the groups' Config.Timeout.
+	Timeout time.Duration
+	// KeepaliveInterval is how often this node renews, at the leaders of
+	// other nodes, the locks and snapshots its transactions hold there.
+	// Zero means 2 s; keep it well below the leaders' Config.LeaseTTL.
+	KeepaliveInterval time.Duration
+}
+
+// Defaults of the NodeConfig and Config fields that may be left zero.
+const (
+	defaultNodeTimeout = 5 * time.Second
+	defaultKeepalive   = 2 * time.Second
+	defaultLeaseTTL    = 15 * time.Second
+)
+
+func (c NodeConfig) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return defaultNodeTimeout
+}
+
+func (c NodeConfig) keepaliveInterval() time.Duration {
+	if c.KeepaliveInterval > 0 {
+		return c.KeepaliveInterval
+	}
+	return defaultKeepalive
 }
 
 // Node is one fogdb process's membership in the cluster: the mux port that
@@ -45,8 +74,16 @@ type Node struct {
 	rpc    *rpcClient
 	logger hclog.Logger
 
-	mu     sync.Mutex
-	groups map[uint64]*Group
+	mu      sync.Mutex
+	groups  map[uint64]*Group
+	remotes map[uint64]*Remote // remote.go
+
+	// closing is closed by Close; bgCtx ends with it. bg counts the
+	// background goroutines of the node's Remotes.
+	closing  chan struct{}
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
 }
 
 // NewNode listens on cfg.PeerAddr and starts serving the other nodes.
@@ -67,7 +104,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, mux: m, rpc: newRPCClient(m), logger: cfg.Logger, groups: map[uint64]*Group{}}
+	n := &Node{cfg: cfg, mux: m, rpc: newRPCClient(m), logger: cfg.Logger, groups: map[uint64]*Group{},
+		remotes: map[uint64]*Remote{}, closing: make(chan struct{})}
+	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	srv := &rpcServer{logger: cfg.Logger.Named("rpc"), lookup: n.group}
 	m.Handle(mux.KindRPC, srv.serve)
 	go func() { _ = m.Serve() }()
@@ -101,12 +140,27 @@ func (n *Node) NewGroup(id uint64, cfg Config, engine *kv.Engine) (*Group, error
 	return g, nil
 }
 
-// Close shuts every group down, then the port.
+// Close stops the node's Remotes, shuts every group down, then the port.
+// It is idempotent.
 func (n *Node) Close() error {
 	n.mu.Lock()
+	select {
+	case <-n.closing:
+	default:
+		close(n.closing)
+	}
 	groups := n.groups
 	n.groups = map[uint64]*Group{}
+	remotes := n.remotes
 	n.mu.Unlock()
+	n.bgCancel()
+	n.bg.Wait()
+	for _, r := range remotes {
+		r.mu.Lock()
+		r.stopped = true // no release starts after this
+		r.mu.Unlock()
+		r.releasing.Wait()
+	}
 	var first error
 	for _, g := range groups {
 		if err := g.Shutdown(); err != nil && first == nil {

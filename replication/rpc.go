@@ -3,12 +3,15 @@ package replication
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -37,6 +40,11 @@ const (
 	methodRemove    Method = 7
 	// methodVersion is answered by any member, leader or not.
 	methodVersion Method = 8
+	// Requests of nodes that do not host the group (Remote).
+	methodSnapshot        Method = 9
+	methodReleaseSnapshot Method = 10
+	methodGet             Method = 11
+	methodScan            Method = 12
 
 	// FirstUserMethod is the lowest Method a package above may register.
 	FirstUserMethod Method = 32
@@ -64,6 +72,7 @@ const (
 	errCodeNoSuchMember   = 10
 	errCodeInvalidBatch   = 11
 	errCodeKeyTooLarge    = 12
+	errCodeSnapshotLost   = 13
 )
 
 // errNotSent marks a failure before any byte of the request left this node:
@@ -88,6 +97,8 @@ func encodeError(err error) []byte {
 		b := []byte{code}
 		b = appendBytes(b, []byte(nl.LeaderAddr))
 		return appendBytes(b, []byte(nl.LeaderID))
+	case errors.Is(err, ErrSnapshotLost):
+		code = errCodeSnapshotLost
 	case errors.Is(err, ErrUnavailable):
 		code = errCodeUnavailable
 	case errors.Is(err, ErrOutcomeUnknown):
@@ -132,6 +143,8 @@ func decodeError(b []byte) error {
 	switch code {
 	case errCodeUnavailable:
 		return fmt.Errorf("%w: %v", ErrUnavailable, remote)
+	case errCodeSnapshotLost:
+		return fmt.Errorf("%w: %w: %v", ErrSnapshotLost, ErrUnavailable, remote)
 	case errCodeOutcomeUnknown:
 		return fmt.Errorf("%w: %v", ErrOutcomeUnknown, remote)
 	case errCodeLockTimeout:
@@ -228,9 +241,21 @@ func (c *rpcClient) get(ctx context.Context, addr string) (net.Conn, error) {
 
 // alive checks that the peer has not closed a pooled connection (it
 // restarted, say), so a request is not written into a dead connection whose
-// failure could not be told from a lost answer.
+// failure could not be told from a lost answer. A read with a deadline
+// already past cannot tell: Go fails it before looking at the socket. So
+// the socket is peeked at without waiting where the platform allows, and
+// otherwise given a millisecond to report a close.
 func alive(conn net.Conn) bool {
-	if err := conn.SetReadDeadline(time.Now()); err != nil {
+	raw := conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	if sc, ok := raw.(syscall.Conn); ok {
+		if ok, known := peekAlive(sc); known {
+			return ok
+		}
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
 		return false
 	}
 	var one [1]byte
@@ -265,9 +290,41 @@ func (c *rpcClient) closeIdle() {
 	}
 }
 
+// callCounters is the chain of counters a context carries (see
+// WithCallCounter): a statement's counter inside its transaction's, say.
+type callCounters struct {
+	c      *atomic.Uint64
+	parent *callCounters
+}
+
+type callCounterKey struct{}
+
+// WithCallCounter returns a context under which every request this node
+// sends to another node adds one to c: forwarded commits, read indexes,
+// locks and calls of a Group whose leader is elsewhere, and every request
+// of a Remote. One request is one round trip: a request frame sent (or a
+// connection tried for it) and its answer awaited. Each attempt counts, so
+// a redirect from a node that does not lead, or a retry after a broken
+// connection, counts again; work a node does for itself (it leads the
+// group) counts nothing. Lock releases after a commit and lease keepalives
+// are sent in the background, on behalf of no context, and are not
+// counted here. Counters nest: a request adds one to c and to every
+// counter of ctx.
+func WithCallCounter(ctx context.Context, c *atomic.Uint64) context.Context {
+	parent, _ := ctx.Value(callCounterKey{}).(*callCounters)
+	return context.WithValue(ctx, callCounterKey{}, &callCounters{c: c, parent: parent})
+}
+
+func countCall(ctx context.Context) {
+	for cc, _ := ctx.Value(callCounterKey{}).(*callCounters); cc != nil; cc = cc.parent {
+		cc.c.Add(1)
+	}
+}
+
 // call sends one request and waits for its answer or ctx. Giving up on ctx
 // closes the connection, which cancels the handler at the other end.
 func (c *rpcClient) call(ctx context.Context, addr string, group uint64, m Method, applied uint64, payload []byte) ([]byte, error) {
+	countCall(ctx)
 	conn, err := c.get(ctx, addr)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -21,6 +23,9 @@ func TestErrorsSurviveTheWire(t *testing.T) {
 		got := decodeError(encodeError(fmt.Errorf("context: %w", sentinel)))
 		require.ErrorIs(t, got, sentinel)
 	}
+	lost := decodeError(encodeError(fmt.Errorf("%w: %w: at 5", ErrSnapshotLost, ErrUnavailable)))
+	require.ErrorIs(t, lost, ErrSnapshotLost)
+	require.ErrorIs(t, lost, ErrUnavailable)
 	nl := decodeError(encodeError(&NotLeaderError{LeaderAddr: "127.0.0.1:9", LeaderID: "n2"}))
 	var target *NotLeaderError
 	require.ErrorAs(t, nl, &target)
@@ -74,4 +79,38 @@ func TestFrames(t *testing.T) {
 	// A truncated frame is an error, not a short read.
 	_, err = readFrame(bytes.NewReader([]byte{0, 0, 0, 9, 'x'}))
 	require.Error(t, err)
+}
+
+// A pooled connection whose peer closed it, or that holds bytes nobody
+// asked for, is not reused; an idle open one is.
+func TestAliveSeesAClosedPeer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	pair := func() (client, server net.Conn) {
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				accepted <- c
+			}
+		}()
+		client, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		t.Cleanup(func() { client.Close() })
+		server = <-accepted
+		t.Cleanup(func() { server.Close() })
+		return client, server
+	}
+
+	c, s := pair()
+	require.True(t, alive(c))
+	require.True(t, alive(c), "checking must not consume anything")
+	require.NoError(t, s.Close())
+	require.Eventually(t, func() bool { return !alive(c) }, waitLimit, time.Millisecond)
+
+	c, s = pair()
+	_, err = s.Write([]byte("x"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return !alive(c) }, waitLimit, time.Millisecond)
 }
