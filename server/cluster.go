@@ -93,6 +93,7 @@ func (s *Server) startCluster(eng *kv.Engine, kopts kv.Options) error {
 		ServerTLS:     serverTLS,
 		ClientTLS:     clientTLS,
 		Logger:        newHclog(s.log, "peer"),
+		Timeout:       cc.Timeout,
 	})
 	if err != nil {
 		eng.Close()
