@@ -40,12 +40,12 @@ type Server struct {
 	groupsOnce sync.Once
 	// bootstrapped: this start created the cluster (--placement seeds it).
 	bootstrapped bool
-	prov       *sqlfront.Provider
-	engine     *sqle.Engine
-	mysql      *gmsserver.Server
-	ln         net.Listener
-	mln        *mysqlListener // listener.go
-	admin      *admin         // admin.go
+	prov         *sqlfront.Provider
+	engine       *sqle.Engine
+	mysql        *gmsserver.Server
+	ln           net.Listener
+	mln          *mysqlListener // listener.go
+	admin        *admin         // admin.go
 
 	clientPair, peerPair *keyPair // tls.go; nil without TLS
 
