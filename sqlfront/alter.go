@@ -83,7 +83,7 @@ func (s *Session) ddlOwner() lock.TxnID {
 
 // lockDDLKey takes key exclusively for a DDL owner.
 func (s *Session) lockDDLKey(ctx *sql.Context, owner lock.TxnID, key []byte) error {
-	err := s.p.store.Lock(ctx, owner, key, lock.Exclusive, s.lockWait(ctx))
+	err := s.p.cat().Lock(ctx, owner, key, lock.Exclusive, s.lockWait(ctx))
 	switch {
 	case err == nil:
 		return nil
@@ -105,7 +105,7 @@ func (s *Session) releaseDDL(owner lock.TxnID) {
 		}
 	}
 	s.mu.Unlock()
-	s.p.store.ReleaseAll(owner)
+	s.p.cat().ReleaseAll(owner)
 	// A copy the statement left unfinished can be removed now.
 	s.p.kickCleanup()
 }
@@ -118,7 +118,7 @@ func (s *Session) endDDL() {
 	s.ddlOwners = nil
 	s.mu.Unlock()
 	for _, o := range owners {
-		s.p.store.ReleaseAll(o)
+		s.p.cat().ReleaseAll(o)
 	}
 	if len(owners) > 0 {
 		s.p.kickCleanup()
@@ -319,7 +319,7 @@ func (t *Table) createIndex(ctx *sql.Context, idx sql.IndexDef, implicit bool) e
 		return t.CreatePrimaryKey(ctx, idx.Columns)
 	}
 	owner := lock.TxnID(t.p.nextTxn.Add(1))
-	unlock := func() { t.p.store.ReleaseAll(owner) }
+	unlock := func() { t.p.cat().ReleaseAll(owner) }
 	if s := sessionOf(ctx); s != nil {
 		o, u, err := s.ddlLockOwner(ctx, tableLockKey(t.m))
 		if err != nil {
@@ -419,7 +419,7 @@ func addIndexDef(def *tableDef, cur *tableMeta, idx sql.IndexDef, id uint64, imp
 // MySQL.
 func buildIndexEntries(ctx *sql.Context, f *filler, m *tableMeta, im *indexMeta) error {
 	rp := m.rowPrefix()
-	it := f.p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := f.p.cat().Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	defer it.Close()
 	for it.Next() {
 		row, err := decodeRow(it.Value(), len(m.schema))
@@ -517,7 +517,7 @@ func (c *indexChecker) Insert(ctx *sql.Context, row sql.Row) error {
 	if err != nil {
 		return err
 	}
-	v, err := c.p.store.Engine().Get(ik, kv.MaxTimestamp)
+	v, err := c.p.cat().Engine().Get(ik, kv.MaxTimestamp)
 	if err != nil {
 		return err
 	}

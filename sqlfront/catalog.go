@@ -246,7 +246,7 @@ func (b *ddlBatch) newTableID() (uint64, error) {
 			return id, nil
 		}
 	}
-	v, err := b.p.store.Engine().Get(key, kv.MaxTimestamp)
+	v, err := b.p.cat().Engine().Get(key, kv.MaxTimestamp)
 	if err != nil {
 		return 0, err
 	}
@@ -263,7 +263,7 @@ func (b *ddlBatch) newTableID() (uint64, error) {
 // small catalog ranges; rows go through the background cleanup
 // (cleanup.go), whatever their number.
 func (b *ddlBatch) deleteRange(start, end []byte) error {
-	it := b.p.store.Engine().NewIterator(start, end, kv.MaxTimestamp, false)
+	it := b.p.cat().Engine().NewIterator(start, end, kv.MaxTimestamp, false)
 	defer it.Close()
 	for it.Next() {
 		b.del(append([]byte(nil), it.Key()...))
@@ -290,7 +290,7 @@ func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 	if ctx != nil {
 		cctx = ctx
 	}
-	if err := p.store.Commit(cctx, &b.batch); err != nil {
+	if err := p.cat().Commit(cctx, &b.batch); err != nil {
 		if errors.Is(err, kv.ErrConflict) {
 			return errDDLConflict
 		}
@@ -308,7 +308,7 @@ func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 }
 
 func (p *Provider) reloadDB(lname string) error {
-	st, err := loadDB(p.store.Engine(), lname)
+	st, err := loadDB(p.cat().Engine(), lname)
 	if err != nil {
 		return err
 	}

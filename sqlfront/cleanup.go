@@ -138,7 +138,7 @@ var errCleanupStopped = errors.New("sqlfront: cleanup stopped")
 
 // cleanupPass removes every table ID with a cleanup record it can claim.
 func (p *Provider) cleanupPass() error {
-	if _, ok := p.store.Leading(); !ok {
+	if _, ok := p.cat().Leading(); !ok {
 		return nil
 	}
 	type rec struct {
@@ -148,7 +148,7 @@ func (p *Provider) cleanupPass() error {
 	}
 	var recs []rec
 	pre := keys.CatalogKey(catDrop)
-	it := p.store.Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
+	it := p.cat().Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
 	for it.Next() {
 		id, index, err := parseDropKey(it.Key())
 		if err != nil {
@@ -205,8 +205,8 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 	}()
 	key := dropKey(id, index)
 	owner := lock.TxnID(p.nextTxn.Add(1))
-	defer p.store.ReleaseAll(owner)
-	if err := p.store.Lock(ctx, owner, key, lock.Exclusive, 0); err != nil {
+	defer p.cat().ReleaseAll(owner)
+	if err := p.cat().Lock(ctx, owner, key, lock.Exclusive, 0); err != nil {
 		if errors.Is(err, lock.ErrTimeout) {
 			return nil // a rebuild is filling the range
 		}
@@ -222,10 +222,10 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 			Mutations:     []kv.Mutation{{Key: key, Value: data}},
 			Preconditions: []kv.Precondition{{Key: key, Exists: true, Version: version}},
 		}
-		if err := p.store.Commit(ctx, b); err != nil {
+		if err := p.cat().Commit(ctx, b); err != nil {
 			return err
 		}
-		v, err := p.store.Engine().Get(key, kv.MaxTimestamp)
+		v, err := p.cat().Engine().Get(key, kv.MaxTimestamp)
 		if err != nil {
 			return err
 		}
@@ -244,7 +244,7 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 			}
 			b := &kv.Batch{Preconditions: []kv.Precondition{held}}
 			var size int64
-			it := p.store.Engine().NewIterator(start, r[1], kv.MaxTimestamp, false)
+			it := p.cat().Engine().NewIterator(start, r[1], kv.MaxTimestamp, false)
 			for size < limit && it.Next() {
 				k := bytes.Clone(it.Key())
 				b.Mutations = append(b.Mutations, kv.Mutation{Key: k, Delete: true})
@@ -261,7 +261,7 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 			if lim := p.cfg.cleanupBatches; lim > 0 && p.cleanupDone.Load() >= int64(lim) {
 				return errCleanupStopped
 			}
-			if err := p.store.Commit(ctx, b); err != nil {
+			if err := p.cat().Commit(ctx, b); err != nil {
 				return err
 			}
 			p.cleanupDone.Add(1)
@@ -275,7 +275,7 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 		Mutations:     []kv.Mutation{{Key: key, Delete: true}},
 		Preconditions: []kv.Precondition{held},
 	}
-	if err := p.store.Commit(ctx, b); err != nil {
+	if err := p.cat().Commit(ctx, b); err != nil {
 		return err
 	}
 	p.log.Debug("removed the rows of a dropped table", "table", rec.Table, "id", id, "index", index)
@@ -300,7 +300,7 @@ type filler struct {
 // The key is new, so the lock is free unless something is badly wrong.
 func (p *Provider) newFiller(ctx context.Context, owner lock.TxnID, id, index uint64, what string) (*filler, error) {
 	key := dropKey(id, index)
-	if err := p.store.Lock(ctx, owner, key, lock.Exclusive, time.Second); err != nil {
+	if err := p.cat().Lock(ctx, owner, key, lock.Exclusive, time.Second); err != nil {
 		if errors.Is(err, lock.ErrTimeout) || errors.Is(err, lock.ErrDeadlock) {
 			return nil, errDDLConflict
 		}
@@ -314,13 +314,13 @@ func (p *Provider) newFiller(ctx context.Context, owner lock.TxnID, id, index ui
 		Mutations:     []kv.Mutation{{Key: key, Value: data}},
 		Preconditions: []kv.Precondition{{Key: key}},
 	}
-	if err := p.store.Commit(ctx, b); err != nil {
+	if err := p.cat().Commit(ctx, b); err != nil {
 		if errors.Is(err, kv.ErrConflict) {
 			return nil, errDDLConflict
 		}
 		return nil, storeErr(err)
 	}
-	v, err := p.store.Engine().Get(key, kv.MaxTimestamp)
+	v, err := p.cat().Engine().Get(key, kv.MaxTimestamp)
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +335,7 @@ func (f *filler) exists(key []byte) (bool, error) {
 	if f.pending[string(key)] {
 		return true, nil
 	}
-	v, err := f.p.store.Engine().Get(key, kv.MaxTimestamp)
+	v, err := f.p.cat().Engine().Get(key, kv.MaxTimestamp)
 	return v.Exists, err
 }
 
@@ -356,7 +356,7 @@ func (f *filler) flush(ctx context.Context) error {
 		return nil
 	}
 	f.batch.Preconditions = []kv.Precondition{f.held}
-	err := f.p.store.Commit(ctx, &f.batch)
+	err := f.p.cat().Commit(ctx, &f.batch)
 	f.batch = kv.Batch{}
 	f.size = 0
 	f.pending = map[string]bool{}

@@ -38,7 +38,7 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 		return err
 	}
 	start := time.Now()
-	err := p.store.Commit(ctx, b)
+	err := p.cat().Commit(ctx, b)
 	if p.cfg.OnCommit != nil {
 		p.cfg.OnCommit(time.Since(start), err)
 	}

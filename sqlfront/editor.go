@@ -348,7 +348,7 @@ func (e *editor) rowKeyOf(ctx *sql.Context, t *txn, row sql.Row) ([]byte, []byte
 		st.claimed = map[string]bool{}
 	}
 	rp := m.rowPrefix()
-	it := newMergeIter(e.p.store.Engine(), t.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := newMergeIter(e.p.cat().Engine(), t.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	defer it.close()
 	for {
 		k, v, _, ok := it.next()

@@ -42,7 +42,13 @@ type Config struct {
 	// them (ReloadGrants) on its own goroutine for logins, and statements
 	// reload them themselves before they start.
 	OnGrantsChanged func()
-	Logger          *slog.Logger
+	// PlaceTable, when set, names the group that holds the rows and index
+	// entries of a table being created (CatalogGroup, or a group the
+	// store's Part serves). The choice is recorded in the table's
+	// definition and kept for its life (TRUNCATE and rebuilds included).
+	// Nil places every table in CatalogGroup.
+	PlaceTable func(db, table string) uint64
+	Logger     *slog.Logger
 
 	// cleanupBatches, when positive, stops the removal of dropped tables'
 	// rows after that many batches, as a crash would (tests).
@@ -60,10 +66,14 @@ func DefaultConfig() Config {
 	}
 }
 
-// Provider is the go-mysql-server database provider over one kv store. It
-// owns the cached catalog, the row lock table and the per-table counters.
+// Provider is the go-mysql-server database provider over a Store: the
+// catalog group's part and the parts tables are placed in. It owns the
+// cached catalog and the per-table counters.
 type Provider struct {
 	store Store
+	// hooked are the data parts whose snapshot installs reset the
+	// counters of their tables (dataPart), by group.
+	hooked sync.Map
 	cfg   Config
 	log   *slog.Logger
 
@@ -163,9 +173,9 @@ func NewProviderOn(store Store, cfg Config) (*Provider, error) {
 	// The hook goes in before the catalog is read, and the read holds
 	// catMu, which the hook needs: a change applied meanwhile is reloaded
 	// after the first read, never lost under it.
-	store.OnApply(p.onApply)
+	store.Catalog().OnApply(p.onApply)
 	p.catMu.Lock()
-	dbs, err := loadCatalog(store.Engine())
+	dbs, err := loadCatalog(store.Catalog().Engine())
 	p.dbs = dbs
 	p.catMu.Unlock()
 	if err != nil {
@@ -197,11 +207,51 @@ func (p *Provider) SessionByConn(id uint32) *Session {
 	return nil
 }
 
-// Engine returns the kv store under the provider.
-func (p *Provider) Engine() *kv.Engine { return p.store.Engine() }
+// Engine returns the kv store of the catalog group's part.
+func (p *Provider) Engine() *kv.Engine { return p.cat().Engine() }
 
-// LockStats returns the row lock counters.
-func (p *Provider) LockStats() lock.Stats { return p.store.LockStats() }
+// LockStats returns the row lock counters of the catalog group's part and
+// of every other part this provider has used, summed.
+func (p *Provider) LockStats() lock.Stats {
+	st := p.cat().LockStats()
+	p.hooked.Range(func(_, v any) bool {
+		o := v.(Part).LockStats()
+		st.Acquired += o.Acquired
+		st.Waits += o.Waits
+		st.Timeouts += o.Timeouts
+		st.Deadlocks += o.Deadlocks
+		return true
+	})
+	return st
+}
+
+// cat is the catalog group's part.
+func (p *Provider) cat() Part { return p.store.Catalog() }
+
+// part returns the part of group id (0 meaning CatalogGroup, as in a
+// definition stored before placement existed).
+func (p *Provider) part(id uint64) (Part, error) {
+	if id == 0 || id == CatalogGroup {
+		return p.cat(), nil
+	}
+	pt, err := p.store.Part(id)
+	if err != nil {
+		return nil, err
+	}
+	if _, loaded := p.hooked.LoadOrStore(id, pt); !loaded {
+		// A snapshot installed in a data part replaces its rows: the
+		// row-count estimates of its tables go.
+		pt.OnApply(func(_ []*kv.Batch, restored bool) {
+			if restored {
+				p.forgetGroupCounters(id)
+			}
+		})
+	}
+	return pt, nil
+}
+
+// partOf returns the part holding table m's rows.
+func (p *Provider) partOf(m *tableMeta) (Part, error) { return p.part(m.group()) }
 
 func (p *Provider) db(name string) *dbState {
 	p.catMu.RLock()

@@ -37,7 +37,7 @@ func (t *Table) RewriteInserter(ctx *sql.Context, oldSchema, newSchema sql.Prima
 	}
 	s := sessionOf(ctx)
 	owner := lock.TxnID(t.p.nextTxn.Add(1))
-	unlock := func() { t.p.store.ReleaseAll(owner) }
+	unlock := func() { t.p.cat().ReleaseAll(owner) }
 	if s != nil {
 		o, u, err := s.ddlLockOwner(ctx, tableLockKey(t.m))
 		if err != nil {
@@ -260,7 +260,7 @@ func (t *Table) rewriteWith(ctx *sql.Context, newSchema sql.PrimaryKeySchema, ol
 	}
 	r := ins.(*rewriter)
 	rp := r.old.rowPrefix()
-	it := t.p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := t.p.cat().Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	for it.Next() {
 		row, err := decodeRow(it.Value(), len(r.old.schema))
 		if err == nil {
@@ -430,7 +430,7 @@ func (t *Table) Truncate(ctx *sql.Context) (int, error) {
 		return 0, err
 	}
 	rp := t.m.rowPrefix()
-	it := newMergeIter(t.p.store.Engine(), tx.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := newMergeIter(t.p.cat().Engine(), tx.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	var victims []sql.Row
 	for {
 		k, _, _, ok := it.next()
@@ -586,7 +586,7 @@ func (p *Provider) maxAutoValue(m *tableMeta) (uint64, error) {
 	}
 	rp := m.rowPrefix()
 	leads := len(m.pkOrds) > 0 && m.pkOrds[0] == m.autoCol
-	it := p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, leads)
+	it := p.cat().Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, leads)
 	defer it.Close()
 	var max uint64
 	for it.Next() {

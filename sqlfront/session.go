@@ -185,11 +185,11 @@ func (p *Provider) newTxn(readOnly bool) *txn {
 func (t *txn) readTS(ctx context.Context, p *Provider) (kv.Timestamp, error) {
 	if t.snap == nil {
 		if !t.barrierDone {
-			if err := p.store.ReadBarrier(ctx); err != nil {
+			if err := p.cat().ReadBarrier(ctx); err != nil {
 				return 0, storeErr(err)
 			}
 		}
-		t.snap = p.store.Engine().Snapshot()
+		t.snap = p.cat().Engine().Snapshot()
 	}
 	return t.snap.TS(), nil
 }
@@ -238,7 +238,7 @@ func (t *txn) rollbackTo(n int) {
 }
 
 func (t *txn) release(p *Provider) {
-	p.store.ReleaseAll(t.id)
+	p.cat().ReleaseAll(t.id)
 	if t.snap != nil {
 		t.snap.Release()
 		t.snap = nil
@@ -321,7 +321,7 @@ func (s *Session) ValidateSession(ctx *sql.Context) error {
 		t.barrierDone = false
 	}
 	if (s.txn == nil || s.txn.snap == nil) && needsBarrier(q) {
-		if err := s.p.store.ReadBarrier(ctx); err != nil {
+		if err := s.p.cat().ReadBarrier(ctx); err != nil {
 			return storeErr(err)
 		}
 		s.stmtState.barrier = true
@@ -629,7 +629,7 @@ func (s *Session) abortIfIdle(now time.Time, limit time.Duration) {
 	if s.txn == nil || now.Sub(s.lastUsed) < limit {
 		return
 	}
-	if s.txn.size == 0 && s.p.store.HeldBy(s.txn.id) == 0 && s.txn.snap == nil {
+	if s.txn.size == 0 && s.p.cat().HeldBy(s.txn.id) == 0 && s.txn.snap == nil {
 		return // holds nothing; an idle empty transaction costs nothing
 	}
 	s.p.log.Info("rolling back idle transaction", "connection", s.ID(), "idle", now.Sub(s.lastUsed).Round(time.Second))
@@ -657,7 +657,7 @@ func (s *Session) lockWait(ctx *sql.Context) time.Duration {
 // lockKey takes a row lock for the transaction. A deadlock rolls the whole
 // transaction back, as InnoDB does; a timeout only fails the statement.
 func (s *Session) lockKey(ctx *sql.Context, t *txn, key []byte, mode lock.Mode) error {
-	err := storeErr(s.p.store.Lock(ctx, t.id, key, mode, s.lockWait(ctx)))
+	err := storeErr(s.p.cat().Lock(ctx, t.id, key, mode, s.lockWait(ctx)))
 	switch {
 	case err == nil:
 		return nil

@@ -159,7 +159,7 @@ func (r *rowIter) init(ctx *sql.Context) error {
 		r.ts = ts
 	} else if r.sess.stmt(ctx).barrier {
 		// The statement began with a read barrier.
-	} else if err := r.t.p.store.ReadBarrier(ctx); err != nil {
+	} else if err := r.t.p.cat().ReadBarrier(ctx); err != nil {
 		// A locking read scans the newest committed rows, so the replica
 		// must first have all of them.
 		return storeErr(err)
@@ -169,7 +169,7 @@ func (r *rowIter) init(ctx *sql.Context) error {
 	} else {
 		r.view = r.sess.readView(ctx, r.tx)
 	}
-	r.it = newMergeIter(r.t.p.store.Engine(), r.view, r.span.start, r.span.end, r.ts, r.span.reverse)
+	r.it = newMergeIter(r.t.p.cat().Engine(), r.view, r.span.start, r.span.end, r.ts, r.span.reverse)
 	return nil
 }
 
@@ -235,7 +235,7 @@ func (r *rowIter) fetch(ctx *sql.Context, rowKey, have []byte, haveFromBuf bool)
 		if have != nil {
 			return have, true, nil
 		}
-		v, err := r.t.p.store.Engine().Get(rowKey, r.ts)
+		v, err := r.t.p.cat().Engine().Get(rowKey, r.ts)
 		if err != nil {
 			return nil, false, err
 		}
@@ -278,7 +278,7 @@ func (s *Session) lockedRead(ctx *sql.Context, t *txn, key []byte, mode lock.Mod
 // currentRead reads the newest committed version of a key the transaction
 // has locked, remembering the version as a commit precondition.
 func (s *Session) currentRead(t *txn, key []byte) ([]byte, bool, error) {
-	v, err := s.p.store.Engine().Get(key, kv.MaxTimestamp)
+	v, err := s.p.cat().Engine().Get(key, kv.MaxTimestamp)
 	if err != nil {
 		return nil, false, err
 	}
@@ -297,7 +297,7 @@ func (s *Session) peek(t *txn, key []byte) ([]byte, bool, error) {
 	if it, ok := t.get(string(key)); ok {
 		return it.val, !it.del, nil
 	}
-	v, err := s.p.store.Engine().Get(key, kv.MaxTimestamp)
+	v, err := s.p.cat().Engine().Get(key, kv.MaxTimestamp)
 	if err != nil {
 		return nil, false, err
 	}
@@ -411,7 +411,7 @@ func (m *tableMeta) visibleAt(p *Provider, ts kv.Timestamp, im *indexMeta) error
 	if kv.Timestamp(m.version) <= ts {
 		return nil
 	}
-	v, err := p.store.Engine().Get(keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name)), ts)
+	v, err := p.cat().Engine().Get(keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name)), ts)
 	if err != nil {
 		return err
 	}
