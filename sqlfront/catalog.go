@@ -198,6 +198,9 @@ type ddlBatch struct {
 	batch   kv.Batch
 	dbs     map[string]bool // databases whose cached catalog must be reloaded
 	cleanup bool            // the batch orphans a table ID: wake the cleaner
+	// markers are the definition markers of placed tables the batch makes
+	// stale, written once it has committed (marker.go).
+	markers []markerChange
 }
 
 func (b *ddlBatch) put(key, value []byte) {
@@ -231,6 +234,9 @@ func (b *ddlBatch) putTable(m *tableMeta) error {
 	key := keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name))
 	b.put(key, data)
 	b.dbs[strings.ToLower(m.db)] = true
+	if m.placed() {
+		b.markers = append(b.markers, markerChange{group: m.group(), id: m.def.ID, db: m.db, name: m.def.Name})
+	}
 	return nil
 }
 
@@ -271,8 +277,9 @@ func (b *ddlBatch) deleteRange(start, end []byte) error {
 	return it.Err()
 }
 
-// runDDL serialises DDL on this node, commits the batch fn builds and
-// reloads the cached catalog of the databases it touched.
+// runDDL serialises DDL on this node, commits the batch fn builds,
+// reloads the cached catalog of the databases it touched, and tells the
+// parts of placed tables the batch changed (publishMarkers).
 func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 	p.ddlMu.Lock()
 	defer p.ddlMu.Unlock()
@@ -304,6 +311,7 @@ func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 			return err
 		}
 	}
+	p.publishMarkers(cctx, b.markers)
 	return nil
 }
 

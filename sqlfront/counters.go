@@ -107,11 +107,18 @@ func (p *Provider) rowCountFor(id uint64) *rowCountState {
 	return st
 }
 
+// rowCount is the estimate of table m's rows. A table whose group this
+// node cannot reach counts 0: an estimate must not fail the statements
+// that list tables.
 func (p *Provider) rowCount(m *tableMeta) (int64, error) {
+	pt, err := p.partOf(m)
+	if err != nil {
+		return 0, nil
+	}
 	st := p.rowCountFor(m.def.ID)
 	st.once.Do(func() {
 		rp := m.rowPrefix()
-		it := p.cat().Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+		it := pt.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 		defer it.Close()
 		var n int64
 		for it.Next() {

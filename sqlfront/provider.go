@@ -321,13 +321,13 @@ func (p *Provider) CreateCollatedDatabase(ctx *sql.Context, name string, collati
 // go in one batch, with a cleanup record for the rows of every table.
 func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 	if s := sessionOf(ctx); s != nil {
-		var lockKeys [][]byte
+		var locks []mdlKey
 		if st := p.db(name); st != nil {
 			for _, m := range st.tables {
-				lockKeys = append(lockKeys, tableLockKey(m))
+				locks = append(locks, tableMDL(m)...)
 			}
 		}
-		unlock, err := s.ddlLockKeys(ctx, lockKeys...)
+		unlock, err := s.ddlLockKeys(ctx, locks...)
 		if err != nil {
 			return err
 		}
@@ -341,7 +341,7 @@ func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 		ln := lower(name)
 		for _, m := range st.tables {
 			b.expect(tableLockKey(m), m.version)
-			if err := b.orphan(m.def.ID, 0, m.db+"."+m.def.Name); err != nil {
+			if err := b.orphan(m.def.ID, 0, m.group(), m.db+"."+m.def.Name); err != nil {
 				return err
 			}
 			p.forgetCounters(m.def.ID)

@@ -451,7 +451,11 @@ func (p *Provider) readSeqMark(id uint64, kind seqKind) (seqMark, error) {
 // maxRowID is the largest hidden row ID stored in a keyless table.
 func (p *Provider) maxRowID(m *tableMeta) (uint64, error) {
 	rp := m.rowPrefix()
-	it := p.cat().Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
+	pt, err := p.partOf(m)
+	if err != nil {
+		return 0, storeErr(err)
+	}
+	it := pt.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
 	defer it.Close()
 	if it.Next() {
 		id, _, err := keys.DecodeUint(it.Key()[len(rp):])
