@@ -74,8 +74,8 @@ type Provider struct {
 	// hooked are the data parts whose snapshot installs reset the
 	// counters of their tables (dataPart), by group.
 	hooked sync.Map
-	cfg   Config
-	log   *slog.Logger
+	cfg    Config
+	log    *slog.Logger
 
 	ddlMu sync.Mutex // serialises DDL on this node
 
