@@ -48,9 +48,15 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 		b.Mutations = append(b.Mutations, kv.Mutation{Key: []byte(it.key), Value: it.val, Delete: it.del})
 		return true
 	})
-	for k, o := range t.seen {
-		if o.group == group {
-			b.Preconditions = append(b.Preconditions, kv.Precondition{Key: []byte(k), Exists: o.exists, Version: o.version})
+	// Definition markers go first: the store reports the first
+	// precondition that failed, and a table changed under the
+	// transaction is its clearest account (1412), whatever else the
+	// change did to its rows (a cleaner removing them, say).
+	for _, markers := range []bool{true, false} {
+		for k, o := range t.seen {
+			if o.group == group && isMarkerKey([]byte(k)) == markers {
+				b.Preconditions = append(b.Preconditions, kv.Precondition{Key: []byte(k), Exists: o.exists, Version: o.version})
+			}
 		}
 	}
 	if group == CatalogGroup {
