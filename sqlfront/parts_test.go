@@ -565,7 +565,7 @@ func TestDDLRacingWritersOfPlacedTable(t *testing.T) {
 		mu      sync.Mutex
 		acked   []int
 		refused int
-		wg    sync.WaitGroup
+		wg      sync.WaitGroup
 	)
 	writer := func(tdb *testDB, base int) {
 		defer wg.Done()
