@@ -71,8 +71,9 @@ func DefaultConfig() Config {
 // cached catalog and the per-table counters.
 type Provider struct {
 	store Store
-	// hooked are the data parts whose snapshot installs reset the
-	// counters of their tables (dataPart), by group.
+	// hooked are the parts of other groups this provider has used, by
+	// group: a snapshot installed in one resets the row counts of its
+	// tables (part), and LockStats adds their counters.
 	hooked sync.Map
 	cfg    Config
 	log    *slog.Logger
