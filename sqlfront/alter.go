@@ -41,49 +41,64 @@ func (s *Session) implicitCommit(ctx *sql.Context) error {
 // ddlLock commits the open transaction and locks table m for a schema
 // change. The returned function releases the lock.
 func (s *Session) ddlLock(ctx *sql.Context, m *tableMeta) (func(), error) {
-	return s.ddlLockKeys(ctx, tableLockKey(m))
+	return s.ddlLockKeys(ctx, tableMDL(m)...)
 }
 
-// ddlLockKeys commits the open transaction and takes metadata lock keys
-// exclusively, in key order so that two statements locking several
-// tables never deadlock on each other.
-func (s *Session) ddlLockKeys(ctx *sql.Context, lockKeys ...[]byte) (func(), error) {
-	_, unlock, err := s.ddlLockOwner(ctx, lockKeys...)
+// ddlLockKeys commits the open transaction and takes metadata locks
+// exclusively: the catalog part's first, then each other group's, each
+// in key order, so that two statements locking several tables never
+// deadlock on each other.
+func (s *Session) ddlLockKeys(ctx *sql.Context, locks ...mdlKey) (func(), error) {
+	_, unlock, err := s.ddlLockOwner(ctx, locks...)
 	return unlock, err
 }
 
 // ddlLockOwner is ddlLockKeys, also returning the lock owner for the
-// statement's further locks.
-func (s *Session) ddlLockOwner(ctx *sql.Context, lockKeys ...[]byte) (lock.TxnID, func(), error) {
+// statement's further locks (in the catalog part).
+func (s *Session) ddlLockOwner(ctx *sql.Context, locks ...mdlKey) (lock.TxnID, func(), error) {
 	if err := s.implicitCommit(ctx); err != nil {
 		return 0, nil, err
 	}
-	sort.Slice(lockKeys, func(i, j int) bool { return string(lockKeys[i]) < string(lockKeys[j]) })
+	sort.Slice(locks, func(i, j int) bool {
+		if locks[i].group != locks[j].group {
+			return locks[i].group < locks[j].group
+		}
+		return string(locks[i].key) < string(locks[j].key)
+	})
 	owner := s.ddlOwner()
-	for _, k := range lockKeys {
+	for _, k := range locks {
 		if err := s.lockDDLKey(ctx, owner, k); err != nil {
 			s.releaseDDL(owner)
 			return 0, nil, err
 		}
 	}
-	return owner, func() { s.releaseDDL(owner) }, nil
+	return owner.id, func() { s.releaseDDL(owner) }, nil
 }
 
 // ddlOwner starts a lock owner for one DDL statement. The session keeps
 // it until the statement ends: the engine does not close a row sink whose
 // statement failed, so a lock released only on the success path would be
 // held until restart.
-func (s *Session) ddlOwner() lock.TxnID {
-	owner := lock.TxnID(s.p.nextTxn.Add(1))
+func (s *Session) ddlOwner() *ddlOwner {
+	o := &ddlOwner{id: lock.TxnID(s.p.nextTxn.Add(1))}
 	s.mu.Lock()
-	s.ddlOwners = append(s.ddlOwners, owner)
+	s.ddlOwners = append(s.ddlOwners, o)
 	s.mu.Unlock()
-	return owner
+	return o
 }
 
-// lockDDLKey takes key exclusively for a DDL owner.
-func (s *Session) lockDDLKey(ctx *sql.Context, owner lock.TxnID, key []byte) error {
-	err := s.p.store.Lock(ctx, owner, key, lock.Exclusive, s.lockWait(ctx))
+// lockDDLKey takes a metadata lock exclusively for a DDL owner.
+func (s *Session) lockDDLKey(ctx *sql.Context, owner *ddlOwner, k mdlKey) error {
+	pt, err := s.p.part(k.group)
+	if err != nil {
+		return storeErr(err)
+	}
+	if k.group != CatalogGroup {
+		s.mu.Lock()
+		owner.groups = append(owner.groups, k.group)
+		s.mu.Unlock()
+	}
+	err = pt.Lock(ctx, owner.id, k.key, lock.Exclusive, s.lockWait(ctx))
 	switch {
 	case err == nil:
 		return nil
@@ -96,7 +111,7 @@ func (s *Session) lockDDLKey(ctx *sql.Context, owner lock.TxnID, key []byte) err
 }
 
 // releaseDDL drops the locks of one DDL owner.
-func (s *Session) releaseDDL(owner lock.TxnID) {
+func (s *Session) releaseDDL(owner *ddlOwner) {
 	s.mu.Lock()
 	for i, o := range s.ddlOwners {
 		if o == owner {
@@ -104,8 +119,9 @@ func (s *Session) releaseDDL(owner lock.TxnID) {
 			break
 		}
 	}
+	groups := append([]uint64(nil), owner.groups...)
 	s.mu.Unlock()
-	s.p.store.ReleaseAll(owner)
+	s.p.releaseOwner(owner, groups)
 	// A copy the statement left unfinished can be removed now.
 	s.p.kickCleanup()
 }
@@ -116,9 +132,13 @@ func (s *Session) endDDL() {
 	s.mu.Lock()
 	owners := s.ddlOwners
 	s.ddlOwners = nil
+	groups := make([][]uint64, len(owners))
+	for i, o := range owners {
+		groups[i] = append([]uint64(nil), o.groups...)
+	}
 	s.mu.Unlock()
-	for _, o := range owners {
-		s.p.store.ReleaseAll(o)
+	for i, o := range owners {
+		s.p.releaseOwner(o, groups[i])
 	}
 	if len(owners) > 0 {
 		s.p.kickCleanup()
@@ -319,9 +339,9 @@ func (t *Table) createIndex(ctx *sql.Context, idx sql.IndexDef, implicit bool) e
 		return t.CreatePrimaryKey(ctx, idx.Columns)
 	}
 	owner := lock.TxnID(t.p.nextTxn.Add(1))
-	unlock := func() { t.p.store.ReleaseAll(owner) }
+	unlock := func() { t.p.cat().ReleaseAll(owner) }
 	if s := sessionOf(ctx); s != nil {
-		o, u, err := s.ddlLockOwner(ctx, tableLockKey(t.m))
+		o, u, err := s.ddlLockOwner(ctx, tableMDL(t.m)...)
 		if err != nil {
 			return err
 		}
@@ -359,7 +379,7 @@ func (t *Table) createIndex(ctx *sql.Context, idx sql.IndexDef, implicit bool) e
 	if err := checkKeyLengths(nm); err != nil {
 		return err
 	}
-	f, err := t.p.newFiller(ctx, owner, def.ID, ixID, cur.db+"."+cur.def.Name+" index "+idx.Name)
+	f, err := t.p.newFiller(ctx, owner, def.ID, ixID, cur.group(), cur.db+"."+cur.def.Name+" index "+idx.Name)
 	if err != nil {
 		return err
 	}
@@ -375,7 +395,7 @@ func (t *Table) createIndex(ctx *sql.Context, idx sql.IndexDef, implicit bool) e
 			return err
 		}
 		for _, d := range dropped {
-			if err := b.orphan(def.ID, d.ID, cur.db+"."+cur.def.Name+" index "+d.Name); err != nil {
+			if err := b.orphan(def.ID, d.ID, cur.group(), cur.db+"."+cur.def.Name+" index "+d.Name); err != nil {
 				return err
 			}
 		}
@@ -419,7 +439,7 @@ func addIndexDef(def *tableDef, cur *tableMeta, idx sql.IndexDef, id uint64, imp
 // MySQL.
 func buildIndexEntries(ctx *sql.Context, f *filler, m *tableMeta, im *indexMeta) error {
 	rp := m.rowPrefix()
-	it := f.p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := f.part.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	defer it.Close()
 	for it.Next() {
 		row, err := decodeRow(it.Value(), len(m.schema))
@@ -456,7 +476,7 @@ func (t *Table) DropIndex(ctx *sql.Context, name string) error {
 		for i, id := range def.Indexes {
 			if strings.EqualFold(id.Name, name) {
 				def.Indexes = append(def.Indexes[:i], def.Indexes[i+1:]...)
-				return b.orphan(def.ID, id.ID, cur.db+"."+cur.def.Name+" index "+id.Name)
+				return b.orphan(def.ID, id.ID, cur.group(), cur.db+"."+cur.def.Name+" index "+id.Name)
 			}
 		}
 		return sql.ErrIndexNotFound.New(name)
@@ -517,7 +537,11 @@ func (c *indexChecker) Insert(ctx *sql.Context, row sql.Row) error {
 	if err != nil {
 		return err
 	}
-	v, err := c.p.store.Engine().Get(ik, kv.MaxTimestamp)
+	pt, err := c.p.partOf(c.m)
+	if err != nil {
+		return storeErr(err)
+	}
+	v, err := pt.Engine().Get(ik, kv.MaxTimestamp)
 	if err != nil {
 		return err
 	}

@@ -198,6 +198,9 @@ type ddlBatch struct {
 	batch   kv.Batch
 	dbs     map[string]bool // databases whose cached catalog must be reloaded
 	cleanup bool            // the batch orphans a table ID: wake the cleaner
+	// markers are the definition markers of placed tables the batch makes
+	// stale, written once it has committed (marker.go).
+	markers []markerChange
 }
 
 func (b *ddlBatch) put(key, value []byte) {
@@ -231,6 +234,9 @@ func (b *ddlBatch) putTable(m *tableMeta) error {
 	key := keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name))
 	b.put(key, data)
 	b.dbs[strings.ToLower(m.db)] = true
+	if m.placed() {
+		b.markers = append(b.markers, markerChange{group: m.group(), id: m.def.ID, db: m.db, name: m.def.Name})
+	}
 	return nil
 }
 
@@ -246,7 +252,7 @@ func (b *ddlBatch) newTableID() (uint64, error) {
 			return id, nil
 		}
 	}
-	v, err := b.p.store.Engine().Get(key, kv.MaxTimestamp)
+	v, err := b.p.cat().Engine().Get(key, kv.MaxTimestamp)
 	if err != nil {
 		return 0, err
 	}
@@ -263,7 +269,7 @@ func (b *ddlBatch) newTableID() (uint64, error) {
 // small catalog ranges; rows go through the background cleanup
 // (cleanup.go), whatever their number.
 func (b *ddlBatch) deleteRange(start, end []byte) error {
-	it := b.p.store.Engine().NewIterator(start, end, kv.MaxTimestamp, false)
+	it := b.p.cat().Engine().NewIterator(start, end, kv.MaxTimestamp, false)
 	defer it.Close()
 	for it.Next() {
 		b.del(append([]byte(nil), it.Key()...))
@@ -271,8 +277,9 @@ func (b *ddlBatch) deleteRange(start, end []byte) error {
 	return it.Err()
 }
 
-// runDDL serialises DDL on this node, commits the batch fn builds and
-// reloads the cached catalog of the databases it touched.
+// runDDL serialises DDL on this node, commits the batch fn builds,
+// reloads the cached catalog of the databases it touched, and tells the
+// parts of placed tables the batch changed (publishMarkers).
 func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 	p.ddlMu.Lock()
 	defer p.ddlMu.Unlock()
@@ -290,7 +297,7 @@ func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 	if ctx != nil {
 		cctx = ctx
 	}
-	if err := p.store.Commit(cctx, &b.batch); err != nil {
+	if err := p.cat().Commit(cctx, &b.batch); err != nil {
 		if errors.Is(err, kv.ErrConflict) {
 			return errDDLConflict
 		}
@@ -304,11 +311,12 @@ func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 			return err
 		}
 	}
+	p.publishMarkers(cctx, b.markers)
 	return nil
 }
 
 func (p *Provider) reloadDB(lname string) error {
-	st, err := loadDB(p.store.Engine(), lname)
+	st, err := loadDB(p.cat().Engine(), lname)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,9 @@ type cleanupRecord struct {
 	Table string `json:"table,omitempty"`
 	// Claimed: the removal has begun; the ID's copy, if any, is dead.
 	Claimed bool `json:"claimed,omitempty"`
+	// Group holds the ID's rows and index entries; 0 (what a record
+	// written before placement says) is CatalogGroup.
+	Group uint64 `json:"group,omitempty"`
 }
 
 var catDrop = []byte("drop")
@@ -75,22 +78,46 @@ func parseDropKey(k []byte) (id, index uint64, err error) {
 	return id, index, nil
 }
 
+// cleanupRange is a key range a record stands for, in one group's part.
+type cleanupRange struct {
+	group      uint64
+	start, end []byte
+}
+
 // cleanupRanges are the key ranges a record stands for: a table ID's rows,
-// index entries and AUTO_INCREMENT watermarks, or one index's entries.
-func cleanupRanges(id, index uint64) [][2][]byte {
+// index entries and definition marker (in group's part) and AUTO_INCREMENT
+// watermarks (catalog keys), or one index's entries.
+func cleanupRanges(id, index, group uint64) []cleanupRange {
 	if index != 0 {
 		ip := keys.IndexPrefix(id, index)
-		return [][2][]byte{{ip, keys.PrefixEnd(ip)}}
+		return []cleanupRange{{group, ip, keys.PrefixEnd(ip)}}
 	}
 	tp, ap := keys.TablePrefix(id), autoIncPrefix(id)
-	return [][2][]byte{{tp, keys.PrefixEnd(tp)}, {ap, keys.PrefixEnd(ap)}}
+	return []cleanupRange{{group, tp, keys.PrefixEnd(tp)}, {CatalogGroup, ap, keys.PrefixEnd(ap)}}
 }
 
 // orphan adds to the batch the cleanup record of table ID id (index 0) or
-// of one of its indexes.
-func (b *ddlBatch) orphan(id, index uint64, what string) error {
+// of one of its indexes, whose keys are in group's part. An orphaned
+// table ID of a placed table loses its definition marker once the batch
+// has committed, so a writer still holding it fails (1412).
+func (b *ddlBatch) orphan(id, index, group uint64, what string) error {
 	b.cleanup = true
-	return b.putJSON(dropKey(id, index), cleanupRecord{Table: what})
+	rec := cleanupRecord{Table: what}
+	if group != CatalogGroup {
+		rec.Group = group
+		if index == 0 {
+			b.markers = append(b.markers, markerChange{group: group, id: id, drop: true})
+		}
+	}
+	return b.putJSON(dropKey(id, index), rec)
+}
+
+// group is the group holding the record's ranges.
+func (r cleanupRecord) group() uint64 {
+	if r.Group == 0 {
+		return CatalogGroup
+	}
+	return r.Group
 }
 
 // cleanupInterval is how often the cleaner looks for records when nothing
@@ -138,7 +165,7 @@ var errCleanupStopped = errors.New("sqlfront: cleanup stopped")
 
 // cleanupPass removes every table ID with a cleanup record it can claim.
 func (p *Provider) cleanupPass() error {
-	if _, ok := p.store.Leading(); !ok {
+	if _, ok := p.cat().Leading(); !ok {
 		return nil
 	}
 	type rec struct {
@@ -148,7 +175,7 @@ func (p *Provider) cleanupPass() error {
 	}
 	var recs []rec
 	pre := keys.CatalogKey(catDrop)
-	it := p.store.Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
+	it := p.cat().Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
 	for it.Next() {
 		id, index, err := parseDropKey(it.Key())
 		if err != nil {
@@ -205,8 +232,8 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 	}()
 	key := dropKey(id, index)
 	owner := lock.TxnID(p.nextTxn.Add(1))
-	defer p.store.ReleaseAll(owner)
-	if err := p.store.Lock(ctx, owner, key, lock.Exclusive, 0); err != nil {
+	defer p.cat().ReleaseAll(owner)
+	if err := p.cat().Lock(ctx, owner, key, lock.Exclusive, 0); err != nil {
 		if errors.Is(err, lock.ErrTimeout) {
 			return nil // a rebuild is filling the range
 		}
@@ -222,10 +249,10 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 			Mutations:     []kv.Mutation{{Key: key, Value: data}},
 			Preconditions: []kv.Precondition{{Key: key, Exists: true, Version: version}},
 		}
-		if err := p.store.Commit(ctx, b); err != nil {
+		if err := p.cat().Commit(ctx, b); err != nil {
 			return err
 		}
-		v, err := p.store.Engine().Get(key, kv.MaxTimestamp)
+		v, err := p.cat().Engine().Get(key, kv.MaxTimestamp)
 		if err != nil {
 			return err
 		}
@@ -236,15 +263,26 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 	}
 	held := kv.Precondition{Key: key, Exists: true, Version: version}
 	limit := p.ddlChunkBytes()
-	for _, r := range cleanupRanges(id, index) {
-		start := r[0]
+	for _, r := range cleanupRanges(id, index, rec.group()) {
+		pt, err := p.part(r.group)
+		if err != nil {
+			return err
+		}
+		start := r.start
 		for {
 			if p.stopping() {
 				return errCleanupStopped
 			}
-			b := &kv.Batch{Preconditions: []kv.Precondition{held}}
+			b := &kv.Batch{}
+			if r.group == CatalogGroup {
+				// The record is in the same part: a deletion after the
+				// record went (removed elsewhere meanwhile) fails. A
+				// placed table's range is deleted without it; deleting
+				// keys of an ID no definition names is harmless anyway.
+				b.Preconditions = []kv.Precondition{held}
+			}
 			var size int64
-			it := p.store.Engine().NewIterator(start, r[1], kv.MaxTimestamp, false)
+			it := pt.Engine().NewIterator(start, r.end, kv.MaxTimestamp, false)
 			for size < limit && it.Next() {
 				k := bytes.Clone(it.Key())
 				b.Mutations = append(b.Mutations, kv.Mutation{Key: k, Delete: true})
@@ -261,7 +299,7 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 			if lim := p.cfg.cleanupBatches; lim > 0 && p.cleanupDone.Load() >= int64(lim) {
 				return errCleanupStopped
 			}
-			if err := p.store.Commit(ctx, b); err != nil {
+			if err := pt.Commit(ctx, b); err != nil {
 				return err
 			}
 			p.cleanupDone.Add(1)
@@ -275,7 +313,7 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 		Mutations:     []kv.Mutation{{Key: key, Delete: true}},
 		Preconditions: []kv.Precondition{held},
 	}
-	if err := p.store.Commit(ctx, b); err != nil {
+	if err := p.cat().Commit(ctx, b); err != nil {
 		return err
 	}
 	p.log.Debug("removed the rows of a dropped table", "table", rec.Table, "id", id, "index", index)
@@ -289,6 +327,8 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 // range visible deletes the record (finish).
 type filler struct {
 	p       *Provider
+	group   uint64
+	part    Part   // where the range is
 	key     []byte // the cleanup record
 	held    kv.Precondition
 	batch   kv.Batch
@@ -296,17 +336,26 @@ type filler struct {
 	pending map[string]bool // keys of the unflushed batch
 }
 
-// newFiller writes and locks (for owner) the cleanup record of id/index.
-// The key is new, so the lock is free unless something is badly wrong.
-func (p *Provider) newFiller(ctx context.Context, owner lock.TxnID, id, index uint64, what string) (*filler, error) {
+// newFiller writes and locks (for owner) the cleanup record of id/index,
+// whose keys are in group's part. The key is new, so the lock is free
+// unless something is badly wrong.
+func (p *Provider) newFiller(ctx context.Context, owner lock.TxnID, id, index, group uint64, what string) (*filler, error) {
+	pt, err := p.part(group)
+	if err != nil {
+		return nil, storeErr(err)
+	}
 	key := dropKey(id, index)
-	if err := p.store.Lock(ctx, owner, key, lock.Exclusive, time.Second); err != nil {
+	if err := p.cat().Lock(ctx, owner, key, lock.Exclusive, time.Second); err != nil {
 		if errors.Is(err, lock.ErrTimeout) || errors.Is(err, lock.ErrDeadlock) {
 			return nil, errDDLConflict
 		}
 		return nil, storeErr(err)
 	}
-	data, err := json.Marshal(cleanupRecord{Table: what})
+	rec := cleanupRecord{Table: what}
+	if group != CatalogGroup {
+		rec.Group = group
+	}
+	data, err := json.Marshal(rec)
 	if err != nil {
 		return nil, err
 	}
@@ -314,20 +363,20 @@ func (p *Provider) newFiller(ctx context.Context, owner lock.TxnID, id, index ui
 		Mutations:     []kv.Mutation{{Key: key, Value: data}},
 		Preconditions: []kv.Precondition{{Key: key}},
 	}
-	if err := p.store.Commit(ctx, b); err != nil {
+	if err := p.cat().Commit(ctx, b); err != nil {
 		if errors.Is(err, kv.ErrConflict) {
 			return nil, errDDLConflict
 		}
 		return nil, storeErr(err)
 	}
-	v, err := p.store.Engine().Get(key, kv.MaxTimestamp)
+	v, err := p.cat().Engine().Get(key, kv.MaxTimestamp)
 	if err != nil {
 		return nil, err
 	}
 	if !v.Exists {
 		return nil, errDDLConflict
 	}
-	return &filler{p: p, key: key, held: kv.Precondition{Key: key, Exists: true, Version: v.Version}, pending: map[string]bool{}}, nil
+	return &filler{p: p, group: group, part: pt, key: key, held: kv.Precondition{Key: key, Exists: true, Version: v.Version}, pending: map[string]bool{}}, nil
 }
 
 // exists reports whether key was written already.
@@ -335,7 +384,7 @@ func (f *filler) exists(key []byte) (bool, error) {
 	if f.pending[string(key)] {
 		return true, nil
 	}
-	v, err := f.p.store.Engine().Get(key, kv.MaxTimestamp)
+	v, err := f.part.Engine().Get(key, kv.MaxTimestamp)
 	return v.Exists, err
 }
 
@@ -350,13 +399,17 @@ func (f *filler) put(ctx context.Context, key, value []byte) error {
 }
 
 // flush commits the buffered keys, provided the record was not claimed by
-// the cleaner (the lock on it lost with a leader change).
+// the cleaner (the lock on it lost with a leader change). The record is a
+// catalog key: a range in another group's part is written without that
+// proviso, and its publication alone (finish) fails after a claim.
 func (f *filler) flush(ctx context.Context) error {
 	if len(f.batch.Mutations) == 0 {
 		return nil
 	}
-	f.batch.Preconditions = []kv.Precondition{f.held}
-	err := f.p.store.Commit(ctx, &f.batch)
+	if f.group == CatalogGroup {
+		f.batch.Preconditions = []kv.Precondition{f.held}
+	}
+	err := f.part.Commit(ctx, &f.batch)
 	f.batch = kv.Batch{}
 	f.size = 0
 	f.pending = map[string]bool{}

@@ -2,6 +2,9 @@ package sqlfront
 
 import (
 	"errors"
+	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/dolthub/go-mysql-server/sql"
@@ -13,32 +16,70 @@ import (
 
 // commit turns the transaction's buffered writes into one batch whose
 // preconditions are every version the transaction read under a lock, every
-// unique key it claimed, and the catalog version of every table it wrote.
-// The batch is durable (fsynced) when Commit returns.
+// unique key it claimed, and the definition of every table it wrote: the
+// catalog entry's version for a table of the catalog group, the definition
+// marker's (read under its lock, so among the versions read) for a table
+// placed elsewhere. The batch goes to the one group the transaction wrote
+// in; writes to several groups are refused, nothing written. Versions read
+// in another group than the one written cannot be checked by its batch
+// and are left out: a transaction that writes one group and only reads
+// others commits to that group alone. The batch is durable (fsynced) when
+// Commit returns.
 func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 	if t.buf.Len() == 0 {
 		return nil
+	}
+	group := uint64(0)
+	multi := false
+	t.buf.Ascend(func(it bufItem) bool {
+		if group == 0 {
+			group = it.group
+		} else if it.group != group {
+			multi = true
+			return false
+		}
+		return true
+	})
+	if multi {
+		return p.errMultiGroup(t)
 	}
 	b := &kv.Batch{Mutations: make([]kv.Mutation, 0, t.buf.Len())}
 	t.buf.Ascend(func(it bufItem) bool {
 		b.Mutations = append(b.Mutations, kv.Mutation{Key: []byte(it.key), Value: it.val, Delete: it.del})
 		return true
 	})
-	for k, o := range t.seen {
-		b.Preconditions = append(b.Preconditions, kv.Precondition{Key: []byte(k), Exists: o.exists, Version: o.version})
+	// Definition markers go first: the store reports the first
+	// precondition that failed, and a table changed under the
+	// transaction is its clearest account (1412), whatever else the
+	// change did to its rows (a cleaner removing them, say).
+	for _, markers := range []bool{true, false} {
+		for k, o := range t.seen {
+			if o.group == group && isMarkerKey([]byte(k)) == markers {
+				b.Preconditions = append(b.Preconditions, kv.Precondition{Key: []byte(k), Exists: o.exists, Version: o.version})
+			}
+		}
 	}
-	for _, m := range t.tables {
-		b.Preconditions = append(b.Preconditions, kv.Precondition{
-			Key:     keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name)),
-			Exists:  true,
-			Version: kv.Timestamp(m.version),
-		})
+	if group == CatalogGroup {
+		for _, m := range t.tables {
+			if m.placed() {
+				continue
+			}
+			b.Preconditions = append(b.Preconditions, kv.Precondition{
+				Key:     keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name)),
+				Exists:  true,
+				Version: kv.Timestamp(m.version),
+			})
+		}
 	}
 	if err := p.checkBatchSize(b); err != nil {
 		return err
 	}
+	tp, err := t.in(p, group)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	err := p.store.Commit(ctx, b)
+	err = tp.part.Commit(ctx, b)
 	if p.cfg.OnCommit != nil {
 		p.cfg.OnCommit(time.Since(start), err)
 	}
@@ -49,7 +90,7 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 	var ce *kv.ConflictError
 	if errors.As(err, &ce) {
 		key := string(ce.Key)
-		if len(key) > 0 && key[0] == keys.PrefixCatalog {
+		if len(key) > 0 && key[0] == keys.PrefixCatalog || isMarkerKey(ce.Key) {
 			return errTableDefChanged
 		}
 		if msg, ok := t.uniqueMsg[key]; ok {
@@ -58,6 +99,37 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 		return errLockLost
 	}
 	return storeErr(err)
+}
+
+// errMultiGroup is the refusal of a transaction that wrote in several
+// groups: an atomic commit across groups is not built yet.
+func (p *Provider) errMultiGroup(t *txn) error {
+	byGroup := map[uint64][]string{}
+	t.buf.Ascend(func(it bufItem) bool {
+		if _, ok := byGroup[it.group]; !ok {
+			byGroup[it.group] = nil
+		}
+		return true
+	})
+	for _, m := range t.tables {
+		if _, ok := byGroup[m.group()]; ok {
+			byGroup[m.group()] = append(byGroup[m.group()], m.db+"."+m.def.Name)
+		}
+	}
+	groups := make([]uint64, 0, len(byGroup))
+	for g := range byGroup {
+		groups = append(groups, g)
+	}
+	sort.Slice(groups, func(i, j int) bool { return groups[i] < groups[j] })
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		names := byGroup[g]
+		sort.Strings(names)
+		parts[i] = fmt.Sprintf("group %d: %s", g, strings.Join(names, ", "))
+	}
+	return mysql.NewSQLError(mysql.ERNotSupportedYet, mysql.SSClientError, "%s", fmt.Sprintf(
+		"This version of fogdb doesn't yet support 'a transaction that writes to more than one group (%s)'; nothing was written",
+		strings.Join(parts, "; ")))
 }
 
 // checkBatchSize applies the transaction size limit to a batch built outside

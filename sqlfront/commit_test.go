@@ -34,7 +34,7 @@ func TestCommitRacingDDLFails(t *testing.T) {
 	// Let the DDL through: end the writer's transaction without losing its
 	// buffered rows, as a lost leader lock would.
 	txn := w.txn
-	db.prov.store.ReleaseAll(txn.id)
+	db.prov.cat().ReleaseAll(txn.id)
 	db.query("ALTER TABLE t ADD COLUMN extra INT")
 	txn.tables = stale
 

@@ -32,7 +32,7 @@ func (p *Provider) legacyAutoIncKeys(id uint64) ([][]byte, error) {
 // under the table's prefix whose last field is a u64 (a mark's is a kind).
 func (p *Provider) eachLegacyAutoInc(id uint64, fn func(key []byte, next uint64)) error {
 	pre := autoIncPrefix(id)
-	it := p.store.Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
+	it := p.cat().Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
 	defer it.Close()
 	for it.Next() {
 		rest := it.Key()[len(pre):]
@@ -76,6 +76,26 @@ func (p *Provider) forgetCounters(id uint64) {
 	}
 }
 
+// forgetGroupCounters drops the row-count estimates of the tables placed
+// in group id (its part installed a snapshot).
+func (p *Provider) forgetGroupCounters(id uint64) {
+	p.catMu.RLock()
+	var ids []uint64
+	for _, st := range p.dbs {
+		for _, m := range st.tables {
+			if m.group() == id {
+				ids = append(ids, m.def.ID)
+			}
+		}
+	}
+	p.catMu.RUnlock()
+	p.seqMu.Lock()
+	for _, t := range ids {
+		delete(p.rowCounts, t)
+	}
+	p.seqMu.Unlock()
+}
+
 func (p *Provider) rowCountFor(id uint64) *rowCountState {
 	p.seqMu.Lock()
 	defer p.seqMu.Unlock()
@@ -87,11 +107,18 @@ func (p *Provider) rowCountFor(id uint64) *rowCountState {
 	return st
 }
 
+// rowCount is the estimate of table m's rows. A table whose group this
+// node cannot reach counts 0: an estimate must not fail the statements
+// that list tables.
 func (p *Provider) rowCount(m *tableMeta) (int64, error) {
+	pt, err := p.partOf(m)
+	if err != nil {
+		return 0, nil
+	}
 	st := p.rowCountFor(m.def.ID)
 	st.once.Do(func() {
 		rp := m.rowPrefix()
-		it := p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+		it := pt.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 		defer it.Close()
 		var n int64
 		for it.Next() {

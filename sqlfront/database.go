@@ -67,6 +67,16 @@ func (d *Database) CreateTable(ctx *sql.Context, name string, sch sql.PrimaryKey
 	if err := checkColumnNames(sch.Schema); err != nil {
 		return err
 	}
+	group := CatalogGroup
+	if d.p.cfg.PlaceTable != nil {
+		if group = d.p.cfg.PlaceTable(d.name, name); group == 0 {
+			group = CatalogGroup
+		}
+		// A table is created only in a group this node can write.
+		if _, err := d.p.part(group); err != nil {
+			return storeErr(err)
+		}
+	}
 	return d.p.runDDL(ctx, func(b *ddlBatch) error {
 		if d.p.table(d.name, name) != nil {
 			return sql.ErrTableAlreadyExists.New(name)
@@ -79,6 +89,9 @@ func (d *Database) CreateTable(ctx *sql.Context, name string, sch sql.PrimaryKey
 			collation = d.GetCollation(ctx)
 		}
 		def := defFromSchema(id, name, sch, collation, comment)
+		if group != CatalogGroup {
+			def.Group = group
+		}
 		m, err := newTableMeta(d.name, def, 0)
 		if err != nil {
 			return err
@@ -119,7 +132,7 @@ func (p *Provider) dropTableID(ctx *sql.Context, db, name string, id uint64) err
 		if m == nil || (id != 0 && m.def.ID != id) {
 			return sql.ErrTableNotFound.New(name)
 		}
-		if err := b.orphan(m.def.ID, 0, m.db+"."+m.def.Name); err != nil {
+		if err := b.orphan(m.def.ID, 0, m.group(), m.db+"."+m.def.Name); err != nil {
 			return err
 		}
 		key := keys.CatalogKey(catTable, lower(db), lower(m.def.Name))
@@ -138,9 +151,17 @@ func (d *Database) RenameTable(ctx *sql.Context, oldName, newName string) error 
 		return err
 	}
 	if s := sessionOf(ctx); s != nil {
-		unlock, err := s.ddlLockKeys(ctx,
-			keys.CatalogKey(catTable, lower(d.name), lower(oldName)),
-			keys.CatalogKey(catTable, lower(d.name), lower(newName)))
+		locks := []mdlKey{
+			{CatalogGroup, keys.CatalogKey(catTable, lower(d.name), lower(oldName))},
+			{CatalogGroup, keys.CatalogKey(catTable, lower(d.name), lower(newName))},
+		}
+		if m := d.p.table(d.name, oldName); m != nil && m.placed() {
+			// Its writers lock it by name in its part.
+			locks = append(locks,
+				mdlKey{m.group(), keys.CatalogKey(catTable, lower(d.name), lower(oldName))},
+				mdlKey{m.group(), keys.CatalogKey(catTable, lower(d.name), lower(newName))})
+		}
+		unlock, err := s.ddlLockKeys(ctx, locks...)
 		if err != nil {
 			return err
 		}

@@ -12,10 +12,19 @@
 // sees a snapshot taken at the transaction's first read; writes, and reads
 // for UPDATE, DELETE, INSERT ... SELECT and SELECT ... FOR UPDATE / FOR
 // SHARE, lock rows through the provider's Store (store.go: at the leader of
-// a replication group) and read the newest committed version (lockmode.go explains how a locking read is detected).
+// the table's replication group) and read the newest committed version (lockmode.go explains how a locking read is detected).
 // Writes are buffered in the session and commit as one kv batch whose
 // preconditions are the versions read under lock, the unique keys claimed
 // and the definitions of the tables written. DDL takes a table metadata lock
 // (alter.go) and rewrites rows under a new table ID (rewrite.go) in one
 // batch with the catalog change (catalog.go).
+//
+// Groups (store.go, marker.go): the Store hands out one Part per
+// replication group. The catalog lives in the catalog group; a table's
+// rows live in the group Config.PlaceTable chose when it was created.
+// Reads, locks and snapshots go to the part of the table's group; a
+// transaction commits to one group, and its writes to several are
+// refused. A table outside the catalog group keeps its metadata lock and a
+// definition marker in its own part, so its writers never wait for the
+// catalog group (DESIGN.md, "Groups").
 package sqlfront

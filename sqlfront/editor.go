@@ -102,9 +102,15 @@ func (e *editor) txn(ctx *sql.Context) (*txn, error) {
 	}
 	if _, ok := t.tables[e.m.def.ID]; !ok {
 		// The shared metadata lock keeps DDL off the table until this
-		// transaction ends.
-		if err := e.sess.lockKey(ctx, t, tableLockKey(e.m), lock.Shared); err != nil {
+		// transaction ends. A placed table's is in its own part, with its
+		// definition marker (marker.go).
+		if err := e.sess.lockKey(ctx, t, e.m.group(), tableLockKey(e.m), lock.Shared); err != nil {
 			return nil, err
+		}
+		if e.m.placed() {
+			if err := e.checkMarker(ctx, t); err != nil {
+				return nil, err
+			}
 		}
 		t.tables[e.m.def.ID] = e.m
 	}
@@ -209,10 +215,10 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 		// A hidden row ID is never handed out twice; should one be all the
 		// same, the commit fails rather than overwrite the row it names.
 		if _, ok := t.seen[string(rowKey)]; !ok {
-			t.seen[string(rowKey)] = observed{exists: false}
+			t.seen[string(rowKey)] = observed{exists: false, group: m.group()}
 		}
 	} else {
-		data, exists, err := e.sess.lockedRead(ctx, t, rowKey, lock.Exclusive)
+		data, exists, err := e.sess.lockedRead(ctx, t, e.m.group(), rowKey, lock.Exclusive)
 		if err != nil {
 			return err
 		}
@@ -241,11 +247,11 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 	if err != nil {
 		return err
 	}
-	if err := t.write(e.p, string(rowKey), val, false); err != nil {
+	if err := t.write(e.p, e.m.group(), string(rowKey), val, false); err != nil {
 		return err
 	}
 	for _, ik := range entries {
-		if err := t.write(e.p, string(ik), pk, false); err != nil {
+		if err := t.write(e.p, e.m.group(), string(ik), pk, false); err != nil {
 			return err
 		}
 	}
@@ -268,7 +274,7 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 // change (which would deadlock when that transaction then frees the
 // value).
 func (e *editor) claimUnique(ctx *sql.Context, t *txn, im *indexMeta, ik []byte, row sql.Row) error {
-	pk, taken, err := e.sess.lockedRead(ctx, t, ik, lock.Exclusive)
+	pk, taken, err := e.sess.lockedRead(ctx, t, e.m.group(), ik, lock.Exclusive)
 	if err != nil {
 		return err
 	}
@@ -279,7 +285,7 @@ func (e *editor) claimUnique(ctx *sql.Context, t *txn, im *indexMeta, ik []byte,
 		}
 		cur, still := pk, taken
 		if e.changesDup {
-			if cur, still, err = e.sess.peek(t, ik); err != nil {
+			if cur, still, err = e.sess.peek(t, e.m.group(), ik); err != nil {
 				return err
 			}
 		}
@@ -302,7 +308,7 @@ func (e *editor) claimUnique(ctx *sql.Context, t *txn, im *indexMeta, ik []byte,
 // the lock, the insert would read the committed entry and judge by the row
 // it points to, whatever became of that row.
 func (e *editor) releaseUnique(ctx *sql.Context, t *txn, ik []byte) error {
-	_, _, err := e.sess.lockedRead(ctx, t, ik, lock.Exclusive)
+	_, _, err := e.sess.lockedRead(ctx, t, e.m.group(), ik, lock.Exclusive)
 	return err
 }
 
@@ -316,9 +322,9 @@ func (e *editor) rowAt(ctx *sql.Context, t *txn, pk []byte, locked bool) (sql.Ro
 		err  error
 	)
 	if locked {
-		data, ok, err = e.sess.lockedRead(ctx, t, key, lock.Exclusive)
+		data, ok, err = e.sess.lockedRead(ctx, t, e.m.group(), key, lock.Exclusive)
 	} else {
-		data, ok, err = e.sess.peek(t, key)
+		data, ok, err = e.sess.peek(t, e.m.group(), key)
 	}
 	if err != nil || !ok {
 		return nil, false, err
@@ -348,7 +354,11 @@ func (e *editor) rowKeyOf(ctx *sql.Context, t *txn, row sql.Row) ([]byte, []byte
 		st.claimed = map[string]bool{}
 	}
 	rp := m.rowPrefix()
-	it := newMergeIter(e.p.store.Engine(), t.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	pt, err := e.p.partOf(m)
+	if err != nil {
+		return nil, nil, storeErr(err)
+	}
+	it := newMergeIter(pt.Engine(), t.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	defer it.close()
 	for {
 		k, v, _, ok := it.next()
@@ -378,7 +388,7 @@ func (e *editor) Delete(ctx *sql.Context, row sql.Row) error {
 		return err
 	}
 	_, buffered := t.get(string(rowKey))
-	data, exists, err := e.sess.lockedRead(ctx, t, rowKey, lock.Exclusive)
+	data, exists, err := e.sess.lockedRead(ctx, t, e.m.group(), rowKey, lock.Exclusive)
 	if err != nil {
 		return err
 	}
@@ -394,7 +404,7 @@ func (e *editor) Delete(ctx *sql.Context, row sql.Row) error {
 			return err
 		}
 	}
-	if err := t.write(e.p, string(rowKey), nil, true); err != nil {
+	if err := t.write(e.p, e.m.group(), string(rowKey), nil, true); err != nil {
 		return err
 	}
 	for _, im := range e.m.indexes {
@@ -407,7 +417,7 @@ func (e *editor) Delete(ctx *sql.Context, row sql.Row) error {
 				return err
 			}
 		}
-		if err := t.write(e.p, string(ik), nil, true); err != nil {
+		if err := t.write(e.p, e.m.group(), string(ik), nil, true); err != nil {
 			return err
 		}
 	}
@@ -477,7 +487,7 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 		}
 	}
 	_, buffered := t.get(string(oldKey))
-	data, exists, err := e.sess.lockedRead(ctx, t, oldKey, lock.Exclusive)
+	data, exists, err := e.sess.lockedRead(ctx, t, e.m.group(), oldKey, lock.Exclusive)
 	if err != nil {
 		return err
 	}
@@ -525,14 +535,14 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 	if err != nil {
 		return err
 	}
-	if err := t.write(e.p, string(oldKey), val, false); err != nil {
+	if err := t.write(e.p, e.m.group(), string(oldKey), val, false); err != nil {
 		return err
 	}
 	for _, c := range changes {
-		if err := t.write(e.p, string(c.del), nil, true); err != nil {
+		if err := t.write(e.p, e.m.group(), string(c.del), nil, true); err != nil {
 			return err
 		}
-		if err := t.write(e.p, string(c.put), oldPK, false); err != nil {
+		if err := t.write(e.p, e.m.group(), string(c.put), oldPK, false); err != nil {
 			return err
 		}
 	}

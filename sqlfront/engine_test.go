@@ -235,8 +235,8 @@ func TestIdleTransactionReleased(t *testing.T) {
 	require.NoError(t, db.exec(idle, "START TRANSACTION"))
 	require.NoError(t, db.exec(idle, "UPDATE t SET v = 1 WHERE id = 1"))
 	txnID := idle.txn.id
-	require.NotZero(t, db.prov.store.HeldBy(txnID))
-	require.Eventually(t, func() bool { return db.prov.store.HeldBy(txnID) == 0 }, 10*time.Second, 10*time.Millisecond)
+	require.NotZero(t, db.prov.cat().HeldBy(txnID))
+	require.Eventually(t, func() bool { return db.prov.cat().HeldBy(txnID) == 0 }, 10*time.Second, 10*time.Millisecond)
 
 	// Another session's update proceeds at once (it would wait otherwise).
 	require.NoError(t, db.exec(db.sess, "SET SESSION innodb_lock_wait_timeout = 1"))

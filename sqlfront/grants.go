@@ -86,7 +86,7 @@ func (p *Provider) reloadGrants(ctx *sql.Context) (bool, error) {
 	g.dirty.Store(false)
 	ed := db.Editor()
 	defer ed.Close()
-	v, err := p.store.Engine().Get(mysqlDBKey(), kv.MaxTimestamp)
+	v, err := p.cat().Engine().Get(mysqlDBKey(), kv.MaxTimestamp)
 	if err != nil {
 		g.dirty.Store(true)
 		return false, err
@@ -114,7 +114,7 @@ func (p *Provider) SyncGrants(ctx *sql.Context) error {
 
 // MySQLDbData returns the stored users and grants (nil when none).
 func (p *Provider) MySQLDbData() ([]byte, error) {
-	v, err := p.store.Engine().Get(mysqlDBKey(), kv.MaxTimestamp)
+	v, err := p.cat().Engine().Get(mysqlDBKey(), kv.MaxTimestamp)
 	if err != nil || !v.Exists {
 		return nil, err
 	}
@@ -148,13 +148,13 @@ func (p *Provider) persistGrants(ctx *sql.Context, data []byte) error {
 	// nodes do not starve each other with failed preconditions. The lock
 	// is lost on a leader change; the precondition still holds then.
 	owner := lock.TxnID(p.nextTxn.Add(1))
-	defer p.store.ReleaseAll(owner)
+	defer p.cat().ReleaseAll(owner)
 	wait := p.cfg.DefaultLockWaitTimeout
 	if s, ok := ctx.Session.(*Session); ok {
 		wait = s.lockWait(ctx)
 	}
 	for attempt := 1; ; attempt++ {
-		if err := p.store.Lock(ctx, owner, key, lock.Exclusive, wait); err != nil {
+		if err := p.cat().Lock(ctx, owner, key, lock.Exclusive, wait); err != nil {
 			switch err := storeErr(err); {
 			case errors.Is(err, lock.ErrTimeout):
 				return errLockWaitTimeout
@@ -165,7 +165,7 @@ func (p *Provider) persistGrants(ctx *sql.Context, data []byte) error {
 			}
 		}
 		err := p.runDDL(ctx, func(b *ddlBatch) error {
-			v, err := p.store.Engine().Get(key, kv.MaxTimestamp)
+			v, err := p.cat().Engine().Get(key, kv.MaxTimestamp)
 			if err != nil {
 				return err
 			}

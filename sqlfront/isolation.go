@@ -145,5 +145,5 @@ func (s *Session) inTransaction(ctx *sql.Context) bool {
 	if s.autocommit() {
 		return false
 	}
-	return t.snap != nil || t.buf.Len() > 0 || s.p.store.HeldBy(t.id) > 0
+	return t.hasSnapshot() || t.buf.Len() > 0 || t.heldBy(s.p) > 0
 }

@@ -45,7 +45,13 @@ type Config struct {
 	// Topology gathers what the fogdb system database shows (sysdb.go);
 	// nil shows it empty.
 	Topology func(ctx *sql.Context) (Topology, error)
-	Logger   *slog.Logger
+	// PlaceTable, when set, names the group that holds the rows and index
+	// entries of a table being created (CatalogGroup, or a group the
+	// store's Part serves). The choice is recorded in the table's
+	// definition and kept for its life (TRUNCATE and rebuilds included).
+	// Nil places every table in CatalogGroup.
+	PlaceTable func(db, table string) uint64
+	Logger     *slog.Logger
 
 	// cleanupBatches, when positive, stops the removal of dropped tables'
 	// rows after that many batches, as a crash would (tests).
@@ -63,12 +69,17 @@ func DefaultConfig() Config {
 	}
 }
 
-// Provider is the go-mysql-server database provider over one kv store. It
-// owns the cached catalog, the row lock table and the per-table counters.
+// Provider is the go-mysql-server database provider over a Store: the
+// catalog group's part and the parts tables are placed in. It owns the
+// cached catalog and the per-table counters.
 type Provider struct {
 	store Store
-	cfg   Config
-	log   *slog.Logger
+	// hooked are the parts of other groups this provider has used, by
+	// group: a snapshot installed in one resets the row counts of its
+	// tables (part), and LockStats adds their counters.
+	hooked sync.Map
+	cfg    Config
+	log    *slog.Logger
 
 	ddlMu sync.Mutex // serialises DDL on this node
 
@@ -166,9 +177,9 @@ func NewProviderOn(store Store, cfg Config) (*Provider, error) {
 	// The hook goes in before the catalog is read, and the read holds
 	// catMu, which the hook needs: a change applied meanwhile is reloaded
 	// after the first read, never lost under it.
-	store.OnApply(p.onApply)
+	store.Catalog().OnApply(p.onApply)
 	p.catMu.Lock()
-	dbs, err := loadCatalog(store.Engine())
+	dbs, err := loadCatalog(store.Catalog().Engine())
 	p.dbs = dbs
 	p.catMu.Unlock()
 	if err != nil {
@@ -200,11 +211,51 @@ func (p *Provider) SessionByConn(id uint32) *Session {
 	return nil
 }
 
-// Engine returns the kv store under the provider.
-func (p *Provider) Engine() *kv.Engine { return p.store.Engine() }
+// Engine returns the kv store of the catalog group's part.
+func (p *Provider) Engine() *kv.Engine { return p.cat().Engine() }
 
-// LockStats returns the row lock counters.
-func (p *Provider) LockStats() lock.Stats { return p.store.LockStats() }
+// LockStats returns the row lock counters of the catalog group's part and
+// of every other part this provider has used, summed.
+func (p *Provider) LockStats() lock.Stats {
+	st := p.cat().LockStats()
+	p.hooked.Range(func(_, v any) bool {
+		o := v.(Part).LockStats()
+		st.Acquired += o.Acquired
+		st.Waits += o.Waits
+		st.Timeouts += o.Timeouts
+		st.Deadlocks += o.Deadlocks
+		return true
+	})
+	return st
+}
+
+// cat is the catalog group's part.
+func (p *Provider) cat() Part { return p.store.Catalog() }
+
+// part returns the part of group id (0 meaning CatalogGroup, as in a
+// definition stored before placement existed).
+func (p *Provider) part(id uint64) (Part, error) {
+	if id == 0 || id == CatalogGroup {
+		return p.cat(), nil
+	}
+	pt, err := p.store.Part(id)
+	if err != nil {
+		return nil, err
+	}
+	if _, loaded := p.hooked.LoadOrStore(id, pt); !loaded {
+		// A snapshot installed in a data part replaces its rows: the
+		// row-count estimates of its tables go.
+		pt.OnApply(func(_ []*kv.Batch, restored bool) {
+			if restored {
+				p.forgetGroupCounters(id)
+			}
+		})
+	}
+	return pt, nil
+}
+
+// partOf returns the part holding table m's rows.
+func (p *Provider) partOf(m *tableMeta) (Part, error) { return p.part(m.group()) }
 
 func (p *Provider) db(name string) *dbState {
 	p.catMu.RLock()
@@ -282,13 +333,13 @@ func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 		return errSystemDB(ctx)
 	}
 	if s := sessionOf(ctx); s != nil {
-		var lockKeys [][]byte
+		var locks []mdlKey
 		if st := p.db(name); st != nil {
 			for _, m := range st.tables {
-				lockKeys = append(lockKeys, tableLockKey(m))
+				locks = append(locks, tableMDL(m)...)
 			}
 		}
-		unlock, err := s.ddlLockKeys(ctx, lockKeys...)
+		unlock, err := s.ddlLockKeys(ctx, locks...)
 		if err != nil {
 			return err
 		}
@@ -302,7 +353,7 @@ func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 		ln := lower(name)
 		for _, m := range st.tables {
 			b.expect(tableLockKey(m), m.version)
-			if err := b.orphan(m.def.ID, 0, m.db+"."+m.def.Name); err != nil {
+			if err := b.orphan(m.def.ID, 0, m.group(), m.db+"."+m.def.Name); err != nil {
 				return err
 			}
 			p.forgetCounters(m.def.ID)

@@ -37,18 +37,17 @@ func (t *Table) RewriteInserter(ctx *sql.Context, oldSchema, newSchema sql.Prima
 	}
 	s := sessionOf(ctx)
 	owner := lock.TxnID(t.p.nextTxn.Add(1))
-	unlock := func() { t.p.store.ReleaseAll(owner) }
+	unlock := func() { t.p.cat().ReleaseAll(owner) }
 	if s != nil {
-		o, u, err := s.ddlLockOwner(ctx, tableLockKey(t.m))
+		o, u, err := s.ddlLockOwner(ctx, tableMDL(t.m)...)
 		if err != nil {
 			return nil, err
 		}
 		owner, unlock = o, u
 		// Rows are read after the lock, from a fresh snapshot.
 		s.mu.Lock()
-		if s.txn != nil && s.txn.snap != nil {
-			s.txn.snap.Release()
-			s.txn.snap = nil
+		if s.txn != nil {
+			s.txn.dropSnapshots()
 		}
 		s.mu.Unlock()
 	}
@@ -84,7 +83,7 @@ func (t *Table) newRewriter(ctx *sql.Context, owner lock.TxnID, newSchema sql.Pr
 	if nm, err = newTableMeta(cur.db, def, 0); err != nil {
 		return nil, err
 	}
-	f, err := t.p.newFiller(ctx, owner, id, 0, cur.db+"."+cur.def.Name+" (rebuild)")
+	f, err := t.p.newFiller(ctx, owner, id, 0, cur.group(), cur.db+"."+cur.def.Name+" (rebuild)")
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +97,7 @@ func (t *Table) rewrittenMeta(ctx *sql.Context, cur *tableMeta, newSchema sql.Pr
 	old := copyDef(cur.def)
 	def := defFromSchema(0, old.Name, newSchema, old.Collation, old.Comment)
 	def.FKs, def.Checks, def.AutoInc, def.NextIndexID = old.FKs, old.Checks, old.AutoInc, old.NextIndexID
+	def.Group = old.Group // a rebuild stays in the table's group
 	if cur.autoCol >= 0 {
 		// The sequence carries over to the new table ID.
 		next, err := t.p.autoIncPeek(ctx, cur)
@@ -241,7 +241,7 @@ func (r *rewriter) Close(ctx *sql.Context) error {
 			return err
 		}
 		r.fill.finish(b)
-		if err := b.orphan(cur.def.ID, 0, cur.db+"."+cur.def.Name); err != nil {
+		if err := b.orphan(cur.def.ID, 0, cur.group(), cur.db+"."+cur.def.Name); err != nil {
 			return err
 		}
 		r.t.p.forgetCounters(cur.def.ID)
@@ -260,7 +260,7 @@ func (t *Table) rewriteWith(ctx *sql.Context, newSchema sql.PrimaryKeySchema, ol
 	}
 	r := ins.(*rewriter)
 	rp := r.old.rowPrefix()
-	it := t.p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := r.fill.part.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	for it.Next() {
 		row, err := decodeRow(it.Value(), len(r.old.schema))
 		if err == nil {
@@ -430,14 +430,18 @@ func (t *Table) Truncate(ctx *sql.Context) (int, error) {
 		return 0, err
 	}
 	rp := t.m.rowPrefix()
-	it := newMergeIter(t.p.store.Engine(), tx.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	pt, err := t.p.partOf(e.m)
+	if err != nil {
+		return 0, storeErr(err)
+	}
+	it := newMergeIter(pt.Engine(), tx.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	var victims []sql.Row
 	for {
 		k, _, _, ok := it.next()
 		if !ok {
 			break
 		}
-		data, exists, err := e.sess.lockedRead(ctx, tx, k, lock.Exclusive)
+		data, exists, err := e.sess.lockedRead(ctx, tx, e.m.group(), k, lock.Exclusive)
 		if err != nil {
 			it.close()
 			return 0, err
@@ -481,7 +485,7 @@ func (t *Table) truncateDDL(ctx *sql.Context) (int, error) {
 		}
 		def.AutoInc = 0
 		t.p.forgetCounters(cur.def.ID)
-		return b.orphan(cur.def.ID, 0, cur.db+"."+cur.def.Name)
+		return b.orphan(cur.def.ID, 0, cur.group(), cur.db+"."+cur.def.Name)
 	})
 	return int(n), err
 }
@@ -586,7 +590,11 @@ func (p *Provider) maxAutoValue(m *tableMeta) (uint64, error) {
 	}
 	rp := m.rowPrefix()
 	leads := len(m.pkOrds) > 0 && m.pkOrds[0] == m.autoCol
-	it := p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, leads)
+	pt, err := p.partOf(m)
+	if err != nil {
+		return 0, storeErr(err)
+	}
+	it := pt.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, leads)
 	defer it.Close()
 	var max uint64
 	for it.Next() {

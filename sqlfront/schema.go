@@ -33,6 +33,9 @@ type tableDef struct {
 	Comment     string                     `json:"comment,omitempty"`
 	AutoInc     uint64                     `json:"autoinc,omitempty"` // floor for the next AUTO_INCREMENT value
 	NextIndexID uint64                     `json:"next_index_id"`
+	// Group holds the table's rows and index entries; 0 (what a
+	// definition stored before placement says) is CatalogGroup.
+	Group uint64 `json:"group,omitempty"`
 }
 
 type colDef struct {
@@ -79,6 +82,17 @@ type indexMeta struct {
 }
 
 func (m *tableMeta) keyless() bool { return len(m.pkOrds) == 0 }
+
+// group is the group holding the table's rows.
+func (m *tableMeta) group() uint64 {
+	if m.def.Group == 0 {
+		return CatalogGroup
+	}
+	return m.def.Group
+}
+
+// placed reports whether the table's rows live outside the catalog group.
+func (m *tableMeta) placed() bool { return m.group() != CatalogGroup }
 
 func (m *tableMeta) rowPrefix() []byte { return keys.IndexPrefix(m.def.ID, primaryIndexID) }
 

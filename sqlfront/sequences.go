@@ -112,7 +112,7 @@ func (p *Provider) registerSequences() {
 // handleSeq serves a sequence method at the leader: decode the table and
 // the given value, find the table, answer one value.
 func (p *Provider) handleSeq(method uint8, fn func(ctx context.Context, m *tableMeta, given *uint64) (uint64, error)) {
-	p.store.Handle(method, func(ctx context.Context, req []byte) ([]byte, error) {
+	p.cat().Handle(method, func(ctx context.Context, req []byte) ([]byte, error) {
 		id, given, hasGiven, err := decodeSeqReq(req)
 		if err != nil {
 			return nil, err
@@ -135,7 +135,7 @@ func (p *Provider) handleSeq(method uint8, fn func(ctx context.Context, m *table
 
 // callSeq asks the leader for one sequence value.
 func (p *Provider) callSeq(ctx context.Context, method uint8, id uint64, given *uint64) (uint64, error) {
-	resp, err := p.store.Call(ctx, method, encodeSeqReq(id, given))
+	resp, err := p.cat().Call(ctx, method, encodeSeqReq(id, given))
 	if err != nil {
 		return 0, storeErr(err)
 	}
@@ -165,7 +165,7 @@ func decodeSeqReq(b []byte) (id, given uint64, hasGiven bool, err error) {
 
 // leaderTable finds a table by ID for a sequence request.
 func (p *Provider) leaderTable(id uint64) (*tableMeta, error) {
-	if _, ok := p.store.Leading(); !ok {
+	if _, ok := p.cat().Leading(); !ok {
 		return nil, fmt.Errorf("%w: sequences are not kept on this node", replication.ErrNotLeader)
 	}
 	p.catMu.RLock()
@@ -204,7 +204,7 @@ func (p *Provider) nextRowID(ctx context.Context, m *tableMeta) (uint64, error) 
 }
 
 func (p *Provider) seqNext(ctx context.Context, m *tableMeta, kind seqKind, method uint8, given *uint64) (uint64, error) {
-	if _, ok := p.store.Leading(); ok {
+	if _, ok := p.cat().Leading(); ok {
 		v, err := p.seqNextLocal(ctx, m, kind, given)
 		if !errors.Is(err, replication.ErrNotLeader) {
 			return v, storeErr(err)
@@ -222,7 +222,7 @@ func (p *Provider) seqNext(ctx context.Context, m *tableMeta, kind seqKind, meth
 // seqNextLocal hands out a value at the leader, reserving a new block
 // through the log first when the value is past the reserved one.
 func (p *Provider) seqNextLocal(ctx context.Context, m *tableMeta, kind seqKind, given *uint64) (uint64, error) {
-	term, ok := p.store.Leading()
+	term, ok := p.cat().Leading()
 	if !ok {
 		return 0, replication.ErrNotLeader
 	}
@@ -254,7 +254,7 @@ func (p *Provider) seqNextLocal(ctx context.Context, m *tableMeta, kind seqKind,
 
 // autoIncPeek returns the value the next insert would get.
 func (p *Provider) autoIncPeek(ctx context.Context, m *tableMeta) (uint64, error) {
-	if _, ok := p.store.Leading(); ok {
+	if _, ok := p.cat().Leading(); ok {
 		v, err := p.seqPeekLocal(ctx, m, seqAutoInc)
 		if !errors.Is(err, replication.ErrNotLeader) {
 			return v, storeErr(err)
@@ -264,7 +264,7 @@ func (p *Provider) autoIncPeek(ctx context.Context, m *tableMeta) (uint64, error
 }
 
 func (p *Provider) seqPeekLocal(ctx context.Context, m *tableMeta, kind seqKind) (uint64, error) {
-	term, ok := p.store.Leading()
+	term, ok := p.cat().Leading()
 	if !ok {
 		return 0, replication.ErrNotLeader
 	}
@@ -288,7 +288,7 @@ func (p *Provider) seqReady(ctx context.Context, st *seqState, m *tableMeta, kin
 	if st.term == term && st.gen == gen {
 		return nil
 	}
-	if err := p.store.TermBarrier(ctx); err != nil {
+	if err := p.cat().TermBarrier(ctx); err != nil {
 		return err
 	}
 	mk, err := p.readSeqMark(m.def.ID, kind)
@@ -350,7 +350,7 @@ func (p *Provider) reserve(ctx context.Context, st *seqState, id uint64, kind se
 			b.Mutations = append(b.Mutations, kv.Mutation{Key: k, Delete: true})
 		}
 	}
-	err := p.store.Commit(ctx, b)
+	err := p.cat().Commit(ctx, b)
 	if err != nil {
 		// Whatever became of the batch, the mark is read again.
 		st.term = 0
@@ -360,7 +360,7 @@ func (p *Provider) reserve(ctx context.Context, st *seqState, id uint64, kind se
 		}
 		return err
 	}
-	v, err := p.store.Engine().Get(key, kv.MaxTimestamp)
+	v, err := p.cat().Engine().Get(key, kv.MaxTimestamp)
 	if err != nil {
 		st.term = 0
 		return err
@@ -378,7 +378,7 @@ func (p *Provider) reserve(ctx context.Context, st *seqState, id uint64, kind se
 // skips no values: the marks come down to the next value of each
 // sequence. Values at or above it were never handed out.
 func (p *Provider) ReleaseSequences(ctx context.Context) error {
-	term, ok := p.store.Leading()
+	term, ok := p.cat().Leading()
 	if !ok {
 		return nil
 	}
@@ -412,7 +412,7 @@ func (p *Provider) ReleaseSequences(ctx context.Context) error {
 	if len(held) == 0 {
 		return nil
 	}
-	err := p.store.Commit(ctx, b)
+	err := p.cat().Commit(ctx, b)
 	for _, st := range held {
 		// The next use reads the lowered mark (or, had the batch failed,
 		// the mark as it is).
@@ -432,7 +432,7 @@ type seqMark struct {
 
 func (p *Provider) readSeqMark(id uint64, kind seqKind) (seqMark, error) {
 	var mk seqMark
-	v, err := p.store.Engine().Get(seqMarkKey(id, kind), kv.MaxTimestamp)
+	v, err := p.cat().Engine().Get(seqMarkKey(id, kind), kv.MaxTimestamp)
 	if err != nil {
 		return mk, err
 	}
@@ -451,7 +451,11 @@ func (p *Provider) readSeqMark(id uint64, kind seqKind) (seqMark, error) {
 // maxRowID is the largest hidden row ID stored in a keyless table.
 func (p *Provider) maxRowID(m *tableMeta) (uint64, error) {
 	rp := m.rowPrefix()
-	it := p.store.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
+	pt, err := p.partOf(m)
+	if err != nil {
+		return 0, storeErr(err)
+	}
+	it := pt.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
 	defer it.Close()
 	if it.Next() {
 		id, _, err := keys.DecodeUint(it.Key()[len(rp):])

@@ -28,6 +28,11 @@ type termStore struct {
 	barriers int // TermBarrier calls
 }
 
+// Catalog and Part make the termStore itself the store's one part (the
+// embedded LocalStore's would hand out the LocalStore).
+func (s *termStore) Catalog() Part                { return s }
+func (s *termStore) Part(id uint64) (Part, error) { return onePart(s, id) }
+
 func (s *termStore) Leading() (uint64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

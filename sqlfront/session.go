@@ -41,7 +41,7 @@ type Session struct {
 	// (guarded by mu). Whatever way the statement ends, its metadata locks
 	// go with it: at the end of the command, or at the start of the next
 	// statement for callers that run statements outside commands.
-	ddlOwners []lock.TxnID
+	ddlOwners []*ddlOwner
 	// innerQuery is the text of the procedure or stored function statement the
 	// engine is about to run (stmtRunner).
 	innerQuery string
@@ -116,11 +116,13 @@ func (t *Transaction) String() string { return fmt.Sprintf("fogdb transaction %d
 // IsReadOnly implements sql.Transaction.
 func (t *Transaction) IsReadOnly() bool { return t.t.readOnly }
 
-// bufItem is one buffered write. del marks a delete.
+// bufItem is one buffered write. del marks a delete; group is the group
+// whose part the key belongs to.
 type bufItem struct {
-	key string
-	val []byte
-	del bool
+	key   string
+	val   []byte
+	del   bool
+	group uint64
 }
 
 func bufLess(a, b bufItem) bool { return a.key < b.key }
@@ -138,6 +140,7 @@ type undoRec struct {
 type observed struct {
 	exists  bool
 	version kv.Timestamp
+	group   uint64 // the part the key was read in
 }
 
 type savepoint struct {
@@ -145,11 +148,20 @@ type savepoint struct {
 	undo int
 }
 
+// txnPart is what a transaction holds in the part of one group: its
+// snapshot there, taken at its first plain read of that part, and (in the
+// part's lock table) its locks.
+type txnPart struct {
+	part Part
+	snap *kv.Snapshot
+}
+
 // txn is the state of one open transaction.
 type txn struct {
-	id        lock.TxnID
-	readOnly  bool
-	snap      *kv.Snapshot
+	id       lock.TxnID
+	readOnly bool
+	// parts are the groups the transaction read, locked or wrote in.
+	parts     map[uint64]*txnPart
 	buf       *btree.BTreeG[bufItem]
 	undo      []undoRec
 	seen      map[string]observed
@@ -157,8 +169,9 @@ type txn struct {
 	tables    map[uint64]*tableMeta // definitions of the tables written, checked at commit
 	size      int64
 	saves     []savepoint
-	// barrierDone: a read barrier ran since the transaction began and
-	// before its snapshot, so taking the snapshot needs no other.
+	// barrierDone: a read barrier of the catalog group's part ran since
+	// the transaction began and before its snapshot there, so taking the
+	// snapshot needs no other.
 	barrierDone bool
 	// iso is the transaction's isolation level, fixed when it first
 	// touches a table (Session.isolation).
@@ -169,6 +182,7 @@ func (p *Provider) newTxn(readOnly bool) *txn {
 	return &txn{
 		id:        lock.TxnID(p.nextTxn.Add(1)),
 		readOnly:  readOnly,
+		parts:     map[uint64]*txnPart{},
 		buf:       btree.NewG[bufItem](16, bufLess),
 		seen:      map[string]observed{},
 		uniqueMsg: map[string]string{},
@@ -176,22 +190,74 @@ func (p *Provider) newTxn(readOnly bool) *txn {
 	}
 }
 
-// readTS returns the snapshot of the transaction, taken at its first read
-// as InnoDB does for REPEATABLE READ and SERIALIZABLE; under READ
-// COMMITTED each statement drops it (ValidateSession), so the next read
-// takes a fresh one. On a replica the snapshot is taken
-// only after a read barrier, so it holds every commit acknowledged before
-// the read began, wherever it was made.
-func (t *txn) readTS(ctx context.Context, p *Provider) (kv.Timestamp, error) {
-	if t.snap == nil {
-		if !t.barrierDone {
-			if err := p.store.ReadBarrier(ctx); err != nil {
-				return 0, storeErr(err)
+// in returns what the transaction holds in group's part, starting it.
+func (t *txn) in(p *Provider, group uint64) (*txnPart, error) {
+	if tp := t.parts[group]; tp != nil {
+		return tp, nil
+	}
+	pt, err := p.part(group)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	tp := &txnPart{part: pt}
+	t.parts[group] = tp
+	return tp, nil
+}
+
+// readTS returns the transaction's snapshot of group's part, taken at its
+// first read of that part as InnoDB does for REPEATABLE READ and
+// SERIALIZABLE; under READ COMMITTED each statement drops them
+// (ValidateSession), so the next read takes a fresh one. On a replica a
+// snapshot is taken only after a read barrier of its part, so it holds
+// every commit acknowledged there before the read began, wherever it was
+// made. Groups keep their own clocks: the snapshots of two parts are
+// taken one after the other, never at one common time.
+func (t *txn) readTS(ctx context.Context, p *Provider, group uint64) (kv.Timestamp, *txnPart, error) {
+	tp, err := t.in(p, group)
+	if err != nil {
+		return 0, nil, err
+	}
+	if tp.snap == nil {
+		if !t.barrierDone || group != CatalogGroup {
+			if err := tp.part.ReadBarrier(ctx); err != nil {
+				return 0, nil, storeErr(err)
 			}
 		}
-		t.snap = p.store.Engine().Snapshot()
+		tp.snap = tp.part.Engine().Snapshot()
 	}
-	return t.snap.TS(), nil
+	return tp.snap.TS(), tp, nil
+}
+
+// hasSnapshot reports whether the transaction took a snapshot of any part.
+func (t *txn) hasSnapshot() bool {
+	for _, tp := range t.parts {
+		if tp.snap != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// dropSnapshots releases the transaction's snapshots: its next plain read
+// of each part takes a new one.
+func (t *txn) dropSnapshots() {
+	for _, tp := range t.parts {
+		if tp.snap != nil {
+			tp.snap.Release()
+			tp.snap = nil
+		}
+	}
+}
+
+// heldBy counts the locks the transaction holds in every part.
+func (t *txn) heldBy(p *Provider) int {
+	n := p.cat().HeldBy(t.id)
+	for g, tp := range t.parts {
+		if g != CatalogGroup {
+			n += tp.part.HeldBy(t.id)
+		}
+	}
+	return n
 }
 
 func (t *txn) get(key string) (bufItem, bool) {
@@ -202,12 +268,13 @@ func (t *txn) get(key string) (bufItem, bool) {
 // what it adds to the commit's batch.
 func bufSize(key string, val []byte) int64 { return int64(len(key) + len(val) + 32) }
 
-func (t *txn) write(p *Provider, key string, val []byte, del bool) error {
+// write buffers a write of key, which belongs to group's part.
+func (t *txn) write(p *Provider, group uint64, key string, val []byte, del bool) error {
 	// The store would refuse the commit; fail the statement instead.
 	if err := checkStoredKey([]byte(key)); err != nil {
 		return err
 	}
-	prev, had := t.buf.ReplaceOrInsert(bufItem{key: key, val: val, del: del})
+	prev, had := t.buf.ReplaceOrInsert(bufItem{key: key, val: val, del: del, group: group})
 	// The limit is on the batch the commit sends, where an overwritten
 	// key appears once: a row updated many times counts once.
 	sz := bufSize(key, val)
@@ -237,12 +304,15 @@ func (t *txn) rollbackTo(n int) {
 	t.undo = t.undo[:n]
 }
 
+// release drops the transaction's locks and snapshots in every part.
 func (t *txn) release(p *Provider) {
-	p.store.ReleaseAll(t.id)
-	if t.snap != nil {
-		t.snap.Release()
-		t.snap = nil
+	p.cat().ReleaseAll(t.id)
+	for g, tp := range t.parts {
+		if g != CatalogGroup {
+			tp.part.ReleaseAll(t.id)
+		}
 	}
+	t.dropSnapshots()
 }
 
 // lockMode is how a statement reads a table.
@@ -311,17 +381,16 @@ func (s *Session) ValidateSession(ctx *sql.Context) error {
 	}
 	s.innerQuery = ""
 	s.stmtState = stmtState{query: q}
-	if t := s.txn; t != nil && t.snap != nil && t.iso == isoReadCommitted && !inner {
+	if t := s.txn; t != nil && t.hasSnapshot() && t.iso == isoReadCommitted && !inner {
 		// READ COMMITTED: each statement reads the newest commits, so it
-		// takes its own snapshot after its own read barrier. A body's
+		// takes its own snapshots after their own read barriers. A body's
 		// statement keeps its caller's: a stored function runs while the
-		// calling statement may still be scanning as of that snapshot.
-		t.snap.Release()
-		t.snap = nil
+		// calling statement may still be scanning as of them.
+		t.dropSnapshots()
 		t.barrierDone = false
 	}
-	if (s.txn == nil || s.txn.snap == nil) && needsBarrier(q) {
-		if err := s.p.store.ReadBarrier(ctx); err != nil {
+	if (s.txn == nil || !s.txn.hasSnapshot()) && needsBarrier(q) {
+		if err := s.p.cat().ReadBarrier(ctx); err != nil {
 			return storeErr(err)
 		}
 		s.stmtState.barrier = true
@@ -473,7 +542,7 @@ func (s *Session) StartTransaction(ctx *sql.Context, chr sql.TransactionCharacte
 	// snapshot now instead of at the first read.
 	if strings.Contains(lowerASCII(ctx.Query()), "consistent snapshot") {
 		s.isolation(ctx, s.txn)
-		if _, err := s.txn.readTS(ctx, s.p); err != nil {
+		if _, _, err := s.txn.readTS(ctx, s.p, CatalogGroup); err != nil {
 			return nil, err
 		}
 	}
@@ -629,7 +698,7 @@ func (s *Session) abortIfIdle(now time.Time, limit time.Duration) {
 	if s.txn == nil || now.Sub(s.lastUsed) < limit {
 		return
 	}
-	if s.txn.size == 0 && s.p.store.HeldBy(s.txn.id) == 0 && s.txn.snap == nil {
+	if s.txn.size == 0 && s.txn.heldBy(s.p) == 0 && !s.txn.hasSnapshot() {
 		return // holds nothing; an idle empty transaction costs nothing
 	}
 	s.p.log.Info("rolling back idle transaction", "connection", s.ID(), "idle", now.Sub(s.lastUsed).Round(time.Second))
@@ -654,10 +723,15 @@ func (s *Session) lockWait(ctx *sql.Context) time.Duration {
 	return s.p.cfg.DefaultLockWaitTimeout
 }
 
-// lockKey takes a row lock for the transaction. A deadlock rolls the whole
-// transaction back, as InnoDB does; a timeout only fails the statement.
-func (s *Session) lockKey(ctx *sql.Context, t *txn, key []byte, mode lock.Mode) error {
-	err := storeErr(s.p.store.Lock(ctx, t.id, key, mode, s.lockWait(ctx)))
+// lockKey takes a row lock for the transaction in group's part. A
+// deadlock rolls the whole transaction back, as InnoDB does; a timeout
+// only fails the statement.
+func (s *Session) lockKey(ctx *sql.Context, t *txn, group uint64, key []byte, mode lock.Mode) error {
+	tp, err := t.in(s.p, group)
+	if err != nil {
+		return err
+	}
+	err = storeErr(tp.part.Lock(ctx, t.id, key, mode, s.lockWait(ctx)))
 	switch {
 	case err == nil:
 		return nil

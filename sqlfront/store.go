@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dolthub/go-mysql-server/sql"
@@ -16,12 +17,22 @@ import (
 	"github.com/fogdb/fogdb/replication"
 )
 
-// Store is what the SQL layer needs from the storage below it: the local
-// replica to read, durable commits, row locks held where every node's
-// transactions meet, read barriers, and a way to run a request where the
-// group's sequences are kept. LocalStore is one process on its own;
-// GroupStore is a member of a replicated group.
-type Store interface {
+// CatalogGroup is the ID of the group that holds the catalog: table
+// definitions, users and grants, sequences' marks and cleanup records
+// (every key under keys.PrefixCatalog). A table placed nowhere else keeps
+// its rows there too.
+const CatalogGroup uint64 = 1
+
+// ErrPartUnavailable: this node serves no part of the group asked for, or
+// cannot reach it now. A statement meets it as "data unavailable" (1047).
+var ErrPartUnavailable = errors.New("sqlfront: group not reachable from this node")
+
+// Part is what the SQL layer needs from the storage of one group: the
+// local replica to read, durable commits, row locks held where every
+// node's transactions meet, read barriers, and a way to run a request
+// where the group's sequences are kept. LocalStore is one process on its
+// own; GroupStore is a member of a replicated group.
+type Part interface {
 	// Engine is the local replica as it is now (it may be replaced when a
 	// snapshot is installed, so callers ask for each operation).
 	Engine() *kv.Engine
@@ -48,23 +59,96 @@ type Store interface {
 	Call(ctx context.Context, method uint8, req []byte) ([]byte, error)
 	Handle(method uint8, h func(ctx context.Context, req []byte) ([]byte, error))
 	// OnApply registers a hook told of batches written by other nodes (and
-	// of snapshot installs), so cached catalog state follows them.
+	// of snapshot installs), so cached state follows them.
 	OnApply(h func(batches []*kv.Batch, restored bool))
 }
 
-// LocalStore is a Store of one process over one kv engine.
+// Store is the storage a provider serves: the part of the catalog group,
+// and the parts of the groups tables are placed in (Config.PlaceTable).
+// LocalStore and GroupStore are stores of one part, which holds every
+// table; PartSet is a store of several.
+type Store interface {
+	// Catalog is the part of CatalogGroup.
+	Catalog() Part
+	// Part returns the part of group id (Catalog for CatalogGroup). A
+	// group this node cannot reach is an error wrapping
+	// ErrPartUnavailable.
+	Part(id uint64) (Part, error)
+}
+
+// PartSet is a Store of several parts, one per group, fixed or changed
+// with Set as groups come and go.
+type PartSet struct {
+	mu    sync.RWMutex
+	parts map[uint64]Part
+}
+
+// NewPartSet returns a store whose catalog part is catalog and whose other
+// groups are others (by group ID).
+func NewPartSet(catalog Part, others map[uint64]Part) *PartSet {
+	s := &PartSet{parts: map[uint64]Part{CatalogGroup: catalog}}
+	for id, p := range others {
+		if id != CatalogGroup {
+			s.parts[id] = p
+		}
+	}
+	return s
+}
+
+// Catalog implements Store.
+func (s *PartSet) Catalog() Part {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.parts[CatalogGroup]
+}
+
+// Part implements Store.
+func (s *PartSet) Part(id uint64) (Part, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if p := s.parts[id]; p != nil {
+		return p, nil
+	}
+	return nil, fmt.Errorf("%w: group %d", ErrPartUnavailable, id)
+}
+
+// Set makes p the part of group id; nil makes the group unreachable. The
+// catalog part cannot be removed.
+func (s *PartSet) Set(id uint64, p Part) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case p != nil:
+		s.parts[id] = p
+	case id != CatalogGroup:
+		delete(s.parts, id)
+	}
+}
+
+// onePart is the Store of a single part.
+func onePart(p Part, id uint64) (Part, error) {
+	if id == CatalogGroup {
+		return p, nil
+	}
+	return nil, fmt.Errorf("%w: group %d (this store has one group)", ErrPartUnavailable, id)
+}
+
+// LocalStore is a Part of one process over one kv engine, and the Store
+// of that one part.
 type LocalStore struct {
 	eng      *kv.Engine
 	locks    *lock.Manager
 	handlers map[uint8]func(ctx context.Context, req []byte) ([]byte, error)
 }
 
-// NewLocalStore returns a Store over eng with its own lock table.
+// NewLocalStore returns a Part over eng with its own lock table.
 func NewLocalStore(eng *kv.Engine) *LocalStore {
 	return &LocalStore{eng: eng, locks: lock.NewManager(), handlers: map[uint8]func(context.Context, []byte) ([]byte, error){}}
 }
 
-func (s *LocalStore) Engine() *kv.Engine { return s.eng }
+func (s *LocalStore) Catalog() Part                { return s }
+func (s *LocalStore) Part(id uint64) (Part, error) { return onePart(s, id) }
+func (s *LocalStore) Engine() *kv.Engine           { return s.eng }
 func (s *LocalStore) Commit(ctx context.Context, b *kv.Batch) error {
 	_, err := s.eng.Commit(ctx, b)
 	return err
@@ -93,8 +177,12 @@ func (s *LocalStore) Call(ctx context.Context, m uint8, req []byte) ([]byte, err
 	return h(ctx, req)
 }
 
-// GroupStore is a Store over a replication group.
+// GroupStore is a Part over a replication group, and the Store of that
+// one part.
 type GroupStore struct{ G *replication.Group }
+
+func (s GroupStore) Catalog() Part                { return s }
+func (s GroupStore) Part(id uint64) (Part, error) { return onePart(s, id) }
 
 func (s GroupStore) Engine() *kv.Engine { return s.G.Engine() }
 func (s GroupStore) Commit(ctx context.Context, b *kv.Batch) error {
@@ -142,7 +230,7 @@ func errOutcomeUnknown(err error) error {
 // for work that does not go through a statement, with the error a client
 // would get.
 func (p *Provider) ReadBarrier(ctx context.Context) error {
-	return storeErr(p.store.ReadBarrier(ctx))
+	return storeErr(p.cat().ReadBarrier(ctx))
 }
 
 // storeErr maps the replication errors a statement can meet; others pass.
@@ -153,7 +241,7 @@ func storeErr(err error) error {
 	case errors.Is(err, replication.ErrOutcomeUnknown):
 		return errOutcomeUnknown(err)
 	case errors.Is(err, replication.ErrUnavailable), errors.Is(err, replication.ErrNotLeader),
-		errors.Is(err, replication.ErrShutdown):
+		errors.Is(err, replication.ErrShutdown), errors.Is(err, ErrPartUnavailable):
 		return errUnavailable(err)
 	case errors.Is(err, kv.ErrKeyTooLarge):
 		return errStoredKeyTooLong(err.Error())
@@ -170,7 +258,7 @@ func storeErr(err error) error {
 // waiting for the entry go on.
 func (p *Provider) onApply(batches []*kv.Batch, restored bool) {
 	if restored {
-		if dbs, err := loadCatalog(p.store.Engine()); err == nil {
+		if dbs, err := loadCatalog(p.cat().Engine()); err == nil {
 			p.catMu.Lock()
 			p.dbs = dbs
 			p.catMu.Unlock()

@@ -319,8 +319,9 @@ func (p *Provider) Tables() []TableRef {
 // TableGroup is the group that holds the rows of db.table (0 when there is
 // no such table).
 func (p *Provider) TableGroup(db, table string) uint64 {
-	if p.table(db, table) == nil {
+	m := p.table(db, table)
+	if m == nil {
 		return 0
 	}
-	return 1
+	return m.group()
 }

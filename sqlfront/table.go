@@ -139,6 +139,7 @@ type rowIter struct {
 	span  *spanPartition
 	mode  lockMode
 	ts    kv.Timestamp
+	part  *txnPart // the table's part
 	it    *mergeIter
 	view  *btree.BTreeG[bufItem]
 	ready bool
@@ -148,28 +149,36 @@ func (r *rowIter) init(ctx *sql.Context) error {
 	r.ready = true
 	r.mode = r.sess.readMode(ctx, r.tx, r.t.m.def.ID)
 	r.ts = kv.MaxTimestamp
+	group := r.t.m.group()
 	if r.mode == readSnapshot {
-		ts, err := r.tx.readTS(ctx, r.t.p)
+		ts, tp, err := r.tx.readTS(ctx, r.t.p, group)
 		if err != nil {
 			return err
 		}
-		if err := r.t.m.visibleAt(r.t.p, ts, r.span.index); err != nil {
+		if err := r.t.m.visibleAt(tp.part, ts, r.span.index); err != nil {
 			return err
 		}
-		r.ts = ts
-	} else if r.sess.stmt(ctx).barrier {
-		// The statement began with a read barrier.
-	} else if err := r.t.p.store.ReadBarrier(ctx); err != nil {
-		// A locking read scans the newest committed rows, so the replica
-		// must first have all of them.
-		return storeErr(err)
+		r.ts, r.part = ts, tp
+	} else {
+		tp, err := r.tx.in(r.t.p, group)
+		if err != nil {
+			return err
+		}
+		r.part = tp
+		if r.sess.stmt(ctx).barrier && group == CatalogGroup {
+			// The statement began with a read barrier of this part.
+		} else if err := tp.part.ReadBarrier(ctx); err != nil {
+			// A locking read scans the newest committed rows, so the
+			// replica must first have all of them.
+			return storeErr(err)
+		}
 	}
 	if r.t.live {
 		r.view = r.tx.buf
 	} else {
 		r.view = r.sess.readView(ctx, r.tx)
 	}
-	r.it = newMergeIter(r.t.p.store.Engine(), r.view, r.span.start, r.span.end, r.ts, r.span.reverse)
+	r.it = newMergeIter(r.part.part.Engine(), r.view, r.span.start, r.span.end, r.ts, r.span.reverse)
 	return nil
 }
 
@@ -235,7 +244,7 @@ func (r *rowIter) fetch(ctx *sql.Context, rowKey, have []byte, haveFromBuf bool)
 		if have != nil {
 			return have, true, nil
 		}
-		v, err := r.t.p.store.Engine().Get(rowKey, r.ts)
+		v, err := r.part.part.Engine().Get(rowKey, r.ts)
 		if err != nil {
 			return nil, false, err
 		}
@@ -245,10 +254,11 @@ func (r *rowIter) fetch(ctx *sql.Context, rowKey, have []byte, haveFromBuf bool)
 	if r.mode == readExclusive {
 		mode = lock.Exclusive
 	}
-	if err := r.sess.lockKey(ctx, r.tx, rowKey, mode); err != nil {
+	group := r.t.m.group()
+	if err := r.sess.lockKey(ctx, r.tx, group, rowKey, mode); err != nil {
 		return nil, false, err
 	}
-	return r.sess.currentRead(r.tx, rowKey)
+	return r.sess.currentRead(r.tx, group, rowKey)
 }
 
 func (r *rowIter) Close(*sql.Context) error {
@@ -258,32 +268,37 @@ func (r *rowIter) Close(*sql.Context) error {
 	return nil
 }
 
-// lockedRead locks key and reads it as the transaction's writes so far
-// leave it, or else its newest committed version.
-func (s *Session) lockedRead(ctx *sql.Context, t *txn, key []byte, mode lock.Mode) ([]byte, bool, error) {
+// lockedRead locks key in group's part and reads it as the transaction's
+// writes so far leave it, or else its newest committed version.
+func (s *Session) lockedRead(ctx *sql.Context, t *txn, group uint64, key []byte, mode lock.Mode) ([]byte, bool, error) {
 	// A key the store cannot hold is refused before it becomes a lock or
 	// a commit precondition that would fail the commit.
 	if err := checkStoredKey(key); err != nil {
 		return nil, false, err
 	}
-	if err := s.lockKey(ctx, t, key, mode); err != nil {
+	if err := s.lockKey(ctx, t, group, key, mode); err != nil {
 		return nil, false, err
 	}
 	if it, ok := t.get(string(key)); ok {
 		return it.val, !it.del, nil
 	}
-	return s.currentRead(t, key)
+	return s.currentRead(t, group, key)
 }
 
 // currentRead reads the newest committed version of a key the transaction
-// has locked, remembering the version as a commit precondition.
-func (s *Session) currentRead(t *txn, key []byte) ([]byte, bool, error) {
-	v, err := s.p.store.Engine().Get(key, kv.MaxTimestamp)
+// has locked in group's part, remembering the version as a commit
+// precondition.
+func (s *Session) currentRead(t *txn, group uint64, key []byte) ([]byte, bool, error) {
+	tp, err := t.in(s.p, group)
+	if err != nil {
+		return nil, false, err
+	}
+	v, err := tp.part.Engine().Get(key, kv.MaxTimestamp)
 	if err != nil {
 		return nil, false, err
 	}
 	if _, ok := t.seen[string(key)]; !ok {
-		t.seen[string(key)] = observed{exists: v.Exists, version: v.Version}
+		t.seen[string(key)] = observed{exists: v.Exists, version: v.Version, group: group}
 	}
 	return v.Data, v.Exists, nil
 }
@@ -293,11 +308,15 @@ func (s *Session) currentRead(t *txn, key []byte) ([]byte, bool, error) {
 // precondition. On a key the transaction has locked and read it is a
 // current read again (the first version read stays the precondition);
 // on another key nothing may be written from what it returns.
-func (s *Session) peek(t *txn, key []byte) ([]byte, bool, error) {
+func (s *Session) peek(t *txn, group uint64, key []byte) ([]byte, bool, error) {
 	if it, ok := t.get(string(key)); ok {
 		return it.val, !it.del, nil
 	}
-	v, err := s.p.store.Engine().Get(key, kv.MaxTimestamp)
+	tp, err := t.in(s.p, group)
+	if err != nil {
+		return nil, false, err
+	}
+	v, err := tp.part.Engine().Get(key, kv.MaxTimestamp)
 	if err != nil {
 		return nil, false, err
 	}
@@ -407,11 +426,18 @@ func (t *Table) RowCount(ctx *sql.Context) (uint64, bool, error) {
 // leaves the snapshot's rows where they were, and the read goes on, unless
 // it reads through index im (non-nil) built since the snapshot, whose
 // entries are all newer than it.
-func (m *tableMeta) visibleAt(p *Provider, ts kv.Timestamp, im *indexMeta) error {
+//
+// pt is the table's part, whose snapshot ts is. For a table in the catalog
+// group the check reads the catalog as of ts; a placed table's part has no
+// catalog, and its definition marker answers (placedVisibleAt).
+func (m *tableMeta) visibleAt(pt Part, ts kv.Timestamp, im *indexMeta) error {
+	if m.placed() {
+		return m.placedVisibleAt(pt, ts, im)
+	}
 	if kv.Timestamp(m.version) <= ts {
 		return nil
 	}
-	v, err := p.store.Engine().Get(keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name)), ts)
+	v, err := pt.Engine().Get(keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name)), ts)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,11 @@
 // example store metadata that must sort first) can be added without moving
 // existing data.
 //
+// Index IDs are the SQL layer's to assign. It keeps index ID 0 for a
+// single key per table, IndexPrefix(tableID, 0) itself (a marker of the
+// table's definition, in the table's own range so that it goes with it),
+// 1 for the rows and 2 and up for secondary indexes.
+//
 // # Fields
 //
 // A key after its prefix byte is a tuple of fields. Each field is a marker
