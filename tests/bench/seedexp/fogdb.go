@@ -58,6 +58,7 @@ func placementFlag(bin string) (bool, error) {
 // peer address; every pair of distinct sites is delay apart one way.
 // placement, when not empty, is passed as --placement.
 func startFogCluster(ctx context.Context, bin, dir string, sites int, delay time.Duration, placement string) (*fogCluster, error) {
+	t0 := time.Now()
 	fc := &fogCluster{proxy: wanem.New(wanem.DefaultConfig()), http: &http.Client{Timeout: 10 * time.Second}}
 	// The nodes all dial from 127.0.0.1: their connections have no source
 	// site of their own, and every link, to its node's site, takes the
@@ -113,6 +114,7 @@ func startFogCluster(ctx context.Context, bin, dir string, sites int, delay time
 	if err := fc.waitFormed(ctx, 120*time.Second); err != nil {
 		return nil, err
 	}
+	logf("fogdb, %d sites, %s: cluster formed in %.1f s", sites, delay, time.Since(t0).Seconds())
 	ok = true
 	return fc, nil
 }

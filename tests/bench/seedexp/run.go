@@ -96,6 +96,7 @@ func runWorkload(ctx context.Context, sys system, l layout, rngSeed uint64, logf
 		return res, err
 	}
 	defer db0.Close()
+	t0 := time.Now()
 	if err := seed(ctx, db0, l); err != nil {
 		return res, fmt.Errorf("seeding: %w", err)
 	}
@@ -105,6 +106,7 @@ func runWorkload(ctx context.Context, sys system, l layout, rngSeed uint64, logf
 			return res, fmt.Errorf("%s does not see the seeded compute nodes: %w", siteName(s), err)
 		}
 	}
+	logf("%s, %d sites, %s: schema and shared rows seeded in %.1f s", sys.name, l.Sites, latencyLabel(sys.latency), time.Since(t0).Seconds())
 
 	var clients []*client
 	defer func() {
