@@ -254,8 +254,7 @@ func (fc *fogCluster) alive() error {
 // sample reads the nodes' CPU, the links' counters and, when the build
 // exports it, the nodes' WAN round-trip counter.
 func (fc *fogCluster) sample() (sample, error) {
-	var s sample
-	s.hasMetric = true
+	s := sample{siteTurns: map[string]int64{}, hasMetric: true}
 	for _, n := range fc.nodes {
 		cpu, err := procCPU(n.p.pid())
 		if err != nil {
@@ -264,6 +263,7 @@ func (fc *fogCluster) sample() (sample, error) {
 		s.cpu += cpu
 		st := n.link.Stats()
 		s.turns += st.Up.Turns
+		s.siteTurns[siteName(n.site)] += st.Up.Turns
 		s.bytes += st.Up.Bytes + st.Down.Bytes
 		v, ok, err := fc.metric(n)
 		if err != nil {

@@ -69,7 +69,7 @@ func (cw *centralWAN) system(m mariaServer, delay time.Duration) system {
 		}
 	}
 	sys.sample = func() (sample, error) {
-		var s sample
+		s := sample{siteTurns: map[string]int64{}}
 		var err error
 		if s.cpu, err = m.cpu(); err != nil {
 			return s, err
@@ -80,6 +80,7 @@ func (cw *centralWAN) system(m mariaServer, delay time.Duration) system {
 			}
 			st := l.Stats()
 			s.turns += st.Up.Turns
+			s.siteTurns[siteName(0)] += st.Up.Turns
 			s.bytes += st.Up.Bytes + st.Down.Bytes
 		}
 		return s, nil

@@ -106,7 +106,7 @@ func fmtF(x float64, prec int) string { return fmt.Sprintf("%.*f", prec, x) }
 // rows are the result table's cells, one row per result.
 func (r *report) rows() (head []string, rows [][]string) {
 	head = []string{"sites", "one-way delay", "system", "total (s)", "s per VM", "mean boot (s)", "statements per VM",
-		"WAN round trips per VM", "idle background per VM", "WAN KiB per VM", "server CPU (s)", "retries (txn / claim)"}
+		"WAN round trips per VM", "by receiving site", "idle background per VM", "WAN KiB per VM", "server CPU (s)", "retries (txn / claim)"}
 	metric := r.hasMetric()
 	if metric {
 		head = append(head, "fogdb_wan_round_trips_total per VM")
@@ -132,7 +132,7 @@ func (r *report) rows() (head []string, rows [][]string) {
 			turns = "0"
 		}
 		row := []string{fmt.Sprint(x.sites), latencyLabel(x.latency), x.system, fmtF(x.seconds, 2), fmtF(x.perVM(x.seconds), 3),
-			fmtF(x.meanBoot.Seconds(), 3), fmtF(x.perVM(float64(x.stmts)), 1), turns, bg,
+			fmtF(x.meanBoot.Seconds(), 3), fmtF(x.perVM(float64(x.stmts)), 1), turns, x.bySite(), bg,
 			fmtF(x.perVM(float64(x.bytes))/1024, 1), fmtF(x.cpu, 1), fmt.Sprintf("%d / %d", x.retries, x.claimRetries)}
 		if metric {
 			m := ""
@@ -328,6 +328,6 @@ func (r *report) chart(path string) error {
 	for _, x := range r.results {
 		ymin, ymax = min(ymin, x.seconds), max(ymax, x.seconds)
 	}
-	p.Y.Min, p.Y.Max = ymin/2, ymax*math.Pow(ymax/ymin*2, 0.5)
+	p.Y.Min, p.Y.Max = ymin/2, ymax*math.Pow(ymax/ymin*2, 0.3)
 	return p.Save(8*vg.Inch, 5*vg.Inch, path)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,8 +16,10 @@ import (
 // sample is a reading of a system's counters: the CPU its server processes
 // have used, and what crossed the emulated WAN.
 type sample struct {
-	cpu       float64 // seconds, user + system, over the server processes
-	turns     int64   // request turns on the WAN links (LinkStats.Up.Turns)
+	cpu   float64 // seconds, user + system, over the server processes
+	turns int64   // request turns on the WAN links (LinkStats.Up.Turns)
+	// siteTurns splits turns by the site that received the requests.
+	siteTurns map[string]int64
 	bytes     int64   // bytes both ways on the WAN links
 	metric    float64 // fogdb_wan_round_trips_total over the nodes
 	hasMetric bool
@@ -52,6 +55,7 @@ type result struct {
 	cpu      float64       // server CPU seconds during the run
 
 	turns, bytes int64
+	siteTurns    map[string]int64
 	background   float64 // estimated idle turns during the run (fogdb)
 	metric       float64
 	hasMetric    bool
@@ -60,6 +64,17 @@ type result struct {
 }
 
 func (r result) perVM(x float64) float64 { return x / float64(r.vms) }
+
+// bySite is the WAN turns per VM by receiving site, "site0 12.0, site1 3.5".
+func (r result) bySite() string {
+	var parts []string
+	for s := 0; s < r.sites; s++ {
+		if v, ok := r.siteTurns[siteName(s)]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.1f", siteName(s), r.perVM(float64(v))))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
 
 func dsn(addr string) string {
 	c := mysql.NewConfig()
@@ -209,6 +224,10 @@ func runWorkload(ctx context.Context, sys system, l layout, rngSeed uint64, logf
 	res.seconds = elapsed.Seconds()
 	res.cpu = after.cpu - before.cpu
 	res.turns = after.turns - before.turns
+	res.siteTurns = map[string]int64{}
+	for k, v := range after.siteTurns {
+		res.siteTurns[k] = v - before.siteTurns[k]
+	}
 	res.bytes = after.bytes - before.bytes
 	res.background = bgRate * elapsed.Seconds()
 	res.hasMetric = before.hasMetric && after.hasMetric
@@ -244,9 +263,9 @@ func runWorkload(ctx context.Context, sys system, l layout, rngSeed uint64, logf
 	if err := sys.alive(); err != nil {
 		return res, err
 	}
-	logf("%s, %d sites, %s: %d VMs in %.2f s (%.3f s/VM, mean boot %.3f s), %.1f statements/VM, %.1f WAN turns/VM, CPU %.1f s",
+	logf("%s, %d sites, %s: %d VMs in %.2f s (%.3f s/VM, mean boot %.3f s), %.1f statements/VM, %.1f WAN turns/VM (%s), CPU %.1f s",
 		sys.name, l.Sites, latencyLabel(sys.latency), l.VMs, res.seconds, res.perVM(res.seconds), res.meanBoot.Seconds(),
-		res.perVM(float64(res.stmts)), res.perVM(float64(res.turns)), res.cpu)
+		res.perVM(float64(res.stmts)), res.perVM(float64(res.turns)), res.bySite(), res.cpu)
 	return res, nil
 }
 
