@@ -119,7 +119,11 @@ WORK=$(mktemp -d /tmp/fogdb-seed-bench.XXXXXX)
 build_fogdb
 log "building tests/bench/seedexp"
 (cd "$REPO" && go build -o "$WORK/seedexp" ./tests/bench/seedexp) || die "go build ./tests/bench/seedexp"
-[[ -n $BENCH_CHART ]] || BENCH_CHART=$WORK/seed.png
+CHART_KEPT=1
+if [[ -z $BENCH_CHART ]]; then
+	BENCH_CHART=$WORK/seed.png
+	CHART_KEPT=$BENCH_KEEP
+fi
 
 MARIA_PORT=$(spare_port)
 log "starting MariaDB on 127.0.0.1:$MARIA_PORT"
@@ -152,6 +156,10 @@ case $rc in
 esac
 kill -0 "$MARIA_PID" 2>/dev/null || die "mariadbd died during the run (see $WORK/mariadb.log)"
 [[ -s $BENCH_CHART ]] || die "no chart written to $BENCH_CHART"
-log "chart: $BENCH_CHART"
+if ((CHART_KEPT == 1)); then
+	log "chart: $BENCH_CHART"
+else
+	log "chart drawn (BENCH_CHART=FILE keeps it)"
+fi
 [[ -n $BENCH_OUT ]] && log "markdown written to $BENCH_OUT"
 exit 0

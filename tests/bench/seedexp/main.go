@@ -137,7 +137,11 @@ func run(args []string) int {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "seedexp: FAILED: %v\n", err)
+		if ctx.Err() != nil {
+			fmt.Fprintf(os.Stderr, "seedexp: interrupted by a signal (%v)\n", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "seedexp: FAILED: %v\n", err)
+		}
 		return 1
 	}
 	return 0
