@@ -114,6 +114,7 @@ cleanup() {
 }
 trap_cleanup
 
+# shellcheck disable=SC2119 # no extra commands to install
 install_tools
 WORK=$(mktemp -d /tmp/fogdb-seed-bench.XXXXXX)
 build_fogdb
@@ -125,6 +126,7 @@ if [[ -z $BENCH_CHART ]]; then
 	CHART_KEPT=$BENCH_KEEP
 fi
 
+# shellcheck disable=SC2119 # no port to exclude
 MARIA_PORT=$(spare_port)
 log "starting MariaDB on 127.0.0.1:$MARIA_PORT"
 start_private_mariadb --innodb-flush-log-at-trx-commit=1 --max-connections=300
@@ -139,8 +141,12 @@ args=(
 	--idle "$BENCH_IDLE" --point-timeout "$BENCH_POINT_TIMEOUT"
 	--placement "$REPO/docs/placement/openstack.yaml" --chart "$BENCH_CHART"
 )
-[[ -n $BENCH_OUT ]] && args+=(--out "$BENCH_OUT")
-((BENCH_KEEP == 1)) && args+=(--keep)
+if [[ -n $BENCH_OUT ]]; then
+	args+=(--out "$BENCH_OUT")
+fi
+if ((BENCH_KEEP == 1)); then
+	args+=(--keep)
+fi
 
 # timeout(1) puts itself and seedexp in a new process group (the nodes
 # seedexp starts join it), so cleanup can stop them all together.
@@ -161,5 +167,6 @@ if ((CHART_KEPT == 1)); then
 else
 	log "chart drawn (BENCH_CHART=FILE keeps it)"
 fi
-[[ -n $BENCH_OUT ]] && log "markdown written to $BENCH_OUT"
-exit 0
+if [[ -n $BENCH_OUT ]]; then
+	log "markdown written to $BENCH_OUT"
+fi
