@@ -36,6 +36,7 @@ type Server struct {
 	siteGroup  atomic.Pointer[replication.Group]
 	siteMu     sync.Mutex // held while the site group opens; Close waits for it
 	topo       *sharding.Topology
+	parts      *sqlfront.PartSet // the groups sqlfront reaches, by ID
 	groupsStop chan struct{}
 	groupsOnce sync.Once
 	// bootstrapped: this start created the cluster (--placement seeds it).
@@ -132,7 +133,10 @@ func (s *Server) build() error {
 	sqlCfg.OnCommit = s.observeCommit
 	sqlCfg.OnGrantsChanged = s.usersChanged
 	sqlCfg.Topology = s.topology
-	prov, err := sqlfront.NewProviderOn(sqlfront.GroupStore{G: s.group}, sqlCfg)
+	sqlCfg.PlaceTable = s.placeTable
+	// The site group joins the parts when it opens (sites.go).
+	s.parts = sqlfront.NewPartSet(sqlfront.GroupStore{G: s.group}, nil)
+	prov, err := sqlfront.NewProviderOn(s.parts, sqlCfg)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,13 @@ func (d *Database) state() *dbState { return d.p.db(d.name) }
 func (d *Database) GetTableInsensitive(ctx *sql.Context, name string) (sql.Table, bool, error) {
 	m := d.p.table(d.name, name)
 	if m == nil {
-		return nil, false, nil
+		again, err := d.p.lookupMissed(ctx)
+		if err != nil || !again {
+			return nil, false, err
+		}
+		if m = d.p.table(d.name, name); m == nil {
+			return nil, false, nil
+		}
 	}
 	return newTable(d.p, m), true, nil
 }
@@ -69,7 +75,11 @@ func (d *Database) CreateTable(ctx *sql.Context, name string, sch sql.PrimaryKey
 	}
 	group := CatalogGroup
 	if d.p.cfg.PlaceTable != nil {
-		if group = d.p.cfg.PlaceTable(d.name, name); group == 0 {
+		g, err := d.p.cfg.PlaceTable(ctx, d.name, name)
+		if err != nil {
+			return storeErr(err)
+		}
+		if group = g; group == 0 {
 			group = CatalogGroup
 		}
 		// A table is created only in a group this node can write.
@@ -348,6 +358,10 @@ func (d *Database) DropView(ctx *sql.Context, name string) error {
 
 // GetViewDefinition implements sql.ViewDatabase.
 func (d *Database) GetViewDefinition(_ *sql.Context, name string) (sql.ViewDefinition, bool, error) {
+	// The engine asks for a view of every name it resolves, tables
+	// included, so a miss here is no reason to ask the catalog group (see
+	// catalogOnMiss): a view created elsewhere an instant ago is found
+	// once this node has applied it.
 	st := d.state()
 	if st == nil {
 		return sql.ViewDefinition{}, false, nil

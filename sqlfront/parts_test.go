@@ -52,7 +52,7 @@ func newPartsDB(t *testing.T, place map[string]uint64) *partsDB {
 
 func (db *partsDB) config() Config {
 	cfg := DefaultConfig()
-	cfg.PlaceTable = func(_, table string) uint64 { return db.place[strings.ToLower(table)] }
+	cfg.PlaceTable = func(_ *sql.Context, _, table string) (uint64, error) { return db.place[strings.ToLower(table)], nil }
 	return cfg
 }
 

@@ -49,8 +49,9 @@ type Config struct {
 	// entries of a table being created (CatalogGroup, or a group the
 	// store's Part serves). The choice is recorded in the table's
 	// definition and kept for its life (TRUNCATE and rebuilds included).
-	// Nil places every table in CatalogGroup.
-	PlaceTable func(db, table string) uint64
+	// Nil places every table in CatalogGroup. An error fails the CREATE
+	// TABLE (through storeErr: an unreachable group is 1047).
+	PlaceTable func(ctx *sql.Context, db, table string) (uint64, error)
 	Logger     *slog.Logger
 
 	// cleanupBatches, when positive, stops the removal of dropped tables'
@@ -272,11 +273,18 @@ func (p *Provider) table(db, name string) *tableMeta {
 }
 
 // Database implements sql.DatabaseProvider.
-func (p *Provider) Database(_ *sql.Context, name string) (sql.Database, error) {
+func (p *Provider) Database(ctx *sql.Context, name string) (sql.Database, error) {
 	if strings.EqualFold(name, SystemDBName) {
 		return sysDatabase{p: p}, nil
 	}
 	st := p.db(name)
+	if st == nil {
+		if again, err := p.lookupMissed(ctx); err != nil {
+			return nil, err
+		} else if again {
+			st = p.db(name)
+		}
+	}
 	if st == nil {
 		return nil, sql.ErrDatabaseNotFound.New(name)
 	}
@@ -284,8 +292,14 @@ func (p *Provider) Database(_ *sql.Context, name string) (sql.Database, error) {
 }
 
 // HasDatabase implements sql.DatabaseProvider.
-func (p *Provider) HasDatabase(_ *sql.Context, name string) bool {
-	return p.db(name) != nil || strings.EqualFold(name, SystemDBName)
+func (p *Provider) HasDatabase(ctx *sql.Context, name string) bool {
+	if p.db(name) != nil || strings.EqualFold(name, SystemDBName) {
+		return true
+	}
+	if again, err := p.lookupMissed(ctx); err == nil && again {
+		return p.db(name) != nil
+	}
+	return false
 }
 
 // AllDatabases implements sql.DatabaseProvider.

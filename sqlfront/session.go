@@ -389,13 +389,9 @@ func (s *Session) ValidateSession(ctx *sql.Context) error {
 		t.dropSnapshots()
 		t.barrierDone = false
 	}
-	if (s.txn == nil || !s.txn.hasSnapshot()) && needsBarrier(q) {
-		if err := s.p.cat().ReadBarrier(ctx); err != nil {
-			return storeErr(err)
-		}
-		s.stmtState.barrier = true
-		if s.txn != nil {
-			s.txn.barrierDone = true
+	if (s.txn == nil || !s.txn.hasSnapshot()) && needsBarrier(q) && !catalogOnMiss(q) {
+		if err := s.catalogBarrier(ctx); err != nil {
+			return err
 		}
 	}
 	// Users and grants are not transactional: every statement sees the
@@ -404,6 +400,66 @@ func (s *Session) ValidateSession(ctx *sql.Context) error {
 		return err
 	}
 	return s.BaseSession.ValidateSession(ctx)
+}
+
+// catalogBarrier makes this node's catalog current for the statement: a
+// read barrier of the catalog group, once per statement.
+func (s *Session) catalogBarrier(ctx *sql.Context) error {
+	if s.stmtState.barrier {
+		return nil
+	}
+	if err := s.p.cat().ReadBarrier(ctx); err != nil {
+		return storeErr(err)
+	}
+	s.stmtState.barrier = true
+	if s.txn != nil {
+		s.txn.barrierDone = true
+	}
+	return nil
+}
+
+// catalogOnMiss reports whether a statement resolves its names from the
+// catalog this node has, asking the catalog group only for a name it does
+// not find: reads and writes of rows. A table placed at this node's site
+// is then read and written without any request to the global group (whose
+// leader may be at another site, or cut off), and a table created
+// elsewhere an instant ago is still found, after that one barrier. A
+// change of a definition this node has not applied yet is caught by the
+// table's version check at commit (and, for a table placed in another
+// group, by its definition marker), and a read of a global table still
+// passes the catalog group's barrier before its snapshot. Other statements
+// (DDL, SHOW, CALL...) begin with the barrier, as before.
+func catalogOnMiss(q string) bool {
+	i := skipSpaceAndComments(q, 0)
+	for i < len(q) && q[i] == '(' {
+		i = skipSpaceAndComments(q, i+1)
+	}
+	w, _ := word(q, i)
+	switch w {
+	case "select", "insert", "update", "delete", "replace", "with":
+		// Listings of the catalog (information_schema) are answered from
+		// it whole, with no miss to notice.
+		return !strings.Contains(lowerASCII(q), "information_schema")
+	}
+	return false
+}
+
+// lookupMissed is called when a name the statement uses is not in this
+// node's catalog: it may have been created elsewhere, so the catalog is
+// brought up to date (once per statement) and found tells whether to look
+// again.
+func (p *Provider) lookupMissed(ctx *sql.Context) (again bool, err error) {
+	if ctx == nil {
+		return false, nil
+	}
+	s := sessionOf(ctx)
+	if s == nil || s.stmtState.barrier {
+		return false, nil
+	}
+	if err := s.catalogBarrier(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 func (s *Session) stmt(ctx *sql.Context) *stmtState {

@@ -1,0 +1,110 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fogdb/fogdb/kv"
+	"github.com/fogdb/fogdb/kv/keys"
+	"github.com/fogdb/fogdb/server"
+	"github.com/fogdb/fogdb/wanem"
+)
+
+// rowKeys counts the row and index keys a store holds.
+func rowKeys(t *testing.T, eng *kv.Engine) int {
+	t.Helper()
+	it := eng.NewIterator([]byte{keys.PrefixTable}, []byte{keys.PrefixTable + 1}, kv.MaxTimestamp, false)
+	defer it.Close()
+	n := 0
+	for it.Next() {
+		n++
+	}
+	require.NoError(t, it.Err())
+	return n
+}
+
+func mysqlCode(err error) uint16 {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number
+	}
+	return 0
+}
+
+// A database placed at a site keeps its rows in that site's group: they
+// never enter the global group, and the site goes on writing them while
+// it is cut off from every other site, when writes to shared tables fail
+// with 1047 within the cluster timeout.
+func TestSiteTablesStayAtTheirSite(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "placement.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`default: global
+databases:
+  cell_paris:
+    placement: site:paris
+`), 0o600))
+	sites := []string{"paris", "rennes", "nice"}
+	c := StartSites(t, sites, func(i int, cfg *server.Config) {
+		if i == 0 {
+			cfg.PlacementFile = file
+		}
+		cfg.Cluster.Timeout = 2 * time.Second
+	})
+	const paris = 0
+	c.Exec(paris, "CREATE DATABASE common", "CREATE TABLE common.flavors (id INT PRIMARY KEY, name VARCHAR(32))",
+		"INSERT INTO common.flavors VALUES (1, 'small')",
+		"CREATE DATABASE cell_paris", "CREATE TABLE cell_paris.instances (id INT PRIMARY KEY, host VARCHAR(32), state VARCHAR(16), KEY (host))")
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
+	defer cancel()
+	var group uint64
+	require.NoError(t, c.DB(paris, "").QueryRowContext(ctx,
+		"SELECT group_id FROM fogdb.placements WHERE table_schema = 'cell_paris' AND table_name = 'instances'").Scan(&group))
+	siteGroup := c.Nodes[paris].Srv.SiteGroup()
+	require.Equal(t, siteGroup.Status().Group, group, "the table is in paris's group")
+
+	global := c.Nodes[paris].Srv.Group().Engine()
+	before := rowKeys(t, global)
+	c.Exec(paris, "INSERT INTO cell_paris.instances VALUES (1, 'compute-1', 'building'), (2, 'compute-2', 'building')",
+		"UPDATE cell_paris.instances SET state = 'active' WHERE id = 1")
+	require.Equal(t, before, rowKeys(t, global), "no row or index key of a paris table enters the global group")
+	require.Equal(t, 5, rowKeys(t, siteGroup.Engine()), "two rows, their two index entries and the table's definition marker")
+
+	// Paris is cut off from every other site.
+	for _, s := range sites[1:] {
+		c.WAN.Cut("paris", s, wanem.Blackhole)
+	}
+	defer c.WAN.HealAll()
+	db := c.DB(paris, "")
+	for i := range 5 {
+		_, err := db.ExecContext(ctx, "INSERT INTO cell_paris.instances VALUES (?, 'compute-1', 'building')", 10+i)
+		require.NoError(t, err, "paris writes its own rows during the cut")
+	}
+	_, err := db.ExecContext(ctx, "UPDATE cell_paris.instances SET state = 'active' WHERE host = 'compute-1'")
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT COUNT(*) FROM cell_paris.instances WHERE state = 'active'").Scan(&n))
+	require.Equal(t, 6, n)
+	// Once paris's node no longer leads the global group (it led it
+	// before the cut, and steps down without a quorum), a shared write is
+	// refused as unavailable: nothing was written.
+	require.Eventually(t, func() bool { return !c.Nodes[paris].Srv.Group().IsLeader() }, Patience, 10*time.Millisecond)
+	start := time.Now()
+	_, err = db.ExecContext(ctx, "INSERT INTO common.flavors VALUES (2, 'large')")
+	require.Equal(t, uint16(1047), mysqlCode(err), "a shared write needs the global group: %v", err)
+	require.Less(t, time.Since(start), Patience, "it fails, it does not hang")
+
+	// The other sites go on with shared data meanwhile.
+	c.Exec(1, "INSERT INTO common.flavors VALUES (3, 'medium')")
+
+	c.WAN.HealAll()
+	require.Eventually(t, func() bool {
+		var k int
+		return c.DB(paris, "").QueryRowContext(ctx, "SELECT COUNT(*) FROM common.flavors").Scan(&k) == nil && k == 2
+	}, Patience, 20*time.Millisecond, "paris catches up with shared data after the heal")
+}
