@@ -363,8 +363,10 @@ func (s *rpcServer) serve(conn net.Conn) {
 		payload := req[reqHeader:]
 
 		// The caller closes the connection when it gives up; a read that
-		// returns while the handler runs means exactly that.
-		ctx, cancel := context.WithCancel(context.Background())
+		// returns while the handler runs means exactly that. What the
+		// handler waits for is the caller's: its node counts it, from the
+		// answer where the answer carries it, and this one does not.
+		ctx, cancel := context.WithCancel(context.WithValue(context.Background(), spentForKey{}, true))
 		gone := make(chan bool, 1)
 		go func() {
 			_, err := r.Peek(1)

@@ -380,10 +380,17 @@ func TestRemoteCountsWANRoundTrips(t *testing.T) {
 
 	// A group whose voters span sites: the leader's quorum comes back in
 	// its answer.
-	s3, _ := wanSetup(t, []string{"rennes", "nice", "lyon"}, "paris")
+	s3, lead := wanSetup(t, []string{"rennes", "nice", "lyon"}, "paris")
 	remoteGet(t, s3.remote, "warm", kv.MaxTimestamp)
+	leaderCritical := s3.members[lead].WANStats().Critical
 	calls, wan = counted(t, func(ctx context.Context) error { _, err := s3.remote.Commit(ctx, put("k", "v")); return err })
 	require.Equal(t, [2]uint64{1, 2}, [2]uint64{calls, wan})
+	// A current read makes the leader confirm its leadership across
+	// sites; the answer does not report it (DESIGN.md), and the leader's
+	// node does not count the caller's wait as its own either.
+	calls, wan = counted(t, func(ctx context.Context) error { _, err := s3.remote.Get(ctx, []byte("k"), kv.MaxTimestamp); return err })
+	require.Equal(t, [2]uint64{1, 1}, [2]uint64{calls, wan})
+	require.Equal(t, leaderCritical, s3.members[lead].WANStats().Critical, "served work is the caller's")
 }
 
 // Raft's traffic is counted on every node: heartbeats to other sites raise
