@@ -388,7 +388,10 @@ func TestRemoteCountsWANRoundTrips(t *testing.T) {
 	// A current read makes the leader confirm its leadership across
 	// sites; the answer does not report it (DESIGN.md), and the leader's
 	// node does not count the caller's wait as its own either.
-	calls, wan = counted(t, func(ctx context.Context) error { _, err := s3.remote.Get(ctx, []byte("k"), kv.MaxTimestamp); return err })
+	calls, wan = counted(t, func(ctx context.Context) error {
+		_, err := s3.remote.Get(ctx, []byte("k"), kv.MaxTimestamp)
+		return err
+	})
 	require.Equal(t, [2]uint64{1, 1}, [2]uint64{calls, wan})
 	require.Equal(t, leaderCritical, s3.members[lead].WANStats().Critical, "served work is the caller's")
 }
