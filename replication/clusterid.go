@@ -163,7 +163,8 @@ func (g *Group) nameCluster() {
 }
 
 func (g *Group) proposeClusterID() error {
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
+	// Once per cluster, on behalf of no caller.
+	ctx, cancel := context.WithTimeout(inBackground(context.Background()), g.cfg.Timeout)
 	defer cancel()
 	ctx, stop := g.untilShutdown(ctx)
 	defer stop()

@@ -44,6 +44,9 @@ const activeWindow = 100 * time.Millisecond
 type proposalResult struct {
 	index uint64
 	err   error
+	// wan is the round trips to other sites the commit waited for at the
+	// leader: its entry's quorum, and a term's barrier that ran before it.
+	wan uint64
 }
 
 // groupStats count the group-commit effect, for tests and metrics.
@@ -111,7 +114,11 @@ func (g *Group) runProposer() {
 		for i, p := range ps {
 			batches[i] = p.b
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
+		// What the entry costs in round trips between sites is each
+		// commit's: spent collects it (a term's barrier), for finish to
+		// hand to every commit of the entry.
+		var spent CallCounts
+		ctx, cancel := context.WithTimeout(spending(context.Background(), &spent), g.cfg.Timeout)
 		fut, err := g.enqueue(ctx, batches)
 		cancel()
 		if err != nil {
@@ -120,12 +127,12 @@ func (g *Group) runProposer() {
 				err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 			}
 			for _, p := range ps {
-				p.res <- proposalResult{err: err}
+				p.res <- proposalResult{err: err, wan: spent.WAN.Load()}
 			}
 			continue
 		}
 		g.stats.entries.Add(1)
-		go g.finish(fut, ps)
+		go g.finish(fut, ps, spent.WAN.Load()+g.quorumWAN())
 	}
 }
 
@@ -232,8 +239,9 @@ func (g *Group) linger(ps []*proposal, active map[uint64]*committer) []*proposal
 	return ps
 }
 
-// finish hands each commit of an entry its outcome.
-func (g *Group) finish(fut raft.ApplyFuture, ps []*proposal) {
+// finish hands each commit of an entry its outcome, and the round trips
+// between sites the entry waited for.
+func (g *Group) finish(fut raft.ApplyFuture, ps []*proposal, wan uint64) {
 	err := fut.Error()
 	<-g.inflight
 	if err != nil {
@@ -245,7 +253,7 @@ func (g *Group) finish(fut raft.ApplyFuture, ps []*proposal) {
 			err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		}
 		for _, p := range ps {
-			p.res <- proposalResult{err: err}
+			p.res <- proposalResult{err: err, wan: wan}
 		}
 		return
 	}
@@ -262,7 +270,7 @@ func (g *Group) finish(fut raft.ApplyFuture, ps []*proposal) {
 	}
 	if err != nil {
 		for _, p := range ps {
-			p.res <- proposalResult{err: err}
+			p.res <- proposalResult{err: err, wan: wan}
 		}
 		return
 	}
@@ -270,12 +278,13 @@ func (g *Group) finish(fut raft.ApplyFuture, ps []*proposal) {
 		if res.Errs[i] == nil {
 			g.stats.commits.Add(1)
 		}
-		p.res <- proposalResult{index: res.Index, err: res.Errs[i]}
+		p.res <- proposalResult{index: res.Index, err: res.Errs[i], wan: wan}
 	}
 }
 
 // leaderCommit proposes b through the local proposer and waits, at most
-// Timeout, for its outcome.
+// Timeout, for its outcome. The round trips between sites its entry waited
+// for count on ctx.
 func (g *Group) leaderCommit(ctx context.Context, b *kv.Batch) (uint64, error) {
 	// A batch that can never be written is refused here, before it shares
 	// an entry: the FSM would fail it alone anyway, but only after a round
@@ -295,6 +304,7 @@ func (g *Group) leaderCommit(ctx context.Context, b *kv.Batch) (uint64, error) {
 	defer t.Stop()
 	select {
 	case r := <-p.res:
+		g.node.countWAN(ctx, r.wan)
 		return r.index, r.err
 	case <-t.C:
 		return 0, fmt.Errorf("%w: not confirmed within %s", ErrOutcomeUnknown, g.cfg.Timeout)
@@ -337,7 +347,13 @@ func (g *Group) Commit(ctx context.Context, b *kv.Batch) (uint64, error) {
 				return fmt.Errorf("%w: the caller gave up after the commit was sent: %w", ErrOutcomeUnknown, err)
 			}
 		}
-		index, err = decodeCommitResponse(resp)
+		var wan uint64
+		var reported bool
+		index, wan, reported, err = decodeCommitResponse(resp)
+		if !reported {
+			wan = g.leaderQuorumWAN(addr)
+		}
+		g.node.countWAN(ctx, wan)
 		return err
 	})
 	if err != nil {
@@ -400,35 +416,46 @@ func decodeBatch(data []byte) (*kv.Batch, error) {
 	return c.Batches[0], nil
 }
 
-// commit response: u64 index ‖ u8 conflict ‖ (conflict: uvarint precondition index ‖ key)
-func encodeCommitResponse(index uint64, err error) ([]byte, error) {
+// commit response: u64 index ‖ u8 conflict ‖ (conflict: uvarint
+// precondition index ‖ key) ‖ uvarint WAN round trips. The last field is
+// the round trips to other sites the leader waited for; builds before it
+// stop short, and their decoder ignores what follows.
+func encodeCommitResponse(index uint64, wan uint64, err error) ([]byte, error) {
 	var ce *kv.ConflictError
 	if err != nil && !errors.As(err, &ce) {
 		return nil, err
 	}
 	b := binary.BigEndian.AppendUint64(make([]byte, 0, 32), index)
 	if ce == nil {
-		return append(b, 0), nil
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = binary.AppendUvarint(b, uint64(ce.Index))
+		b = appendBytes(b, ce.Key)
 	}
-	b = append(b, 1)
-	b = binary.AppendUvarint(b, uint64(ce.Index))
-	return appendBytes(b, ce.Key), nil
+	return binary.AppendUvarint(b, wan), nil
 }
 
-func decodeCommitResponse(b []byte) (uint64, error) {
+// decodeCommitResponse returns the commit's index or its conflict, and the
+// leader's round trips to other sites when it reported them.
+func decodeCommitResponse(b []byte) (index, wan uint64, reported bool, err error) {
 	d := decoder{buf: b}
-	index := d.u64()
+	index = d.u64()
 	conflict := d.byte()
+	var ce *kv.ConflictError
 	if d.err == nil && conflict == 1 {
-		ce := &kv.ConflictError{Index: int(d.uvarint()), Key: d.bytes()}
-		if d.err == nil {
-			return 0, ce
-		}
+		ce = &kv.ConflictError{Index: int(d.uvarint()), Key: d.bytes()}
+	}
+	if d.err == nil && len(d.buf) > 0 {
+		wan, reported = d.uvarint(), true
 	}
 	if d.err != nil {
-		return 0, fmt.Errorf("replication: bad commit response: %w", d.err)
+		return 0, 0, false, fmt.Errorf("replication: bad commit response: %w", d.err)
 	}
-	return index, nil
+	if ce != nil {
+		return 0, wan, reported, ce
+	}
+	return index, wan, reported, nil
 }
 
 // remoteCommitter names a committer of another node uniquely enough for

@@ -20,5 +20,9 @@
 // Remove) and Status. A Remote (Node.Remote) reaches a group the node does
 // not host, through its leader, with the same guarantees: snapshot and
 // current reads, chunked scans, locks and commits. WithCallCounter counts
-// the requests a node sends to others on behalf of a context.
+// the requests a node sends to others on behalf of a context, and
+// WithCallCounts also the round trips to other sites among them and those
+// a leader waits for from another site's voters; Node.WANStats counts
+// them per node, with the Raft traffic and background requests sent to
+// other sites.
 package replication

@@ -123,17 +123,48 @@ func (g *Group) ReadIndex(ctx context.Context) (uint64, error) {
 	}, func(ctx context.Context, addr string) error {
 		cctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 		defer cancel()
-		resp, err := g.node.rpc.call(cctx, addr, g.id, methodReadIndex, g.fsm.Applied(), nil)
+		resp, err := g.node.rpc.call(cctx, addr, g.id, methodReadIndex, g.fsm.Applied(), []byte{readIndexReportWAN})
 		if err != nil {
 			return err
 		}
-		if len(resp) != 8 {
-			return fmt.Errorf("replication: bad read-index response of %d bytes", len(resp))
+		var wan uint64
+		index, wan, err = decodeReadIndex(resp)
+		if err != nil {
+			return err
 		}
-		index = binary.BigEndian.Uint64(resp)
+		if len(resp) == 8 {
+			// A leader of an older build does not report its part.
+			wan = g.leaderQuorumWAN(addr)
+		}
+		g.node.countWAN(ctx, wan)
 		return nil
 	})
 	return index, err
+}
+
+// readIndexReportWAN, the first byte of a read index request, asks the
+// leader to append the round trips to other sites it waited for (a
+// uvarint after the index). Builds before it send an empty request and
+// read an answer of exactly 8 bytes; older leaders ignore the byte.
+const readIndexReportWAN = 1
+
+func decodeReadIndex(resp []byte) (index, wan uint64, err error) {
+	if len(resp) < 8 {
+		return 0, 0, fmt.Errorf("replication: bad read-index response of %d bytes", len(resp))
+	}
+	index = binary.BigEndian.Uint64(resp)
+	if len(resp) == 8 {
+		return index, 0, nil
+	}
+	d := decoder{buf: resp[8:]}
+	wan = d.uvarint()
+	if d.err == nil && len(d.buf) > 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return 0, 0, fmt.Errorf("replication: bad read-index response: %w", d.err)
+	}
+	return index, wan, nil
 }
 
 // TermBarrier returns once this node, as leader, has applied every entry of
@@ -157,7 +188,9 @@ func (g *Group) TermBarrier(ctx context.Context) error {
 // leaderReadIndex: every entry of earlier terms is applied here (the term's
 // barrier), so everything acknowledged so far is at or below the applied
 // index read now; confirming leadership afterwards proves no other leader
-// could have acknowledged more meanwhile.
+// could have acknowledged more meanwhile. The confirmation counts on ctx as
+// a round trip between sites when the leader's site holds no majority of
+// the voters.
 func (g *Group) leaderReadIndex(ctx context.Context) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
@@ -170,7 +203,12 @@ func (g *Group) leaderReadIndex(ctx context.Context) (uint64, error) {
 		// leads: nothing can have been acknowledged elsewhere.
 		return index, nil
 	}
-	if err := g.verifyLeader(ctx); err != nil {
+	err := g.verifyLeader(ctx)
+	if ctx.Err() == nil {
+		// The round ran, whatever it found: the caller waited for it.
+		g.node.countWAN(ctx, g.quorumWAN())
+	}
+	if err != nil {
 		return 0, g.leaderErr(err)
 	}
 	return index, nil
@@ -293,14 +331,22 @@ func (g *Group) serveRPC(ctx context.Context, m Method, callerApplied uint64, pa
 		if who := binary.BigEndian.Uint64(payload); who != 0 {
 			ctx = WithCommitter(ctx, who)
 		}
-		index, err := g.leaderCommit(ctx, b)
-		return encodeCommitResponse(index, err)
+		// The caller counts what the commit waited for here, from the
+		// answer.
+		var spent CallCounts
+		index, err := g.leaderCommit(spending(ctx, &spent), b)
+		return encodeCommitResponse(index, spent.WAN.Load(), err)
 	case methodReadIndex:
-		index, err := g.leaderReadIndex(ctx)
+		var spent CallCounts
+		index, err := g.leaderReadIndex(spending(ctx, &spent))
 		if err != nil {
 			return nil, err
 		}
-		return binary.BigEndian.AppendUint64(nil, index), nil
+		resp := binary.BigEndian.AppendUint64(nil, index)
+		if len(payload) > 0 && payload[0]&readIndexReportWAN != 0 {
+			resp = binary.AppendUvarint(resp, spent.WAN.Load())
+		}
+		return resp, nil
 	case methodLock:
 		return g.locks.serveLock(ctx, payload)
 	case methodRelease:

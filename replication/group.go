@@ -338,6 +338,9 @@ func (g *Group) readyLocked(ctx context.Context) error {
 		}
 		return fmt.Errorf("replication: leader barrier: %w", err)
 	}
+	// The barrier is an entry of its own, committed by a quorum: whoever
+	// waited for it waited for that quorum.
+	g.node.countWAN(ctx, g.quorumWAN())
 	g.readyTerm.Store(term)
 	return nil
 }

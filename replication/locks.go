@@ -78,7 +78,8 @@ type lockService struct {
 }
 
 func newLockService(g *Group) *lockService {
-	ctx, cancel := context.WithCancel(context.Background())
+	// Releases are background work: no caller waits for them.
+	ctx, cancel := context.WithCancel(inBackground(context.Background()))
 	return &lockService{g: g, remote: map[remoteKey]*remoteOwner{}, owners: map[lock.TxnID]*ownerState{},
 		releaseCtx: ctx, releaseCancel: cancel, pendingRelease: map[lock.TxnID]*releaseWait{}}
 }
@@ -474,7 +475,7 @@ func (l *lockService) keepalive() {
 			for _, id := range ids {
 				b = binary.BigEndian.AppendUint64(b, uint64(id))
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), every)
+			ctx, cancel := context.WithTimeout(inBackground(context.Background()), every)
 			_, err := l.g.node.rpc.call(ctx, addr, l.g.id, methodKeepalive, 0, b)
 			cancel()
 			if err != nil && !errors.Is(err, ErrNotLeader) {

@@ -42,6 +42,11 @@ type NodeConfig struct {
 	// other nodes, the locks and snapshots its transactions hold there.
 	// Zero means 2 s; keep it well below the leaders' Config.LeaseTTL.
 	KeepaliveInterval time.Duration
+	// Site is this node's site, against which round trips to other sites
+	// are counted (WithCallCounts, WANStats); SetPeerSites gives the site
+	// of each peer. Empty: the node knows no sites and counts no round
+	// trip as crossing one.
+	Site string
 }
 
 // Defaults of the NodeConfig and Config fields that may be left zero.
@@ -73,6 +78,10 @@ type Node struct {
 	mux    *mux.Mux
 	rpc    *rpcClient
 	logger hclog.Logger
+	// sites places peers for counting round trips between sites, which
+	// wan counts (wan.go).
+	sites *siteBook
+	wan   *wanCounters
 
 	mu      sync.Mutex
 	groups  map[uint64]*Group
@@ -104,9 +113,13 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, mux: m, rpc: newRPCClient(m), logger: cfg.Logger, groups: map[uint64]*Group{},
-		remotes: map[uint64]*Remote{}, closing: make(chan struct{})}
-	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
+	sites, wan := &siteBook{self: cfg.Site}, &wanCounters{}
+	n := &Node{cfg: cfg, mux: m, rpc: newRPCClient(m, sites, wan), logger: cfg.Logger, sites: sites, wan: wan,
+		groups: map[uint64]*Group{}, remotes: map[uint64]*Remote{}, closing: make(chan struct{})}
+	n.SetPeerSites(nil)
+	// Everything sent with bgCtx (a Remote's releases and keepalives) is
+	// background work.
+	n.bgCtx, n.bgCancel = context.WithCancel(inBackground(context.Background()))
 	srv := &rpcServer{logger: cfg.Logger.Named("rpc"), lookup: n.group}
 	m.Handle(mux.KindRPC, srv.serve)
 	go func() { _ = m.Serve() }()
@@ -126,10 +139,13 @@ func (n *Node) group(id uint64) *Group {
 }
 
 // NewGroup starts this node's member of group id over engine, with Raft
-// traffic on the node's port. cfg.Transport and cfg.BindAddr are ignored.
+// traffic on the node's port, counted (WANStats). cfg.Transport and
+// cfg.BindAddr are ignored.
 func (n *Node) NewGroup(id uint64, cfg Config, engine *kv.Engine) (*Group, error) {
 	cfg.ID = n.cfg.ID
-	cfg.Transport = raft.NewNetworkTransportWithLogger(n.mux.RaftLayer(id), 3, 10*time.Second, n.logger.Named("raft-net"))
+	cfg.Transport = countRaftRPCs(
+		raft.NewNetworkTransportWithLogger(n.mux.RaftLayer(id), 3, 10*time.Second, n.logger.Named("raft-net")),
+		n.sites.crossSite, n.wan)
 	g, err := newGroup(cfg, engine, n, id)
 	if err != nil {
 		return nil, err

@@ -527,7 +527,11 @@ func (r *Remote) Commit(ctx context.Context, b *kv.Batch) (uint64, error) {
 		if err != nil {
 			return err
 		}
-		index, err = decodeCommitResponse(resp)
+		// A leader of an older build reports nothing of its quorum; the
+		// handle does not know the group's voters to work it out.
+		var wan uint64
+		index, wan, _, err = decodeCommitResponse(resp)
+		r.n.countWAN(ctx, wan)
 		return err
 	})
 	if err != nil {

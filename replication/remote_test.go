@@ -38,6 +38,10 @@ type remoteOpts struct {
 	leaseTTL  time.Duration // members' Config.LeaseTTL; default when zero
 	keepalive time.Duration // every node's KeepaliveInterval; default when zero
 	timeout   time.Duration // the client's NodeConfig.Timeout; default when zero
+	// sites, when set, places member i at sites[i] and the client at
+	// clientSite, and tells every node where every other one is.
+	sites      []string
+	clientSite string
 }
 
 func newRemoteSetup(t *testing.T, n int, o remoteOpts) *remoteSetup {
@@ -45,11 +49,16 @@ func newRemoteSetup(t *testing.T, n int, o remoteOpts) *remoteSetup {
 	secret := []byte("replication-test-secret-0123456789abcdef")
 	var servers []raft.Server
 	for i := range n {
+		site := ""
+		if o.sites != nil {
+			site = o.sites[i]
+		}
 		nd, err := NewNode(NodeConfig{
 			ID:                raft.ServerID(fmt.Sprintf("m%d", i)),
 			PeerAddr:          "127.0.0.1:0",
 			Secret:            secret,
 			KeepaliveInterval: o.keepalive,
+			Site:              site,
 		})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = nd.Close() })
@@ -81,10 +90,20 @@ func newRemoteSetup(t *testing.T, n int, o remoteOpts) *remoteSetup {
 		Secret:            secret,
 		Timeout:           o.timeout,
 		KeepaliveInterval: o.keepalive,
+		Site:              o.clientSite,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
 	s.client = client
+	if o.sites != nil {
+		book := map[string]string{client.Addr(): o.clientSite}
+		for i, a := range s.addrs {
+			book[a] = o.sites[i]
+		}
+		for _, nd := range append(slices.Clone(s.members), client) {
+			nd.SetPeerSites(book)
+		}
+	}
 	s.remote = client.Remote(remoteGroup, func() []string { return slices.Clone(s.addrs) })
 	return s
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -206,14 +205,16 @@ func readFrame(r io.Reader) ([]byte, error) {
 
 // rpcClient sends requests to other nodes over pooled mux connections.
 type rpcClient struct {
-	mux *mux.Mux
+	mux   *mux.Mux
+	sites *siteBook
+	wan   *wanCounters
 
 	mu   sync.Mutex
 	idle map[string][]net.Conn
 }
 
-func newRPCClient(m *mux.Mux) *rpcClient {
-	return &rpcClient{mux: m, idle: map[string][]net.Conn{}}
+func newRPCClient(m *mux.Mux, sites *siteBook, wan *wanCounters) *rpcClient {
+	return &rpcClient{mux: m, sites: sites, wan: wan, idle: map[string][]net.Conn{}}
 }
 
 func (c *rpcClient) get(ctx context.Context, addr string) (net.Conn, error) {
@@ -290,41 +291,17 @@ func (c *rpcClient) closeIdle() {
 	}
 }
 
-// callCounters is the chain of counters a context carries (see
-// WithCallCounter): a statement's counter inside its transaction's, say.
-type callCounters struct {
-	c      *atomic.Uint64
-	parent *callCounters
-}
-
-type callCounterKey struct{}
-
-// WithCallCounter returns a context under which every request this node
-// sends to another node adds one to c: forwarded commits, read indexes,
-// locks and calls of a Group whose leader is elsewhere, and every request
-// of a Remote. One request is one round trip: a request frame sent (or a
-// connection tried for it) and its answer awaited. Each attempt counts, so
-// a redirect from a node that does not lead, or a retry after a broken
-// connection, counts again; work a node does for itself (it leads the
-// group) counts nothing. Lock releases after a commit and lease keepalives
-// are sent in the background, on behalf of no context, and are not
-// counted here. Counters nest: a request adds one to c and to every
-// counter of ctx.
-func WithCallCounter(ctx context.Context, c *atomic.Uint64) context.Context {
-	parent, _ := ctx.Value(callCounterKey{}).(*callCounters)
-	return context.WithValue(ctx, callCounterKey{}, &callCounters{c: c, parent: parent})
-}
-
-func countCall(ctx context.Context) {
-	for cc, _ := ctx.Value(callCounterKey{}).(*callCounters); cc != nil; cc = cc.parent {
-		cc.c.Add(1)
-	}
-}
-
 // call sends one request and waits for its answer or ctx. Giving up on ctx
-// closes the connection, which cancels the handler at the other end.
+// closes the connection, which cancels the handler at the other end. It
+// counts one call on ctx's counters (none for background work), and one
+// WAN round trip when addr is at another site (wanCounters.count).
 func (c *rpcClient) call(ctx context.Context, addr string, group uint64, m Method, applied uint64, payload []byte) ([]byte, error) {
-	countCall(ctx)
+	if !isBackground(ctx) {
+		countCall(ctx)
+	}
+	if c.sites.crossSite(addr) {
+		c.wan.count(ctx, 1)
+	}
 	conn, err := c.get(ctx, addr)
 	if err != nil {
 		return nil, err
@@ -386,8 +363,10 @@ func (s *rpcServer) serve(conn net.Conn) {
 		payload := req[reqHeader:]
 
 		// The caller closes the connection when it gives up; a read that
-		// returns while the handler runs means exactly that.
-		ctx, cancel := context.WithCancel(context.Background())
+		// returns while the handler runs means exactly that. What the
+		// handler waits for is the caller's: its node counts it, from the
+		// answer where the answer carries it, and this one does not.
+		ctx, cancel := context.WithCancel(context.WithValue(context.Background(), spentForKey{}, true))
 		gone := make(chan bool, 1)
 		go func() {
 			_, err := r.Peek(1)

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -41,21 +42,39 @@ func TestErrorsSurviveTheWire(t *testing.T) {
 }
 
 func TestCommitResponseRoundTrip(t *testing.T) {
-	b, err := encodeCommitResponse(42, nil)
+	b, err := encodeCommitResponse(42, 1, nil)
 	require.NoError(t, err)
-	idx, err := decodeCommitResponse(b)
+	idx, wan, reported, err := decodeCommitResponse(b)
 	require.NoError(t, err)
 	require.Equal(t, uint64(42), idx)
+	require.Equal(t, uint64(1), wan)
+	require.True(t, reported)
 
-	b, err = encodeCommitResponse(0, &kv.ConflictError{Index: 3, Key: []byte("k")})
+	b, err = encodeCommitResponse(0, 2, &kv.ConflictError{Index: 3, Key: []byte("k")})
 	require.NoError(t, err)
-	_, err = decodeCommitResponse(b)
+	_, wan, _, err = decodeCommitResponse(b)
 	var ce *kv.ConflictError
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, &kv.ConflictError{Index: 3, Key: []byte("k")}, ce)
+	require.Equal(t, uint64(2), wan, "a conflict's entry went through the log too")
 
-	_, err = encodeCommitResponse(0, ErrOutcomeUnknown)
+	_, err = encodeCommitResponse(0, 0, ErrOutcomeUnknown)
 	require.ErrorIs(t, err, ErrOutcomeUnknown, "only conflicts are answers")
+
+	// An older leader's answer stops before the round trips: read as not
+	// reported. (An older caller reads the fields it knows and ignores
+	// the rest, as its decoder always did.)
+	old := binary.BigEndian.AppendUint64(nil, 42)
+	idx, _, reported, err = decodeCommitResponse(append(old, 0))
+	require.NoError(t, err)
+	require.Equal(t, uint64(42), idx)
+	require.False(t, reported)
+	conflict := appendBytes(binary.AppendUvarint(append(binary.BigEndian.AppendUint64(nil, 0), 1), 3), []byte("k"))
+	_, _, reported, err = decodeCommitResponse(conflict)
+	require.ErrorAs(t, err, &ce)
+	require.False(t, reported)
+	_, _, _, err = decodeCommitResponse(append(append(old, 0), 0x80))
+	require.Error(t, err, "a truncated count is refused")
 
 	batch := &kv.Batch{
 		Mutations:     []kv.Mutation{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte("b"), Delete: true}},

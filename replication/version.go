@@ -162,7 +162,7 @@ func (g *Group) pollVersions() {
 	defer g.bg.Done()
 	t := time.NewTicker(versionPollEvery)
 	defer t.Stop()
-	ctx, cancel := g.untilShutdown(context.Background())
+	ctx, cancel := g.untilShutdown(inBackground(context.Background()))
 	defer cancel()
 	for {
 		_, _ = g.ClusterVersion(ctx)

@@ -62,6 +62,10 @@ var (
 	descRaftCommits = prometheus.NewDesc("fogdb_raft_commits_total", "Commits acknowledged by this node as leader.", []string{"group"}, nil)
 	descRaftEntries = prometheus.NewDesc("fogdb_raft_commit_entries_total", "Log entries carrying those commits (group commit shares one among many).", []string{"group"}, nil)
 	descRaftMembers = prometheus.NewDesc("fogdb_raft_members", "Servers in the group's configuration, by suffrage.", []string{"group", "suffrage"}, nil)
+
+	descWAN = prometheus.NewDesc("fogdb_wan_round_trips_total",
+		"Round trips to other sites: path=\"critical\" those callers on this node waited for (requests to another site's nodes, and a leader's wait for another site's voters to commit or to confirm a read), path=\"background\" the Raft RPCs and background requests this node sent to other sites.",
+		[]string{"path"}, nil)
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -69,7 +73,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		descKVCommits, descKVBatches, descKVFsyncs, descKVConflicts, descKVKeysRead, descKVGCRemoved,
 		descLockAcq, descLockWaits, descLockTimeout, descLockDead,
 		descRaftState, descRaftTerm, descRaftCommit, descRaftApplied, descRaftLag, descRaftLogW,
-		descRaftCommits, descRaftEntries, descRaftMembers,
+		descRaftCommits, descRaftEntries, descRaftMembers, descWAN,
 	} {
 		ch <- d
 	}
@@ -125,6 +129,12 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descRaftMembers, float64(voters), "voter")
 	gauge(descRaftMembers, float64(nonvoters), "nonvoter")
+
+	if c.s.node != nil {
+		ws := c.s.node.WANStats()
+		ch <- prometheus.MustNewConstMetric(descWAN, prometheus.CounterValue, float64(ws.Critical), "critical")
+		ch <- prometheus.MustNewConstMetric(descWAN, prometheus.CounterValue, float64(ws.Background), "background")
+	}
 }
 
 // slogPromLogger sends the metrics handler's errors (a failed collector, a

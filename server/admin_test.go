@@ -145,6 +145,10 @@ func TestAdminStatusAndMetricsFollowWrites(t *testing.T) {
 	require.GreaterOrEqual(t, metricValue(t, body, "fogdb_lock_acquired_total"), 1.0, "the UPDATE locks its row")
 	// The two writing statements commit transactions; each is timed.
 	require.GreaterOrEqual(t, metricValue(t, body, `fogdb_commit_duration_seconds_count{result="ok"}`), 2.0)
+	// A lone node has nowhere to cross to: both paths exist and stay at 0.
+	require.Contains(t, body, "# TYPE fogdb_wan_round_trips_total counter")
+	require.Zero(t, metricValue(t, body, `fogdb_wan_round_trips_total{path="critical"}`))
+	require.Zero(t, metricValue(t, body, `fogdb_wan_round_trips_total{path="background"}`))
 
 	code, body = httpGet(t, srv, "/status")
 	require.Equal(t, http.StatusOK, code)

@@ -94,6 +94,7 @@ func (s *Server) startCluster(eng *kv.Engine, kopts kv.Options) error {
 		ClientTLS:     clientTLS,
 		Logger:        newHclog(s.log, "peer"),
 		Timeout:       cc.Timeout,
+		Site:          cc.Site,
 	})
 	if err != nil {
 		eng.Close()
@@ -109,6 +110,7 @@ func (s *Server) startCluster(eng *kv.Engine, kopts kv.Options) error {
 	}
 	s.node, s.group = node, g
 	s.topo.Global = g
+	s.followPeerSites(g)
 	switch {
 	case g.HasState():
 		if n := len(g.Status().Members); cc.Secret == "" && n > 1 {
@@ -209,6 +211,38 @@ func (s *Server) usersChanged() {
 	default:
 	}
 }
+
+// followPeerSites tells the node the site of every peer address, from its
+// replica of the registry, and again whenever a node's record changes or
+// a snapshot replaces the registry, so round trips to other sites are
+// counted as such (replication.WithCallCounts, /metrics). The hook is
+// registered before the first read, so no change falls between them.
+func (s *Server) followPeerSites(g *replication.Group) {
+	load := func() {
+		nodes, err := sharding.Nodes(g.Engine())
+		if err != nil {
+			// A store swapped by a snapshot install: the restore's own
+			// hook reads again.
+			s.log.Debug("reading the sites of peers", "err", err)
+			return
+		}
+		sites := make(map[string]string, len(nodes))
+		for _, n := range nodes {
+			sites[n.PeerAddr] = n.Site
+		}
+		s.node.SetPeerSites(sites)
+	}
+	g.FSM().OnApply(func(batches []*kv.Batch, restored bool) {
+		if restored || sharding.TouchesNodes(batches) {
+			load()
+		}
+	})
+	load()
+}
+
+// Node exposes the node's port towards the others and its counts of
+// round trips between sites (tests and tools).
+func (s *Server) Node() *replication.Node { return s.node }
 
 // Group exposes the node's replication group (tests and tools).
 func (s *Server) Group() *replication.Group { return s.group }

@@ -1,6 +1,7 @@
 package sharding
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -73,6 +74,21 @@ func Nodes(eng *kv.Engine) (map[string]Node, error) {
 		return nil
 	})
 	return out, err
+}
+
+// TouchesNodes reports whether batches write a node's record, so a
+// reader of the registry (the sites of peer addresses, say) knows to read
+// it again.
+func TouchesNodes(batches []*kv.Batch) bool {
+	pre := keys.CatalogKey(catNode)
+	for _, b := range batches {
+		for _, m := range b.Mutations {
+			if bytes.HasPrefix(m.Key, pre) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // LookupSite reads one site's record.
