@@ -9,6 +9,10 @@ import (
 
 var sysvarsOnce sync.Once
 
+// DefaultMaxAllowedPacket is MySQL 8's max_allowed_packet: the largest
+// packet a client may send and the longest string a function may build.
+const DefaultMaxAllowedPacket = 64 << 20
+
 // registerSystemVariables replaces the engine's placeholders for the
 // variables whose behaviour fogdb implements: innodb_lock_wait_timeout is a
 // real session variable here (1 to 1073741824 seconds, MySQL's range), and
@@ -39,6 +43,13 @@ func registerSystemVariables(cfg Config) {
 				Dynamic: true,
 				Type:    types.NewSystemIntType("innodb_lock_wait_timeout", 1, 1073741824, false),
 				Default: wait,
+			},
+			&sql.MysqlSystemVariable{
+				Name:    "max_allowed_packet",
+				Scope:   sql.GetMysqlScope(sql.SystemVariableScope_Both),
+				Dynamic: true,
+				Type:    types.NewSystemUintType("max_allowed_packet", 1024, 1073741824),
+				Default: int64(DefaultMaxAllowedPacket),
 			},
 			&sql.MysqlSystemVariable{
 				Name:    "version_comment",
