@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"math"
 	"sync"
 
 	"github.com/dolthub/go-mysql-server/sql"
@@ -50,6 +51,13 @@ func registerSystemVariables(cfg Config) {
 				Dynamic: true,
 				Type:    types.NewSystemUintType("max_allowed_packet", 1024, 1073741824),
 				Default: int64(DefaultMaxAllowedPacket),
+			},
+			&sql.MysqlSystemVariable{
+				Name:    MaxStatementMemoryVar,
+				Scope:   sql.GetMysqlScope(sql.SystemVariableScope_Both),
+				Dynamic: true,
+				Type:    types.NewSystemIntType(MaxStatementMemoryVar, 0, math.MaxInt64, false),
+				Default: cfg.MaxStatementMemory,
 			},
 			&sql.MysqlSystemVariable{
 				Name:    "version_comment",
