@@ -112,6 +112,7 @@ func (s *Server) build() error {
 	prov.AttachEngine(s.engine)
 	s.engine.ProcessList = processList{s.engine.ProcessList}
 	s.engine.Analyzer.ExecBuilder = sqlfront.NewExecBuilder()
+	cancellableAnalyzer(s.engine.Analyzer)
 	go s.reloadUsers()
 	s.catchUp(2 * s.cfg.Cluster.Timeout)
 	return s.loadUsers()

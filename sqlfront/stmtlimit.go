@@ -128,8 +128,14 @@ type execOverride struct {
 	full sql.NodeExecBuilder
 }
 
-// Build returns nil for the nodes it leaves to the engine.
+// Build returns nil for the nodes it leaves to the engine. It is called
+// for every iterator built, and joins build their inner side again for
+// each outer row: checking for a stopped statement here ends loops over
+// buffered rows, which check nothing themselves.
 func (o *execOverride) Build(ctx *sql.Context, n sql.Node, row sql.Row) (sql.RowIter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, errInterrupted
+	}
 	switch n := n.(type) {
 	case *plan.RecursiveCte:
 		return o.buildRecursiveCte(ctx, n, row)
