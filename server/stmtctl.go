@@ -135,6 +135,7 @@ func isSelect(query string) bool {
 // code's timeout wrapper. Peeking the socket works under TLS too: a closed
 // connection reads as end of file whatever the layers above it.
 func rawConn(c net.Conn) syscall.RawConn {
+unwrap:
 	for c != nil {
 		switch x := c.(type) {
 		case *guardedConn:
@@ -150,7 +151,7 @@ func rawConn(c net.Conn) syscall.RawConn {
 			c = x.NetConn()
 			continue
 		}
-		break
+		break unwrap
 	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
