@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fogdb/fogdb/internal/freeport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -57,7 +58,7 @@ func TestSoak(t *testing.T) {
 		rssLimit = int64(mb) << 20
 	}
 	bin := buildFogdb(t)
-	p := startFogdb(t, bin, t.TempDir(), 0, "--peer-addr", freePort(t))
+	p := startFogdb(t, bin, t.TempDir(), 0, "--peer-addr", freeport.Addr(t))
 	pid := p.cmd.Process.Pid
 	admin := openDSN(t, p.dsn(""))
 	mustExec(t, admin, "CREATE DATABASE soak")
