@@ -59,22 +59,27 @@ func (h errorEdge) statementContext(ctx context.Context, c *mysql.Conn, query st
 }
 
 // stopped turns the error of a statement that was stopped into MySQL's.
+// An error with an answer of its own passes unchanged, whatever stopped the
+// statement afterwards: a commit's 1180 (outcome unknown) must reach the
+// client as such, not as an interruption.
 func stopped(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
+	var se *mysql.SQLError
+	if errors.As(err, &se) && se.Num != mysql.ERUnknownError && se.Num != mysql.ERQueryInterrupted {
+		return err
+	}
+	// The engine hands a cancelled context's error on as text, under 1105.
+	if se == nil || se.Num != mysql.ERQueryInterrupted {
+		if !errors.Is(err, context.Canceled) && !strings.Contains(err.Error(), context.Canceled.Error()) {
+			return err
+		}
+	}
 	if errors.Is(context.Cause(ctx), errMaxExecutionTime) {
 		return errMaxExecutionTime
 	}
-	// The engine hands a cancelled context's error on as text, under 1105.
-	var se *mysql.SQLError
-	if errors.As(err, &se) && se.Num != mysql.ERUnknownError {
-		return err
-	}
-	if errors.Is(err, context.Canceled) || strings.Contains(err.Error(), context.Canceled.Error()) {
-		return errQueryInterrupted
-	}
-	return err
+	return errQueryInterrupted
 }
 
 // maxExecHint finds the hint after the SELECT of the statement (or of a
