@@ -51,6 +51,10 @@ type Config struct {
 	// cleanupBatches, when positive, stops the removal of dropped tables'
 	// rows after that many batches, as a crash would (tests).
 	cleanupBatches int
+	// beforeCommit, when set, runs as a transaction's commit is about to
+	// be proposed, past the last point where a stopped statement writes
+	// nothing (tests).
+	beforeCommit func()
 }
 
 // DefaultConfig returns the defaults: InnoDB's 50 s lock wait, a 256 MiB
