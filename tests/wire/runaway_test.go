@@ -282,6 +282,9 @@ func TestDisconnectStopsStatement(t *testing.T) {
 func TestPacketOverMaxAllowedPacket(t *testing.T) {
 	srv, db := startWithDB(t, "d", "CREATE TABLE b (id INT PRIMARY KEY, v LONGBLOB)")
 	mustExec(t, db, "SET GLOBAL max_allowed_packet = 4194304")
+	// The variable is the process's: later tests get the default back
+	// even if this one fails half way.
+	t.Cleanup(func() { _, _ = db.Exec("SET GLOBAL max_allowed_packet = DEFAULT") })
 	big, err := sql.Open("mysql", dsn(srv, "d")+"&maxAllowedPacket=67108864")
 	require.NoError(t, err)
 	defer big.Close()
@@ -299,5 +302,4 @@ func TestPacketOverMaxAllowedPacket(t *testing.T) {
 	// A statement under the limit goes through.
 	mustExec(t, big, "INSERT INTO b VALUES (2, '"+strings.Repeat("y", 3<<20)+"')")
 	require.Equal(t, int64(1), queryInt(t, db, "SELECT COUNT(*) FROM d.b"))
-	mustExec(t, db, "SET GLOBAL max_allowed_packet = DEFAULT")
 }
