@@ -90,14 +90,16 @@ var maxExecHint = regexp.MustCompile(`(?is)\bSELECT\s*/\*\+[^*]*?\bMAX_EXECUTION
 // max_execution_time, or the statement's MAX_EXECUTION_TIME hint, to
 // read-only SELECTs only.
 func (h errorEdge) maxExecutionTime(c *mysql.Conn, query string) time.Duration {
-	if m := maxExecHint.FindStringSubmatch(query); m != nil && isSelect(query) {
+	// Every statement passes here: the cheap test comes first, so a bulk
+	// INSERT's text is neither copied nor searched.
+	if !isSelect(query) {
+		return 0
+	}
+	if m := maxExecHint.FindStringSubmatch(query); m != nil {
 		ms, err := strconv.ParseInt(m[1], 10, 64)
 		if err == nil && ms > 0 {
 			return time.Duration(ms) * time.Millisecond
 		}
-		return 0
-	}
-	if !isSelect(query) {
 		return 0
 	}
 	s := h.prov.SessionByConn(c.ConnectionID)
@@ -115,6 +117,8 @@ func (h errorEdge) maxExecutionTime(c *mysql.Conn, query string) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
+// isSelect reports whether query is a read-only SELECT (or a WITH before
+// one). Only a statement that starts so is copied to search it.
 func isSelect(query string) bool {
 	q := strings.TrimLeft(query, " \t\r\n(")
 	for strings.HasPrefix(q, "/*") && !strings.HasPrefix(q, "/*!") {
@@ -124,16 +128,20 @@ func isSelect(query string) bool {
 		}
 		q = strings.TrimLeft(q[end+2:], " \t\r\n(")
 	}
-	upper := strings.ToUpper(q)
 	switch {
-	case strings.HasPrefix(upper, "SELECT"):
-		return !strings.Contains(upper, " FOR UPDATE")
-	case strings.HasPrefix(upper, "WITH"):
+	case hasPrefixFold(q, "SELECT"):
+		return !strings.Contains(strings.ToUpper(q), " FOR UPDATE")
+	case hasPrefixFold(q, "WITH"):
 		// A common table expression before a SELECT; one before an UPDATE
 		// or DELETE writes.
+		upper := strings.ToUpper(q)
 		return !strings.Contains(upper, "UPDATE") && !strings.Contains(upper, "DELETE")
 	}
 	return false
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // rawConn finds the socket under the protocol guard, TLS and the protocol

@@ -135,3 +135,24 @@ func TestWatchClient(t *testing.T) {
 		within(t, gone, "a closed client under the guard was not noticed")
 	})
 }
+
+// TestIsSelect: max_execution_time applies to read-only SELECTs only.
+func TestIsSelect(t *testing.T) {
+	for q, want := range map[string]bool{
+		"SELECT 1":                                 true,
+		"  (select a FROM t)":                      true,
+		"/* note */ SELECT 1":                      true,
+		"select * from t for update":               false,
+		"WITH c AS (SELECT 1) SELECT * FROM c":     true,
+		"WITH c AS (SELECT 1) UPDATE t SET a = 1":  false,
+		"INSERT INTO t SELECT 1":                   false,
+		"/*!80000 SELECT */ 1":                     false,
+		"SEL":                                      false,
+		"UPDATE t SET a = (SELECT 1)":              false,
+		"DELETE FROM t WHERE a IN (SELECT 1)":      false,
+		"SELECT /*+ MAX_EXECUTION_TIME(5) */ 1":    true,
+		"with recursive c(n) as (select 1) select": true,
+	} {
+		require.Equal(t, want, isSelect(q), q)
+	}
+}
