@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"testing"
@@ -133,6 +134,15 @@ func TestWatchClient(t *testing.T) {
 		defer stop()
 		require.NoError(t, c.Close())
 		within(t, gone, "a closed client under the guard was not noticed")
+	})
+	t.Run("TLS over the guard", func(t *testing.T) {
+		s, c := tcpPair(t)
+		// The socket is peeked under the record layer: no handshake needed.
+		tc := tls.Server(&guardedConn{Conn: s}, &tls.Config{})
+		stop, gone, _ := watch(t, tc)
+		defer stop()
+		require.NoError(t, c.Close())
+		within(t, gone, "a closed client under TLS was not noticed")
 	})
 }
 
