@@ -129,25 +129,40 @@ func (h errorEdge) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb
 	if strings.TrimSpace(strings.Trim(strings.TrimSpace(query), ";")) == "" {
 		return mysql.NewSQLError(mysql.EREmptyQuery, "42000", "Query was empty")
 	}
+	if err := refuseDeep(query); err != nil {
+		return err
+	}
+	ctx, end := h.statementContext(ctx, c, query)
+	defer end()
 	err := h.Handler.ComQuery(ctx, c, sqlfront.RewriteQuery(query), cb)
-	return h.mysqlErrorFor(c, query, err)
+	return h.mysqlErrorFor(c, query, stopped(ctx, err))
 }
 
 func (h errorEdge) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) (string, error) {
 	if strings.TrimSpace(strings.Trim(strings.TrimSpace(query), ";")) == "" {
 		return "", mysql.NewSQLError(mysql.EREmptyQuery, "42000", "Query was empty")
 	}
+	if err := refuseDeep(query); err != nil {
+		return "", err
+	}
+	ctx, end := h.statementContext(ctx, c, query)
+	defer end()
 	rest, err := h.Handler.ComMultiQuery(ctx, c, sqlfront.RewriteQuery(query), cb)
-	return rest, h.mysqlErrorFor(c, query, err)
+	return rest, h.mysqlErrorFor(c, query, stopped(ctx, err))
 }
 
 func (h errorEdge) ComPrepare(ctx context.Context, c *mysql.Conn, query string, prepare *mysql.PrepareData) ([]*querypb.Field, error) {
+	if err := refuseDeep(query); err != nil {
+		return nil, err
+	}
 	g := guardedOf(c.Conn)
 	if g != nil {
 		if err := g.admitStatement(prepare.StatementID); err != nil {
 			return nil, err
 		}
 	}
+	ctx, end := h.statementContext(ctx, c, "")
+	defer end()
 	f, err := h.Handler.ComPrepare(ctx, c, query, prepare)
 	if err != nil {
 		// The protocol code keeps a statement that failed to prepare in
@@ -157,11 +172,13 @@ func (h errorEdge) ComPrepare(ctx context.Context, c *mysql.Conn, query string, 
 	if g != nil {
 		g.countStatements()
 	}
-	return f, h.mysqlErrorFor(c, query, err)
+	return f, h.mysqlErrorFor(c, query, stopped(ctx, err))
 }
 
 func (h errorEdge) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepare *mysql.PrepareData, cb func(*sqltypes.Result) error) error {
-	return h.mysqlErrorFor(c, prepare.PrepareStmt, h.Handler.ComStmtExecute(ctx, c, prepare, cb))
+	ctx, end := h.statementContext(ctx, c, prepare.PrepareStmt)
+	defer end()
+	return h.mysqlErrorFor(c, prepare.PrepareStmt, stopped(ctx, h.Handler.ComStmtExecute(ctx, c, prepare, cb)))
 }
 
 // NewConnection announces autocommit in the handshake, as MySQL does: the

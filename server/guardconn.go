@@ -3,13 +3,17 @@ package server
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/vitess/go/mysql"
+
+	"github.com/fogdb/fogdb/sqlfront"
 )
 
 // Phases of a connection as guardedConn sees its inbound packets.
@@ -29,6 +33,11 @@ const (
 	ssNetError             = "08S01"
 	ssGeneral              = "HY000"
 )
+
+var errPacketTooLarge = errors.New("server: packet over max_allowed_packet")
+
+// discardDeadline bounds how long a refused packet's payload is drained.
+const discardDeadline = 30 * time.Second
 
 const (
 	capProtocol41 = 0x00000200
@@ -56,6 +65,11 @@ type guardedConn struct {
 	// stmts is this connection's share of the node's prepared statements
 	// (mysqlListener.stmts) as last counted.
 	stmts int
+
+	// total is the length of the logical packet being read so far; more:
+	// its last packet was full, so another follows.
+	total int64
+	more  bool
 
 	respSeq   byte // sequence number of the handshake response
 	gotResp   bool // the handshake response was read...
@@ -129,6 +143,14 @@ func (g *guardedConn) Read(p []byte) (int, error) {
 		}
 		length := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
 		seq := hdr[3]
+		if !g.more {
+			g.total = 0
+		}
+		g.total += int64(length)
+		g.more = length == mysql.MaxPacketSize
+		if g.total > globalMaxAllowedPacket() {
+			return 0, g.refuseLarge(length, seq)
+		}
 		switch {
 		case g.phase == phaseHandshake && !g.gotResp:
 			g.gotResp, g.answered, g.respSeq = true, false, seq
@@ -164,6 +186,49 @@ func (g *guardedConn) Read(p []byte) (int, error) {
 	n, err := g.br.Read(p)
 	g.remaining -= n
 	return n, err
+}
+
+// globalMaxAllowedPacket is the largest packet a client may send. The
+// session value is read-only in MySQL 8, so the global one decides.
+func globalMaxAllowedPacket() int64 {
+	_, v, ok := sql.SystemVariables.GetGlobal("max_allowed_packet")
+	if ok {
+		switch n := v.(type) {
+		case int64:
+			return n
+		case uint64:
+			return int64(n)
+		}
+	}
+	return sqlfront.DefaultMaxAllowedPacket
+}
+
+// refuseLarge refuses the logical packet whose header (of a payload of
+// length bytes, sequence seq) took it over max_allowed_packet, before the
+// protocol code reads any of it, so the node never holds it: the rest of
+// the packet is read and dropped, so that a client still writing it is not
+// reset and reads MySQL's 1153, and the connection ends, as in MySQL.
+func (g *guardedConn) refuseLarge(length int, seq byte) error {
+	_ = g.Conn.SetReadDeadline(time.Now().Add(discardDeadline))
+	if _, err := g.br.Discard(4 + length); err != nil {
+		return errPacketTooLarge
+	}
+	for g.more {
+		hdr, err := g.br.Peek(4)
+		if err != nil {
+			return errPacketTooLarge
+		}
+		length = int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+		seq = hdr[3]
+		g.more = length == mysql.MaxPacketSize
+		if _, err := g.br.Discard(4 + length); err != nil {
+			return errPacketTooLarge
+		}
+	}
+	_ = g.Conn.SetWriteDeadline(time.Now().Add(discardDeadline))
+	_, _ = g.Write(errPacket(seq+1, mysql.ERNetPacketTooLarge, ssNetError,
+		"Got a packet bigger than 'max_allowed_packet' bytes"))
+	return errPacketTooLarge
 }
 
 // checkHandshake refuses a handshake response too short to be one, or of

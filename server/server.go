@@ -144,6 +144,8 @@ func (s *Server) build() error {
 	s.engine = sqle.NewDefault(prov)
 	prov.AttachEngine(s.engine)
 	s.engine.ProcessList = processList{s.engine.ProcessList}
+	s.engine.Analyzer.ExecBuilder = sqlfront.NewExecBuilder()
+	cancellableAnalyzer(s.engine.Analyzer)
 	go s.reloadUsers()
 	s.catchUp(2 * s.cfg.Cluster.Timeout)
 	return s.loadUsers()

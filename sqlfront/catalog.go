@@ -293,9 +293,14 @@ func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 	if err := p.checkBatchSize(&b.batch); err != nil {
 		return err
 	}
+	// As for a transaction's commit (Provider.commit): a stopped statement
+	// writes nothing, a proposed change is seen through.
 	var cctx context.Context = context.Background()
 	if ctx != nil {
-		cctx = ctx
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		cctx = uncancelled(ctx)
 	}
 	if err := p.cat().Commit(cctx, &b.batch); err != nil {
 		if errors.Is(err, kv.ErrConflict) {

@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -78,8 +79,22 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 	if err != nil {
 		return err
 	}
+	if ctx.Err() != nil {
+		// The statement was stopped (KILL QUERY, its client gone, a time
+		// limit) before its commit was proposed: nothing is written. The
+		// engine also closes, and so commits, the autocommit transaction of
+		// a statement whose rows failed half way; its context has ended.
+		return errInterrupted
+	}
+	if p.cfg.beforeCommit != nil {
+		p.cfg.beforeCommit()
+	}
 	start := time.Now()
-	err = tp.part.Commit(ctx, b)
+	// Once proposed, a commit is not interrupted: the client gets what
+	// became of it (success, a conflict, or 1180 when the group could not
+	// confirm it within its timeout), never a stop for a commit that may
+	// have happened.
+	err = tp.part.Commit(uncancelled(ctx), b)
 	if p.cfg.OnCommit != nil {
 		p.cfg.OnCommit(time.Since(start), err)
 	}
@@ -146,4 +161,11 @@ func (p *Provider) checkBatchSize(b *kv.Batch) error {
 		return errTxnTooLarge(p.cfg.MaxTxnBytes)
 	}
 	return nil
+}
+
+// uncancelled is ctx without its cancellation: the session and values stay
+// (group commit counts committers by session), the statement's stop does
+// not reach the commit.
+func uncancelled(ctx *sql.Context) *sql.Context {
+	return ctx.WithContext(context.WithoutCancel(ctx.Context))
 }

@@ -22,6 +22,10 @@ type Config struct {
 	// MaxTxnBytes caps the keys and values one transaction may buffer before
 	// commit; beyond it a statement fails with ER_TRANS_CACHE_FULL (1197).
 	MaxTxnBytes int64
+	// MaxStatementMemory is max_statement_memory's default: the bytes one
+	// statement may buffer (sorts, recursive CTEs) before it fails with
+	// ER_CAPACITY_EXCEEDED (3170); 0 means no limit.
+	MaxStatementMemory int64
 	// IdleTxnTimeout rolls back a transaction that has been idle (no
 	// statement) for longer, releasing its locks; 0 disables it.
 	IdleTxnTimeout time.Duration
@@ -57,6 +61,10 @@ type Config struct {
 	// cleanupBatches, when positive, stops the removal of dropped tables'
 	// rows after that many batches, as a crash would (tests).
 	cleanupBatches int
+	// beforeCommit, when set, runs as a transaction's commit is about to
+	// be proposed, past the last point where a stopped statement writes
+	// nothing (tests).
+	beforeCommit func()
 }
 
 // DefaultConfig returns the defaults: InnoDB's 50 s lock wait, a 256 MiB
@@ -64,6 +72,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxTxnBytes:            256 << 20,
+		MaxStatementMemory:     1 << 30,
 		IdleTxnTimeout:         10 * time.Minute,
 		DefaultLockWaitTimeout: 50 * time.Second,
 		DefaultCollation:       sql.Collation_utf8mb4_0900_ai_ci,

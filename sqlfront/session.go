@@ -49,6 +49,8 @@ type Session struct {
 	// SESSION or GLOBAL) chose for the next transaction only.
 	nextIso  isolation
 	valueErr atomic.Pointer[valueErrorText]
+	// mem is what the running statement has buffered (stmtlimit.go).
+	mem stmtMemory
 }
 
 // valueErrorText is MySQL's answer to a value its column refuses (strict
@@ -389,6 +391,7 @@ func (s *Session) ValidateSession(ctx *sql.Context) error {
 		t.dropSnapshots()
 		t.barrierDone = false
 	}
+	s.mem.reset(ctx)
 	if (s.txn == nil || !s.txn.hasSnapshot()) && needsBarrier(q) && !catalogOnMiss(q) {
 		if err := s.catalogBarrier(ctx); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"math"
 	"sync"
 
 	"github.com/dolthub/go-mysql-server/sql"
@@ -8,6 +9,10 @@ import (
 )
 
 var sysvarsOnce sync.Once
+
+// DefaultMaxAllowedPacket is MySQL 8's max_allowed_packet: the largest
+// packet a client may send and the longest string a function may build.
+const DefaultMaxAllowedPacket = 64 << 20
 
 // registerSystemVariables replaces the engine's placeholders for the
 // variables whose behaviour fogdb implements: innodb_lock_wait_timeout is a
@@ -39,6 +44,20 @@ func registerSystemVariables(cfg Config) {
 				Dynamic: true,
 				Type:    types.NewSystemIntType("innodb_lock_wait_timeout", 1, 1073741824, false),
 				Default: wait,
+			},
+			&sql.MysqlSystemVariable{
+				Name:    "max_allowed_packet",
+				Scope:   sql.GetMysqlScope(sql.SystemVariableScope_Both),
+				Dynamic: true,
+				Type:    types.NewSystemUintType("max_allowed_packet", 1024, 1073741824),
+				Default: int64(DefaultMaxAllowedPacket),
+			},
+			&sql.MysqlSystemVariable{
+				Name:    MaxStatementMemoryVar,
+				Scope:   sql.GetMysqlScope(sql.SystemVariableScope_Both),
+				Dynamic: true,
+				Type:    types.NewSystemIntType(MaxStatementMemoryVar, 0, math.MaxInt64, false),
+				Default: cfg.MaxStatementMemory,
 			},
 			&sql.MysqlSystemVariable{
 				Name:    "version_comment",

@@ -261,10 +261,10 @@ type fogProc struct {
 }
 
 // startFogdb runs the binary on dir and waits until it accepts MySQL
-// connections.
-func startFogdb(t *testing.T, bin, dir string, n int) *fogProc {
+// connections. extra flags follow the defaults.
+func startFogdb(t *testing.T, bin, dir string, n int, extra ...string) *fogProc {
 	t.Helper()
-	return startFogdbWith(t, nil, bin, dir, n, "--admin-addr", "127.0.0.1:0")
+	return startFogdbWith(t, nil, bin, dir, n, append([]string{"--admin-addr", "127.0.0.1:0"}, extra...)...)
 }
 
 // startFogdbWith is startFogdb with the command run under wrap (a shell
