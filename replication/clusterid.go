@@ -38,7 +38,12 @@ func (g *Group) raftClusterID() ([]byte, error) {
 // recordClusterID writes the cluster ID the store just learned into raft.db,
 // so the log and the state file name the same cluster.
 func (g *Group) recordClusterID(id []byte) {
-	if err := g.store.Set(stableClusterID, id); err != nil {
+	var stable raft.StableStore = g.store
+	if g.guard != nil {
+		// Called on the apply path, which may outlive a shutdown.
+		stable = g.guard
+	}
+	if err := stable.Set(stableClusterID, id); err != nil {
 		g.logger.Error("recording the cluster ID in raft.db", "error", err)
 	}
 }

@@ -28,6 +28,7 @@ type Group struct {
 	fsm    *FSM
 	raft   *raft.Raft
 	store  *raftboltdb.BoltStore
+	guard  *guardedStore // store as raft sees it (storeguard.go)
 	snaps  *raft.FileSnapshotStore
 	logger hclog.Logger
 
@@ -150,14 +151,15 @@ func newGroup(cfg Config, engine *kv.Engine, node *Node, id uint64) (_ *Group, e
 			return nil, fmt.Errorf("replication: listening on %s: %w", cfg.BindAddr, err)
 		}
 	}
-	g.logs = &countingLogStore{LogStore: g.store}
+	g.guard = &guardedStore{s: g.store}
+	g.logs = &countingLogStore{LogStore: g.guard}
 	logs, err := raft.NewLogCache(logCacheSize, g.logs)
 	if err != nil {
 		return nil, fmt.Errorf("replication: %w", err)
 	}
 	rc := cfg.raftConfig()
 	rc.Logger = g.logger
-	g.raft, err = raft.NewRaft(rc, g.fsm, logs, g.store, g.snaps, trans)
+	g.raft, err = raft.NewRaft(rc, g.fsm, logs, g.guard, g.snaps, trans)
 	if err != nil {
 		if c, ok := trans.(io.Closer); ok && cfg.Transport == nil {
 			_ = c.Close()
@@ -420,7 +422,10 @@ func (g *Group) closeAll(engine *kv.Engine) {
 			g.shutdownErr = fmt.Errorf("replication: shutdown: %w", err)
 		}
 	}
-	if g.store != nil {
+	switch {
+	case g.guard != nil:
+		keep(g.guard.Close())
+	case g.store != nil:
 		keep(g.store.Close())
 	}
 	if g.fsm != nil {
