@@ -21,6 +21,9 @@ import (
 type Session struct {
 	*sql.BaseSession
 	p *Provider
+	// wan counts the round trips to other sites of the session's
+	// transactions (wan.go).
+	wan *wanCounts
 
 	// cmdMu is held for the whole of each client command (CommandBegin to
 	// CommandEnd), so the idle reaper never touches a session whose
@@ -102,7 +105,7 @@ var (
 
 // NewSession wraps a base session.
 func (p *Provider) NewSession(base *sql.BaseSession) *Session {
-	s := &Session{BaseSession: base, p: p, lastUsed: time.Now()}
+	s := &Session{BaseSession: base, p: p, lastUsed: time.Now(), wan: newWANCounts()}
 	p.sessions.Store(s, struct{}{})
 	p.byConn.Store(base.ID(), s)
 	return s
@@ -392,6 +395,9 @@ func (s *Session) ValidateSession(ctx *sql.Context) error {
 		t.barrierDone = false
 	}
 	s.mem.reset(ctx)
+	if s.startsTxn() && !inner {
+		s.wan.rotate()
+	}
 	if (s.txn == nil || !s.txn.hasSnapshot()) && needsBarrier(q) && !catalogOnMiss(q) {
 		if err := s.catalogBarrier(ctx); err != nil {
 			return err

@@ -186,23 +186,24 @@ func (s GroupStore) Part(id uint64) (Part, error) { return onePart(s, id) }
 
 func (s GroupStore) Engine() *kv.Engine { return s.G.Engine() }
 func (s GroupStore) Commit(ctx context.Context, b *kv.Batch) error {
+	cctx := counted(ctx)
 	if sc, ok := ctx.(*sql.Context); ok && sc.Session != nil {
 		// Group commit counts the sessions committing (replication.linger).
-		ctx = replication.WithCommitter(ctx, 1<<32|uint64(sc.Session.ID()))
+		cctx = replication.WithCommitter(cctx, 1<<32|uint64(sc.Session.ID()))
 	}
-	_, err := s.G.Commit(ctx, b)
+	_, err := s.G.Commit(cctx, b)
 	return err
 }
-func (s GroupStore) ReadBarrier(ctx context.Context) error { return s.G.ReadBarrier(ctx) }
+func (s GroupStore) ReadBarrier(ctx context.Context) error { return s.G.ReadBarrier(counted(ctx)) }
 func (s GroupStore) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode lock.Mode, timeout time.Duration) error {
-	return s.G.Lock(ctx, owner, key, mode, timeout)
+	return s.G.Lock(counted(ctx), owner, key, mode, timeout)
 }
 func (s GroupStore) ReleaseAll(owner lock.TxnID) { s.G.ReleaseAll(owner) }
 func (s GroupStore) HeldBy(owner lock.TxnID) int { return s.G.HeldBy(owner) }
 func (s GroupStore) LockStats() lock.Stats       { return s.G.LockStats() }
 func (s GroupStore) Leading() (uint64, bool)     { return s.G.LeaderTerm() }
 func (s GroupStore) TermBarrier(ctx context.Context) error {
-	return s.G.TermBarrier(ctx)
+	return s.G.TermBarrier(counted(ctx))
 }
 func (s GroupStore) OnApply(h func([]*kv.Batch, bool)) {
 	s.G.FSM().OnApply(replication.ApplyHook(h))
@@ -211,7 +212,21 @@ func (s GroupStore) Handle(m uint8, h func(context.Context, []byte) ([]byte, err
 	s.G.Handle(replication.FirstUserMethod+replication.Method(m), h)
 }
 func (s GroupStore) Call(ctx context.Context, m uint8, req []byte) ([]byte, error) {
-	return s.G.Call(ctx, replication.FirstUserMethod+replication.Method(m), req)
+	return s.G.Call(counted(ctx), replication.FirstUserMethod+replication.Method(m), req)
+}
+
+// counted makes the requests sent on behalf of a statement count against
+// its session's transaction (fogdb_wan_round_trips, wan.go).
+func counted(ctx context.Context) context.Context {
+	sc, ok := ctx.(*sql.Context)
+	if !ok || sc.Session == nil {
+		return ctx
+	}
+	s, ok := sc.Session.(*Session)
+	if !ok {
+		return ctx
+	}
+	return replication.WithCallCounts(ctx, s.wan.cur.Load())
 }
 
 // Errors of a replicated store, as a client meets them (README, "Errors a

@@ -75,6 +75,37 @@ databases:
 	require.Equal(t, before, rowKeys(t, global), "no row or index key of a paris table enters the global group")
 	require.Equal(t, 5, rowKeys(t, siteGroup.Engine()), "two rows, their two index entries and the table's definition marker")
 
+	// Counted, not timed: a transaction on paris's rows at paris waits for
+	// no other site; a write to a shared table at paris waits for one (the
+	// global leader is at paris and needs another site's acknowledgement).
+	// From rennes it waits for four: three requests to the leader at paris
+	// (the row lock, the current read under it, the commit) and the
+	// commit's quorum. Fewer would need the lock and the commit of an
+	// insert sent in one request.
+	wanOf := func(i int, stmts ...string) uint64 {
+		conn, err := c.DB(i, "").Conn(ctx)
+		require.NoError(t, err)
+		defer conn.Close()
+		for _, q := range stmts {
+			_, err := conn.ExecContext(ctx, q)
+			require.NoError(t, err, q)
+		}
+		var name string
+		var n uint64
+		require.NoError(t, conn.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'fogdb_wan_round_trips'").Scan(&name, &n))
+		return n
+	}
+	require.Eventually(t, func() bool { return c.Nodes[paris].Srv.Group().IsLeader() }, Patience, 10*time.Millisecond)
+	require.Zero(t, wanOf(paris, "BEGIN",
+		"INSERT INTO cell_paris.instances VALUES (3, 'compute-3', 'building')",
+		"UPDATE cell_paris.instances SET state = 'active' WHERE id = 3",
+		"SELECT COUNT(*) FROM cell_paris.instances WHERE host = 'compute-3'",
+		"COMMIT"))
+	require.Zero(t, wanOf(paris, "UPDATE cell_paris.instances SET state = 'error' WHERE id = 2"))
+	require.Equal(t, uint64(1), wanOf(paris, "INSERT INTO common.flavors VALUES (4, 'tiny')"))
+	require.Equal(t, uint64(4), wanOf(1, "INSERT INTO common.flavors VALUES (5, 'huge')"))
+	c.Exec(paris, "DELETE FROM common.flavors WHERE id IN (4, 5)", "DELETE FROM cell_paris.instances WHERE id = 3")
+
 	// Paris is cut off from every other site.
 	for _, s := range sites[1:] {
 		c.WAN.Cut("paris", s, wanem.Blackhole)
