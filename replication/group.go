@@ -442,3 +442,18 @@ func (g *Group) LeaderTerm() (uint64, bool) {
 	}
 	return g.raft.CurrentTerm(), true
 }
+
+// SinceLeaderContact tells how long ago this replica last heard from the
+// group's leader: 0 on the leader itself; ok is false before any contact.
+// A leader that lost its quorum steps down after its lease, so its own
+// answer is never older than that.
+func (g *Group) SinceLeaderContact() (time.Duration, bool) {
+	if g.raft.State() == raft.Leader {
+		return 0, true
+	}
+	last := g.raft.LastContact()
+	if last.IsZero() {
+		return 0, false
+	}
+	return time.Since(last), true
+}

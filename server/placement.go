@@ -25,9 +25,12 @@ var placementKey = keys.CatalogKey([]byte("placement"))
 // maxPlacementBytes bounds a placement sent to PUT /placements.
 const maxPlacementBytes = 4 << 20
 
-// defaultSpec is the placement of a cluster that was given none.
+// defaultSpec is the placement of a cluster that was given none: every
+// table global, read linearizably as before sites existed (a service that
+// writes on one node and reads on another sees its write), not with the
+// placement file's default staleness.
 func defaultSpec() *placement.Spec {
-	spec, err := placement.Parse([]byte("default: global\n"))
+	spec, err := placement.Parse([]byte("default:\n  placement: global\n  staleness: 0s\n"))
 	if err != nil {
 		panic(err) // a constant that parses
 	}

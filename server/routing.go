@@ -6,8 +6,10 @@ import (
 
 	"github.com/dolthub/go-mysql-server/sql"
 
+	"github.com/fogdb/fogdb/kv"
 	"github.com/fogdb/fogdb/sharding"
 	"github.com/fogdb/fogdb/sharding/placement"
+	"github.com/fogdb/fogdb/sqlfront"
 )
 
 // placeTable chooses the group of a table being created, from the
@@ -22,7 +24,7 @@ import (
 //     needs rows of one table in several groups, which sqlfront does not
 //     do yet; fogdb.placements shows the group a table's rows are in.
 func (s *Server) placeTable(ctx *sql.Context, db, table string) (uint64, error) {
-	spec, _, err := s.Placement()
+	spec, err := s.currentPlacement()
 	if err != nil {
 		return 0, err
 	}
@@ -47,4 +49,44 @@ func (s *Server) placeTable(ctx *sql.Context, db, table string) (uint64, error) 
 		return site.Group, nil
 	}
 	return 0, fmt.Errorf("server: placement of %s.%s: unknown kind %v", db, table, p.Kind)
+}
+
+// cachedSpec is the placement as last read, with the catalog version it
+// was read at, so reads do not parse it again until it changes.
+type cachedSpec struct {
+	version kv.Timestamp
+	exists  bool
+	spec    *placement.Spec
+}
+
+// currentPlacement is Placement, parsed once per stored version.
+func (s *Server) currentPlacement() (*placement.Spec, error) {
+	v, err := s.group.Engine().Get(placementKey, kv.MaxTimestamp)
+	if err != nil {
+		return nil, err
+	}
+	if c := s.specCache.Load(); c != nil && c.exists == v.Exists && c.version == v.Version {
+		return c.spec, nil
+	}
+	spec, _, err := s.Placement()
+	if err != nil {
+		return nil, err
+	}
+	s.specCache.Store(&cachedSpec{version: v.Version, exists: v.Exists, spec: spec})
+	return spec, nil
+}
+
+// readPolicy gives sqlfront a global table's staleness bound and
+// strictness; tables of other placements are read through their group's
+// barrier.
+func (s *Server) readPolicy(db, table string) sqlfront.ReadPolicy {
+	spec, err := s.currentPlacement()
+	if err != nil {
+		return sqlfront.ReadPolicy{}
+	}
+	p := spec.Effective(db, table)
+	if p.Kind != placement.Global {
+		return sqlfront.ReadPolicy{}
+	}
+	return sqlfront.ReadPolicy{Staleness: p.Staleness, Strict: p.Strict}
 }

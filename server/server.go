@@ -37,6 +37,7 @@ type Server struct {
 	siteMu     sync.Mutex // held while the site group opens; Close waits for it
 	topo       *sharding.Topology
 	parts      *sqlfront.PartSet // the groups sqlfront reaches, by ID
+	specCache  atomic.Pointer[cachedSpec]
 	groupsStop chan struct{}
 	groupsOnce sync.Once
 	// bootstrapped: this start created the cluster (--placement seeds it).
@@ -134,6 +135,7 @@ func (s *Server) build() error {
 	sqlCfg.OnGrantsChanged = s.usersChanged
 	sqlCfg.Topology = s.topology
 	sqlCfg.PlaceTable = s.placeTable
+	sqlCfg.ReadPolicy = s.readPolicy
 	// The site group joins the parts when it opens (sites.go).
 	s.parts = sqlfront.NewPartSet(sqlfront.GroupStore{G: s.group}, nil)
 	prov, err := sqlfront.NewProviderOn(s.parts, sqlCfg)

@@ -74,6 +74,15 @@ func needsBarrier(q string) bool {
 	switch lowerASCII(q[i:j]) {
 	case "set", "commit", "rollback", "begin", "start", "savepoint", "release", "kill":
 		return false
+	case "show":
+		// The session's own state and the server's: nothing of the
+		// catalog, so nothing to wait for (SHOW WARNINGS must answer on a
+		// node cut off from the global group).
+		w, _ := word(q, skipSpaceAndComments(q, j))
+		switch w {
+		case "warnings", "errors", "count", "status", "session", "global", "variables", "processlist":
+			return false
+		}
 	}
 	return true
 }

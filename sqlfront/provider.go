@@ -56,6 +56,10 @@ type Config struct {
 	// Nil places every table in CatalogGroup. An error fails the CREATE
 	// TABLE (through storeErr: an unreachable group is 1047).
 	PlaceTable func(ctx *sql.Context, db, table string) (uint64, error)
+	// ReadPolicy, when set, gives the staleness bound of plain reads of a
+	// table of the catalog group (staleness.go); nil: every read passes
+	// the group's read barrier.
+	ReadPolicy func(db, table string) ReadPolicy
 	Logger     *slog.Logger
 
 	// cleanupBatches, when positive, stops the removal of dropped tables'

@@ -159,6 +159,9 @@ type savepoint struct {
 type txnPart struct {
 	part Part
 	snap *kv.Snapshot
+	// noBarrier: the snapshot may be taken from the replica as it is
+	// (staleRead).
+	noBarrier bool
 }
 
 // txn is the state of one open transaction.
@@ -223,7 +226,7 @@ func (t *txn) readTS(ctx context.Context, p *Provider, group uint64) (kv.Timesta
 		return 0, nil, err
 	}
 	if tp.snap == nil {
-		if !t.barrierDone || group != CatalogGroup {
+		if (!t.barrierDone || group != CatalogGroup) && !tp.noBarrier {
 			if err := tp.part.ReadBarrier(ctx); err != nil {
 				return 0, nil, storeErr(err)
 			}
@@ -251,6 +254,7 @@ func (t *txn) dropSnapshots() {
 			tp.snap.Release()
 			tp.snap = nil
 		}
+		tp.noBarrier = false
 	}
 }
 

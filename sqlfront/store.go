@@ -215,6 +215,11 @@ func (s GroupStore) Call(ctx context.Context, m uint8, req []byte) ([]byte, erro
 	return s.G.Call(counted(ctx), replication.FirstUserMethod+replication.Method(m), req)
 }
 
+// SinceLeaderContact implements ContactReporter.
+func (s GroupStore) SinceLeaderContact() (time.Duration, bool) {
+	return s.G.SinceLeaderContact()
+}
+
 // counted makes the requests sent on behalf of a statement count against
 // its session's transaction (fogdb_wan_round_trips, wan.go).
 func counted(ctx context.Context) context.Context {

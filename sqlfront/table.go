@@ -151,6 +151,7 @@ func (r *rowIter) init(ctx *sql.Context) error {
 	r.ts = kv.MaxTimestamp
 	group := r.t.m.group()
 	if r.mode == readSnapshot {
+		r.tx.staleRead(ctx, r.t.p, r.t.m)
 		ts, tp, err := r.tx.readTS(ctx, r.t.p, group)
 		if err != nil {
 			return err

@@ -48,6 +48,14 @@ func TestSiteTablesStayAtTheirSite(t *testing.T) {
 databases:
   cell_paris:
     placement: site:paris
+  common:
+    placement: global
+    staleness: 1s
+    tables:
+      prices:
+        placement: global
+        staleness: 1s
+        strict: true
 `), 0o600))
 	sites := []string{"paris", "rennes", "nice"}
 	c := StartSites(t, sites, func(i int, cfg *server.Config) {
@@ -59,6 +67,7 @@ databases:
 	const paris = 0
 	c.Exec(paris, "CREATE DATABASE common", "CREATE TABLE common.flavors (id INT PRIMARY KEY, name VARCHAR(32))",
 		"INSERT INTO common.flavors VALUES (1, 'small')",
+		"CREATE TABLE common.prices (id INT PRIMARY KEY, eur INT)", "INSERT INTO common.prices VALUES (1, 10)",
 		"CREATE DATABASE cell_paris", "CREATE TABLE cell_paris.instances (id INT PRIMARY KEY, host VARCHAR(32), state VARCHAR(16), KEY (host))")
 	ctx, cancel := context.WithTimeout(context.Background(), Patience)
 	defer cancel()
@@ -105,6 +114,13 @@ databases:
 	require.Equal(t, uint64(1), wanOf(paris, "INSERT INTO common.flavors VALUES (4, 'tiny')"))
 	require.Equal(t, uint64(4), wanOf(1, "INSERT INTO common.flavors VALUES (5, 'huge')"))
 	c.Exec(paris, "DELETE FROM common.flavors WHERE id IN (4, 5)", "DELETE FROM cell_paris.instances WHERE id = 3")
+	// Shared data is read from the node's own replica within the table's
+	// staleness bound: no barrier at the global leader in paris.
+	require.Eventually(t, func() bool {
+		d, ok := c.Nodes[1].Srv.Group().SinceLeaderContact()
+		return ok && d < 500*time.Millisecond
+	}, Patience, 10*time.Millisecond)
+	require.Zero(t, wanOf(1, "BEGIN", "SELECT COUNT(*) FROM common.flavors", "SELECT eur FROM common.prices WHERE id = 1", "COMMIT"))
 
 	// Paris is cut off from every other site.
 	for _, s := range sites[1:] {
@@ -129,6 +145,26 @@ databases:
 	_, err = db.ExecContext(ctx, "INSERT INTO common.flavors VALUES (2, 'large')")
 	require.Equal(t, uint16(1047), mysqlCode(err), "a shared write needs the global group: %v", err)
 	require.Less(t, time.Since(start), Patience, "it fails, it does not hang")
+
+	// Paris reads its last shared data with a warning once its replica is
+	// older than the bound; a strict table refuses.
+	require.Eventually(t, func() bool {
+		d, ok := c.Nodes[paris].Srv.Group().SinceLeaderContact()
+		return !ok || d > 1500*time.Millisecond
+	}, Patience, 10*time.Millisecond)
+	conn, err := db.Conn(ctx)
+	require.NoError(t, err)
+	var flavors int
+	require.NoError(t, conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM common.flavors").Scan(&flavors))
+	require.Equal(t, 1, flavors)
+	var level, msg string
+	var code int
+	require.NoError(t, conn.QueryRowContext(ctx, "SHOW WARNINGS").Scan(&level, &code, &msg))
+	require.Contains(t, msg, "common.flavors read from this node's replica")
+	var eur int
+	err = conn.QueryRowContext(ctx, "SELECT eur FROM common.prices WHERE id = 1").Scan(&eur)
+	require.Equal(t, uint16(1047), mysqlCode(err), "a strict table is not read stale: %v", err)
+	conn.Close()
 
 	// The other sites go on with shared data meanwhile.
 	c.Exec(1, "INSERT INTO common.flavors VALUES (3, 'medium')")
