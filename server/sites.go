@@ -203,6 +203,9 @@ func (s *Server) openSite(ctx context.Context, kopts kv.Options, rec siteFile, f
 	}
 	s.siteGroup.Store(g)
 	s.parts.Set(rec.Group, sqlfront.GroupStore{G: g})
+	if err := s.prov.ServeSequences(rec.Group); err != nil {
+		return err
+	}
 	kctx, kcancel := s.groupsContext()
 	go func() { defer kcancel(); s.topo.Keep(kctx, s.group, cc.GlobalVoters, time.Second) }()
 	kctx2, kcancel2 := s.groupsContext()

@@ -173,14 +173,14 @@ func TestPlacedTableKeepsItsKeysInItsPart(t *testing.T) {
 	require.Zero(t, db.tableKeys(1, ida))
 	require.Zero(t, db.catalogKeys(2))
 
-	// A keyless placed table: hidden row IDs come from the catalog
-	// group's sequences, rows go to the table's part.
+	// A keyless placed table: hidden row IDs come from the sequence its
+	// own group keeps, rows go to the table's part.
 	db.place["k"] = 3
 	db.query("CREATE TABLE k (v INT)")
 	db.query("INSERT INTO k VALUES (1), (2)")
 	require.NoError(t, db.exec(db.sess, "DELETE FROM k WHERE v = 1"))
 	require.Equal(t, []sql.Row{{int32(2)}}, db.query("SELECT v FROM k"))
-	require.Equal(t, 2, db.tableKeys(3, db.id("k"))) // the row and the marker
+	require.Equal(t, 3, db.tableKeys(3, db.id("k"))) // the row, the marker and the row-ID mark
 	require.Zero(t, db.tableKeys(1, db.id("k")))
 }
 

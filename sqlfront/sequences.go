@@ -97,27 +97,44 @@ func (st *seqState) passed(v uint64) {
 // DDL statement); the sequence is read again.
 var errMarkMoved = errors.New("sqlfront: sequence mark moved")
 
-func (p *Provider) registerSequences() {
-	p.handleSeq(methodAutoIncNext, func(ctx context.Context, m *tableMeta, given *uint64) (uint64, error) {
+func (p *Provider) registerSequences() { p.serveSequences(p.cat()) }
+
+// ServeSequences makes this node answer the sequence requests of the
+// tables placed in group when it leads group: a table's sequences are kept
+// by its own group's leader, so an insert at a site asks no other site.
+// The server calls it for each group it adds to the store.
+func (p *Provider) ServeSequences(group uint64) error {
+	pt, err := p.part(group)
+	if err != nil {
+		return storeErr(err)
+	}
+	if pt != p.cat() {
+		p.serveSequences(pt)
+	}
+	return nil
+}
+
+func (p *Provider) serveSequences(pt Part) {
+	p.handleSeq(pt, methodAutoIncNext, func(ctx context.Context, m *tableMeta, given *uint64) (uint64, error) {
 		return p.seqNextLocal(ctx, m, seqAutoInc, given)
 	})
-	p.handleSeq(methodAutoIncPeek, func(ctx context.Context, m *tableMeta, _ *uint64) (uint64, error) {
+	p.handleSeq(pt, methodAutoIncPeek, func(ctx context.Context, m *tableMeta, _ *uint64) (uint64, error) {
 		return p.seqPeekLocal(ctx, m, seqAutoInc)
 	})
-	p.handleSeq(methodRowID, func(ctx context.Context, m *tableMeta, _ *uint64) (uint64, error) {
+	p.handleSeq(pt, methodRowID, func(ctx context.Context, m *tableMeta, _ *uint64) (uint64, error) {
 		return p.seqNextLocal(ctx, m, seqRowID, nil)
 	})
 }
 
-// handleSeq serves a sequence method at the leader: decode the table and
+// handleSeq serves a sequence method at pt's leader: decode the table and
 // the given value, find the table, answer one value.
-func (p *Provider) handleSeq(method uint8, fn func(ctx context.Context, m *tableMeta, given *uint64) (uint64, error)) {
-	p.cat().Handle(method, func(ctx context.Context, req []byte) ([]byte, error) {
+func (p *Provider) handleSeq(pt Part, method uint8, fn func(ctx context.Context, m *tableMeta, given *uint64) (uint64, error)) {
+	pt.Handle(method, func(ctx context.Context, req []byte) ([]byte, error) {
 		id, given, hasGiven, err := decodeSeqReq(req)
 		if err != nil {
 			return nil, err
 		}
-		m, err := p.leaderTable(id)
+		m, err := p.leaderTable(pt, id)
 		if err != nil {
 			return nil, err
 		}
@@ -134,8 +151,8 @@ func (p *Provider) handleSeq(method uint8, fn func(ctx context.Context, m *table
 }
 
 // callSeq asks the leader for one sequence value.
-func (p *Provider) callSeq(ctx context.Context, method uint8, id uint64, given *uint64) (uint64, error) {
-	resp, err := p.cat().Call(ctx, method, encodeSeqReq(id, given))
+func (p *Provider) callSeq(ctx context.Context, pt Part, method uint8, id uint64, given *uint64) (uint64, error) {
+	resp, err := pt.Call(ctx, method, encodeSeqReq(id, given))
 	if err != nil {
 		return 0, storeErr(err)
 	}
@@ -164,18 +181,12 @@ func decodeSeqReq(b []byte) (id, given uint64, hasGiven bool, err error) {
 }
 
 // leaderTable finds a table by ID for a sequence request.
-func (p *Provider) leaderTable(id uint64) (*tableMeta, error) {
-	if _, ok := p.cat().Leading(); !ok {
+func (p *Provider) leaderTable(pt Part, id uint64) (*tableMeta, error) {
+	if _, ok := pt.Leading(); !ok {
 		return nil, fmt.Errorf("%w: sequences are not kept on this node", replication.ErrNotLeader)
 	}
-	p.catMu.RLock()
-	defer p.catMu.RUnlock()
-	for _, st := range p.dbs {
-		for _, m := range st.tables {
-			if m.def.ID == id {
-				return m, nil
-			}
-		}
+	if m := p.tableByID(id); m != nil {
+		return m, nil
 	}
 	return nil, fmt.Errorf("sqlfront: no table with ID %d", id)
 }
@@ -204,14 +215,18 @@ func (p *Provider) nextRowID(ctx context.Context, m *tableMeta) (uint64, error) 
 }
 
 func (p *Provider) seqNext(ctx context.Context, m *tableMeta, kind seqKind, method uint8, given *uint64) (uint64, error) {
-	if _, ok := p.cat().Leading(); ok {
+	pt, err := p.partOf(m)
+	if err != nil {
+		return 0, storeErr(err)
+	}
+	if _, ok := pt.Leading(); ok {
 		v, err := p.seqNextLocal(ctx, m, kind, given)
 		if !errors.Is(err, replication.ErrNotLeader) {
 			return v, storeErr(err)
 		}
 		// Leadership went away meanwhile: ask whoever has it now.
 	}
-	v, err := p.callSeq(ctx, method, m.def.ID, given)
+	v, err := p.callSeq(ctx, pt, method, m.def.ID, given)
 	if err != nil {
 		return 0, err
 	}
@@ -222,7 +237,11 @@ func (p *Provider) seqNext(ctx context.Context, m *tableMeta, kind seqKind, meth
 // seqNextLocal hands out a value at the leader, reserving a new block
 // through the log first when the value is past the reserved one.
 func (p *Provider) seqNextLocal(ctx context.Context, m *tableMeta, kind seqKind, given *uint64) (uint64, error) {
-	term, ok := p.cat().Leading()
+	pt, err := p.partOf(m)
+	if err != nil {
+		return 0, err
+	}
+	term, ok := pt.Leading()
 	if !ok {
 		return 0, replication.ErrNotLeader
 	}
@@ -230,7 +249,7 @@ func (p *Provider) seqNextLocal(ctx context.Context, m *tableMeta, kind seqKind,
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for attempt := 0; ; attempt++ {
-		if err := p.seqReady(ctx, st, m, kind, term); err != nil {
+		if err := p.seqReady(ctx, pt, st, m, kind, term); err != nil {
 			return 0, err
 		}
 		v, after := st.next, satInc(st.next)
@@ -238,7 +257,7 @@ func (p *Provider) seqNextLocal(ctx context.Context, m *tableMeta, kind seqKind,
 			v, after = *given, max(st.next, satInc(*given))
 		}
 		if after > st.hi {
-			err := p.reserve(ctx, st, m.def.ID, kind, after)
+			err := p.reserve(ctx, pt, st, m, kind, after)
 			if errors.Is(err, errMarkMoved) && attempt < 5 {
 				continue
 			}
@@ -254,24 +273,32 @@ func (p *Provider) seqNextLocal(ctx context.Context, m *tableMeta, kind seqKind,
 
 // autoIncPeek returns the value the next insert would get.
 func (p *Provider) autoIncPeek(ctx context.Context, m *tableMeta) (uint64, error) {
-	if _, ok := p.cat().Leading(); ok {
+	pt, err := p.partOf(m)
+	if err != nil {
+		return 0, storeErr(err)
+	}
+	if _, ok := pt.Leading(); ok {
 		v, err := p.seqPeekLocal(ctx, m, seqAutoInc)
 		if !errors.Is(err, replication.ErrNotLeader) {
 			return v, storeErr(err)
 		}
 	}
-	return p.callSeq(ctx, methodAutoIncPeek, m.def.ID, nil)
+	return p.callSeq(ctx, pt, methodAutoIncPeek, m.def.ID, nil)
 }
 
 func (p *Provider) seqPeekLocal(ctx context.Context, m *tableMeta, kind seqKind) (uint64, error) {
-	term, ok := p.cat().Leading()
+	pt, err := p.partOf(m)
+	if err != nil {
+		return 0, err
+	}
+	term, ok := pt.Leading()
 	if !ok {
 		return 0, replication.ErrNotLeader
 	}
 	st := p.seqFor(m.def.ID, kind)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := p.seqReady(ctx, st, m, kind, term); err != nil {
+	if err := p.seqReady(ctx, pt, st, m, kind, term); err != nil {
 		return 0, err
 	}
 	return st.next, nil
@@ -283,15 +310,15 @@ func (p *Provider) seqPeekLocal(ctx context.Context, m *tableMeta, kind seqKind)
 // is still the one it reserved keeps its place (leadership came back with
 // no reservation by anyone else meanwhile); otherwise the sequence
 // resumes above the mark and above every value stored.
-func (p *Provider) seqReady(ctx context.Context, st *seqState, m *tableMeta, kind seqKind, term uint64) error {
+func (p *Provider) seqReady(ctx context.Context, pt Part, st *seqState, m *tableMeta, kind seqKind, term uint64) error {
 	gen := st.forgets.Load()
 	if st.term == term && st.gen == gen {
 		return nil
 	}
-	if err := p.cat().TermBarrier(ctx); err != nil {
+	if err := pt.TermBarrier(ctx); err != nil {
 		return err
 	}
-	mk, err := p.readSeqMark(m.def.ID, kind)
+	mk, err := p.readSeqMark(pt, m, kind)
 	if err != nil {
 		return err
 	}
@@ -323,7 +350,8 @@ func (p *Provider) seqReady(ctx context.Context, st *seqState, m *tableMeta, kin
 // reserve commits a mark that reserves every value below need and a block
 // beyond it (st.mu held). Superseded watermarks of the older format go in
 // the same batch.
-func (p *Provider) reserve(ctx context.Context, st *seqState, id uint64, kind seqKind, need uint64) error {
+func (p *Provider) reserve(ctx context.Context, pt Part, st *seqState, m *tableMeta, kind seqKind, need uint64) error {
+	id := m.def.ID
 	switch {
 	case st.block == 0:
 		st.block = seqBlockMin
@@ -336,12 +364,12 @@ func (p *Provider) reserve(ctx context.Context, st *seqState, id uint64, kind se
 	if hi < need {
 		hi = math.MaxUint64
 	}
-	key := seqMarkKey(id, kind)
+	key := seqKey(m, kind)
 	b := &kv.Batch{
 		Mutations:     []kv.Mutation{{Key: key, Value: binary.BigEndian.AppendUint64(nil, hi)}},
 		Preconditions: []kv.Precondition{{Key: key, Exists: st.ver != 0, Version: st.ver}},
 	}
-	if kind == seqAutoInc {
+	if kind == seqAutoInc && !m.placed() {
 		old, err := p.legacyAutoIncKeys(id)
 		if err != nil {
 			return err
@@ -350,7 +378,7 @@ func (p *Provider) reserve(ctx context.Context, st *seqState, id uint64, kind se
 			b.Mutations = append(b.Mutations, kv.Mutation{Key: k, Delete: true})
 		}
 	}
-	err := p.cat().Commit(ctx, b)
+	err := pt.Commit(ctx, b)
 	if err != nil {
 		// Whatever became of the batch, the mark is read again.
 		st.term = 0
@@ -360,7 +388,7 @@ func (p *Provider) reserve(ctx context.Context, st *seqState, id uint64, kind se
 		}
 		return err
 	}
-	v, err := p.cat().Engine().Get(key, kv.MaxTimestamp)
+	v, err := pt.Engine().Get(key, kv.MaxTimestamp)
 	if err != nil {
 		st.term = 0
 		return err
@@ -378,10 +406,6 @@ func (p *Provider) reserve(ctx context.Context, st *seqState, id uint64, kind se
 // skips no values: the marks come down to the next value of each
 // sequence. Values at or above it were never handed out.
 func (p *Provider) ReleaseSequences(ctx context.Context) error {
-	term, ok := p.cat().Leading()
-	if !ok {
-		return nil
-	}
 	p.seqMu.Lock()
 	ids := make([]seqID, 0, len(p.seqs))
 	for k := range p.seqs {
@@ -396,30 +420,90 @@ func (p *Provider) ReleaseSequences(ctx context.Context) error {
 	}
 	p.seqMu.Unlock()
 
-	b := &kv.Batch{}
-	var held []*seqState
+	// One batch per group, committed where the sequences are kept.
+	type release struct {
+		pt   Part
+		b    *kv.Batch
+		held []*seqState
+	}
+	byGroup := map[uint64]*release{}
+	var order []uint64
 	for i, st := range states {
+		m := p.tableByID(ids[i].table)
+		if m == nil {
+			continue
+		}
+		pt, err := p.partOf(m)
+		if err != nil {
+			continue
+		}
+		term, ok := pt.Leading()
+		if !ok {
+			continue
+		}
 		st.mu.Lock()
 		if st.term != term || st.gen != st.forgets.Load() || st.ver == 0 || st.next >= st.hi {
 			st.mu.Unlock()
 			continue
 		}
-		key := seqMarkKey(ids[i].table, ids[i].kind)
-		b.Mutations = append(b.Mutations, kv.Mutation{Key: key, Value: binary.BigEndian.AppendUint64(nil, st.next)})
-		b.Preconditions = append(b.Preconditions, kv.Precondition{Key: key, Exists: true, Version: st.ver})
-		held = append(held, st)
+		r := byGroup[m.group()]
+		if r == nil {
+			r = &release{pt: pt, b: &kv.Batch{}}
+			byGroup[m.group()] = r
+			order = append(order, m.group())
+		}
+		key := seqKey(m, ids[i].kind)
+		r.b.Mutations = append(r.b.Mutations, kv.Mutation{Key: key, Value: binary.BigEndian.AppendUint64(nil, st.next)})
+		r.b.Preconditions = append(r.b.Preconditions, kv.Precondition{Key: key, Exists: true, Version: st.ver})
+		r.held = append(r.held, st)
 	}
-	if len(held) == 0 {
-		return nil
+	var first error
+	for _, g := range order {
+		r := byGroup[g]
+		err := r.pt.Commit(ctx, r.b)
+		for _, st := range r.held {
+			// The next use reads the lowered mark (or, had the batch
+			// failed, the mark as it is).
+			st.term = 0
+			st.mu.Unlock()
+		}
+		if err != nil && first == nil {
+			first = storeErr(err)
+		}
 	}
-	err := p.cat().Commit(ctx, b)
-	for _, st := range held {
-		// The next use reads the lowered mark (or, had the batch failed,
-		// the mark as it is).
-		st.term = 0
-		st.mu.Unlock()
+	return first
+}
+
+// seqKey is where a table's sequence mark is kept: in the catalog for a
+// table of the catalog group; for a table placed in another group, in that
+// group, under the table's own key range (an index number no index uses),
+// so its leader reserves values without the catalog group and a DROP's
+// range removal takes the mark with the rows.
+func seqKey(m *tableMeta, kind seqKind) []byte {
+	if !m.placed() {
+		return seqMarkKey(m.def.ID, kind)
 	}
-	return storeErr(err)
+	return keys.AppendBytes(keys.IndexPrefix(m.def.ID, seqMarkIndexID), seqMarkKinds[kind])
+}
+
+// seqMarkIndexID is the index number of placed tables' sequence marks.
+const seqMarkIndexID = math.MaxUint64
+
+// tableByID finds a table of this node's catalog by ID (nil when none).
+func (p *Provider) tableByID(id uint64) *tableMeta {
+	p.catMu.RLock()
+	defer p.catMu.RUnlock()
+	for _, st := range p.dbs {
+		if st == nil {
+			continue
+		}
+		for _, m := range st.tables {
+			if m.def.ID == id {
+				return m
+			}
+		}
+	}
+	return nil
 }
 
 // seqMark is what is stored of a sequence: the newest mark, and for
@@ -430,9 +514,10 @@ type seqMark struct {
 	legacy uint64
 }
 
-func (p *Provider) readSeqMark(id uint64, kind seqKind) (seqMark, error) {
+func (p *Provider) readSeqMark(pt Part, m *tableMeta, kind seqKind) (seqMark, error) {
 	var mk seqMark
-	v, err := p.cat().Engine().Get(seqMarkKey(id, kind), kv.MaxTimestamp)
+	id := m.def.ID
+	v, err := pt.Engine().Get(seqKey(m, kind), kv.MaxTimestamp)
 	if err != nil {
 		return mk, err
 	}
@@ -442,7 +527,7 @@ func (p *Provider) readSeqMark(id uint64, kind seqKind) (seqMark, error) {
 		}
 		mk.hi, mk.ver = binary.BigEndian.Uint64(v.Data), v.Version
 	}
-	if kind == seqAutoInc {
+	if kind == seqAutoInc && !m.placed() {
 		mk.legacy, err = p.storedAutoInc(id)
 	}
 	return mk, err

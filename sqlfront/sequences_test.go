@@ -259,7 +259,7 @@ func TestAutoIncrementReadsOlderWatermarks(t *testing.T) {
 	old, err := db.prov.legacyAutoIncKeys(m.def.ID)
 	require.NoError(t, err)
 	require.Empty(t, old)
-	mk, err := db.prov.readSeqMark(m.def.ID, seqAutoInc)
+	mk, err := db.prov.readSeqMark(db.prov.cat(), db.prov.table("d", "t"), seqAutoInc)
 	require.NoError(t, err)
 	require.Greater(t, mk.hi, uint64(50))
 }
@@ -280,7 +280,7 @@ func TestSequenceFollowsItsMark(t *testing.T) {
 
 	a.st.follow()
 	b.st.lead(2)
-	mk, err := b.db.prov.readSeqMark(b.db.prov.table("d", "t").def.ID, seqAutoInc)
+	mk, err := b.db.prov.readSeqMark(b.db.prov.cat(), b.db.prov.table("d", "t"), seqAutoInc)
 	require.NoError(t, err)
 	require.Equal(t, mk.hi, b.db.autoIncOf("t"), "the new leader resumes at the old leader's mark")
 	b.st.follow()

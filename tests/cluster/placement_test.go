@@ -68,7 +68,8 @@ databases:
 	c.Exec(paris, "CREATE DATABASE common", "CREATE TABLE common.flavors (id INT PRIMARY KEY, name VARCHAR(32))",
 		"INSERT INTO common.flavors VALUES (1, 'small')",
 		"CREATE TABLE common.prices (id INT PRIMARY KEY, eur INT)", "INSERT INTO common.prices VALUES (1, 10)",
-		"CREATE DATABASE cell_paris", "CREATE TABLE cell_paris.instances (id INT PRIMARY KEY, host VARCHAR(32), state VARCHAR(16), KEY (host))")
+		"CREATE DATABASE cell_paris", "CREATE TABLE cell_paris.instances (id INT PRIMARY KEY, host VARCHAR(32), state VARCHAR(16), KEY (host))",
+		"CREATE TABLE cell_paris.actions (id INT AUTO_INCREMENT PRIMARY KEY, what VARCHAR(16))")
 	ctx, cancel := context.WithTimeout(context.Background(), Patience)
 	defer cancel()
 	var group uint64
@@ -82,7 +83,7 @@ databases:
 	c.Exec(paris, "INSERT INTO cell_paris.instances VALUES (1, 'compute-1', 'building'), (2, 'compute-2', 'building')",
 		"UPDATE cell_paris.instances SET state = 'active' WHERE id = 1")
 	require.Equal(t, before, rowKeys(t, global), "no row or index key of a paris table enters the global group")
-	require.Equal(t, 5, rowKeys(t, siteGroup.Engine()), "two rows, their two index entries and the table's definition marker")
+	require.Equal(t, 6, rowKeys(t, siteGroup.Engine()), "two rows, their two index entries and the two tables' definition markers")
 
 	// Counted, not timed: a transaction on paris's rows at paris waits for
 	// no other site; a write to a shared table at paris waits for one (the
@@ -111,6 +112,8 @@ databases:
 		"SELECT COUNT(*) FROM cell_paris.instances WHERE host = 'compute-3'",
 		"COMMIT"))
 	require.Zero(t, wanOf(paris, "UPDATE cell_paris.instances SET state = 'error' WHERE id = 2"))
+	// AUTO_INCREMENT values of a paris table are kept by paris's group.
+	require.Zero(t, wanOf(paris, "INSERT INTO cell_paris.actions (what) VALUES ('create'), ('start')"))
 	require.Equal(t, uint64(1), wanOf(paris, "INSERT INTO common.flavors VALUES (4, 'tiny')"))
 	require.Equal(t, uint64(4), wanOf(1, "INSERT INTO common.flavors VALUES (5, 'huge')"))
 	c.Exec(paris, "DELETE FROM common.flavors WHERE id IN (4, 5)", "DELETE FROM cell_paris.instances WHERE id = 3")
@@ -134,6 +137,14 @@ databases:
 	}
 	_, err := db.ExecContext(ctx, "UPDATE cell_paris.instances SET state = 'active' WHERE host = 'compute-1'")
 	require.NoError(t, err)
+	for range 3 {
+		_, err := db.ExecContext(ctx, "INSERT INTO cell_paris.actions (what) VALUES ('cut')")
+		require.NoError(t, err, "AUTO_INCREMENT of a paris table during the cut")
+	}
+	var actions, distinct int
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT COUNT(*), COUNT(DISTINCT id) FROM cell_paris.actions").Scan(&actions, &distinct))
+	require.Equal(t, 5, actions)
+	require.Equal(t, 5, distinct)
 	var n int
 	require.NoError(t, db.QueryRowContext(ctx, "SELECT COUNT(*) FROM cell_paris.instances WHERE state = 'active'").Scan(&n))
 	require.Equal(t, 6, n)
