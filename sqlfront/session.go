@@ -402,7 +402,7 @@ func (s *Session) ValidateSession(ctx *sql.Context) error {
 	if s.startsTxn() && !inner {
 		s.wan.rotate()
 	}
-	if (s.txn == nil || !s.txn.hasSnapshot()) && needsBarrier(q) && !catalogOnMiss(q) {
+	if (s.txn == nil || !s.txn.hasSnapshot()) && needsBarrier(q) && (!catalogOnMiss(q) || strings.EqualFold(ctx.GetCurrentDatabase(), "mysql")) {
 		if err := s.catalogBarrier(ctx); err != nil {
 			return err
 		}
@@ -451,8 +451,11 @@ func catalogOnMiss(q string) bool {
 	switch w {
 	case "select", "insert", "update", "delete", "replace", "with":
 		// Listings of the catalog (information_schema) are answered from
-		// it whole, with no miss to notice.
-		return !strings.Contains(lowerASCII(q), "information_schema")
+		// it whole, with no miss to notice; the grant tables (mysql.user,
+		// ...) are the engine's copy of users and grants, refreshed from
+		// this node's replica.
+		lq := lowerASCII(q)
+		return !strings.Contains(lq, "information_schema") && !strings.Contains(lq, "mysql")
 	}
 	return false
 }
