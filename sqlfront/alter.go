@@ -439,7 +439,7 @@ func addIndexDef(def *tableDef, cur *tableMeta, idx sql.IndexDef, id uint64, imp
 // MySQL.
 func buildIndexEntries(ctx *sql.Context, f *filler, m *tableMeta, im *indexMeta) error {
 	rp := m.rowPrefix()
-	it := f.part.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := f.part.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	defer it.Close()
 	for it.Next() {
 		row, err := decodeRow(it.Value(), len(m.schema))
@@ -452,7 +452,7 @@ func buildIndexEntries(ctx *sql.Context, f *filler, m *tableMeta, im *indexMeta)
 			return err
 		}
 		if unique {
-			dup, err := f.exists(ik)
+			dup, err := f.exists(ctx, ik)
 			if err != nil {
 				return err
 			}
@@ -541,7 +541,7 @@ func (c *indexChecker) Insert(ctx *sql.Context, row sql.Row) error {
 	if err != nil {
 		return storeErr(err)
 	}
-	v, err := pt.Engine().Get(ik, kv.MaxTimestamp)
+	v, err := pt.Get(ctx, ik, kv.MaxTimestamp)
 	if err != nil {
 		return err
 	}

@@ -175,7 +175,7 @@ func (p *Provider) cleanupPass() error {
 	}
 	var recs []rec
 	pre := keys.CatalogKey(catDrop)
-	it := p.cat().Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
+	it := p.cat().NewIterator(context.Background(), pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
 	for it.Next() {
 		id, index, err := parseDropKey(it.Key())
 		if err != nil {
@@ -252,7 +252,7 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 		if err := p.cat().Commit(ctx, b); err != nil {
 			return err
 		}
-		v, err := p.cat().Engine().Get(key, kv.MaxTimestamp)
+		v, err := p.cat().Get(ctx, key, kv.MaxTimestamp)
 		if err != nil {
 			return err
 		}
@@ -282,7 +282,7 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 				b.Preconditions = []kv.Precondition{held}
 			}
 			var size int64
-			it := pt.Engine().NewIterator(start, r.end, kv.MaxTimestamp, false)
+			it := pt.NewIterator(ctx, start, r.end, kv.MaxTimestamp, false)
 			for size < limit && it.Next() {
 				k := bytes.Clone(it.Key())
 				b.Mutations = append(b.Mutations, kv.Mutation{Key: k, Delete: true})
@@ -369,7 +369,7 @@ func (p *Provider) newFiller(ctx context.Context, owner lock.TxnID, id, index, g
 		}
 		return nil, storeErr(err)
 	}
-	v, err := p.cat().Engine().Get(key, kv.MaxTimestamp)
+	v, err := p.cat().Get(ctx, key, kv.MaxTimestamp)
 	if err != nil {
 		return nil, err
 	}
@@ -380,11 +380,11 @@ func (p *Provider) newFiller(ctx context.Context, owner lock.TxnID, id, index, g
 }
 
 // exists reports whether key was written already.
-func (f *filler) exists(key []byte) (bool, error) {
+func (f *filler) exists(ctx context.Context, key []byte) (bool, error) {
 	if f.pending[string(key)] {
 		return true, nil
 	}
-	v, err := f.part.Engine().Get(key, kv.MaxTimestamp)
+	v, err := f.part.Get(ctx, key, kv.MaxTimestamp)
 	return v.Exists, err
 }
 

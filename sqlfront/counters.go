@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"context"
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,7 @@ func (p *Provider) legacyAutoIncKeys(id uint64) ([][]byte, error) {
 // under the table's prefix whose last field is a u64 (a mark's is a kind).
 func (p *Provider) eachLegacyAutoInc(id uint64, fn func(key []byte, next uint64)) error {
 	pre := autoIncPrefix(id)
-	it := p.cat().Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
+	it := p.cat().NewIterator(context.Background(), pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
 	defer it.Close()
 	for it.Next() {
 		rest := it.Key()[len(pre):]
@@ -108,17 +109,22 @@ func (p *Provider) rowCountFor(id uint64) *rowCountState {
 }
 
 // rowCount is the estimate of table m's rows. A table whose group this
-// node cannot reach counts 0: an estimate must not fail the statements
-// that list tables.
+// node cannot reach, or hosts no replica of, counts 0: an estimate must
+// not fail the statements that list tables, nor cost a request to
+// another site (the planner asks for it).
 func (p *Provider) rowCount(m *tableMeta) (int64, error) {
 	pt, err := p.partOf(m)
 	if err != nil {
 		return 0, nil
 	}
+	r, ok := pt.(replica)
+	if !ok {
+		return 0, nil
+	}
 	st := p.rowCountFor(m.def.ID)
 	st.once.Do(func() {
 		rp := m.rowPrefix()
-		it := pt.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+		it := r.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 		defer it.Close()
 		var n int64
 		for it.Next() {

@@ -285,7 +285,7 @@ func (e *editor) claimUnique(ctx *sql.Context, t *txn, im *indexMeta, ik []byte,
 		}
 		cur, still := pk, taken
 		if e.changesDup {
-			if cur, still, err = e.sess.peek(t, e.m.group(), ik); err != nil {
+			if cur, still, err = e.sess.peek(ctx, t, e.m.group(), ik); err != nil {
 				return err
 			}
 		}
@@ -324,7 +324,7 @@ func (e *editor) rowAt(ctx *sql.Context, t *txn, pk []byte, locked bool) (sql.Ro
 	if locked {
 		data, ok, err = e.sess.lockedRead(ctx, t, e.m.group(), key, lock.Exclusive)
 	} else {
-		data, ok, err = e.sess.peek(t, e.m.group(), key)
+		data, ok, err = e.sess.peek(ctx, t, e.m.group(), key)
 	}
 	if err != nil || !ok {
 		return nil, false, err
@@ -358,7 +358,7 @@ func (e *editor) rowKeyOf(ctx *sql.Context, t *txn, row sql.Row) ([]byte, []byte
 	if err != nil {
 		return nil, nil, storeErr(err)
 	}
-	it := newMergeIter(pt.Engine(), t.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := newMergeIter(pt.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false), t.buf, rp, keys.PrefixEnd(rp), false)
 	defer it.close()
 	for {
 		k, v, _, ok := it.next()

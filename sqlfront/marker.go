@@ -94,8 +94,8 @@ func (mk defMarker) hasIndex(id uint64) bool {
 // snapshot ts of the table's part must hold its table ID's marker (so the
 // ID's rows were complete at ts) and, for a read through index im, a
 // marker that lists im (so were its entries).
-func (m *tableMeta) placedVisibleAt(pt Part, ts kv.Timestamp, im *indexMeta) error {
-	v, err := pt.Engine().Get(markerKey(m.def.ID), ts)
+func (m *tableMeta) placedVisibleAt(ctx context.Context, pt Part, ts kv.Timestamp, im *indexMeta) error {
+	v, err := pt.Get(ctx, markerKey(m.def.ID), ts)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func (m *tableMeta) placedVisibleAt(pt Part, ts kv.Timestamp, im *indexMeta) err
 func (e *editor) checkMarker(ctx *sql.Context, t *txn) error {
 	group := e.m.group()
 	key := markerKey(e.m.def.ID)
-	data, exists, err := e.sess.currentRead(t, group, key)
+	data, exists, err := e.sess.currentRead(ctx, t, group, key)
 	if err != nil {
 		return err
 	}

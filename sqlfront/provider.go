@@ -179,7 +179,7 @@ func NewProviderOn(store Store, cfg Config) (*Provider, error) {
 	// after the first read, never lost under it.
 	store.Catalog().OnApply(p.onApply)
 	p.catMu.Lock()
-	dbs, err := loadCatalog(store.Catalog().Engine())
+	dbs, err := loadCatalog(store.Catalog())
 	p.dbs = dbs
 	p.catMu.Unlock()
 	if err != nil {
@@ -211,8 +211,14 @@ func (p *Provider) SessionByConn(id uint32) *Session {
 	return nil
 }
 
-// Engine returns the kv store of the catalog group's part.
-func (p *Provider) Engine() *kv.Engine { return p.cat().Engine() }
+// Engine returns the local replica of the catalog group's part (nil for a
+// part that has none).
+func (p *Provider) Engine() *kv.Engine {
+	if r, ok := p.cat().(replica); ok {
+		return r.Engine()
+	}
+	return nil
+}
 
 // LockStats returns the row lock counters of the catalog group's part and
 // of every other part this provider has used, summed.

@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"context"
 	"encoding/binary"
 	"strings"
 
@@ -177,7 +178,7 @@ func (r *rewriter) Insert(ctx *sql.Context, row sql.Row) error {
 	}
 	rk := append(m.rowPrefix(), pk...)
 	if !m.keyless() {
-		dup, err := r.fill.exists(rk)
+		dup, err := r.fill.exists(ctx, rk)
 		if err != nil {
 			return err
 		}
@@ -196,7 +197,7 @@ func (r *rewriter) Insert(ctx *sql.Context, row sql.Row) error {
 			return err
 		}
 		if unique {
-			dup, err := r.fill.exists(ik)
+			dup, err := r.fill.exists(ctx, ik)
 			if err != nil {
 				return err
 			}
@@ -260,7 +261,7 @@ func (t *Table) rewriteWith(ctx *sql.Context, newSchema sql.PrimaryKeySchema, ol
 	}
 	r := ins.(*rewriter)
 	rp := r.old.rowPrefix()
-	it := r.fill.part.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := r.fill.part.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	for it.Next() {
 		row, err := decodeRow(it.Value(), len(r.old.schema))
 		if err == nil {
@@ -434,7 +435,7 @@ func (t *Table) Truncate(ctx *sql.Context) (int, error) {
 	if err != nil {
 		return 0, storeErr(err)
 	}
-	it := newMergeIter(pt.Engine(), tx.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := newMergeIter(pt.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false), tx.buf, rp, keys.PrefixEnd(rp), false)
 	var victims []sql.Row
 	for {
 		k, _, _, ok := it.next()
@@ -545,7 +546,7 @@ func (t *Table) AutoIncrementSetter(ctx *sql.Context) sql.AutoIncrementSetter { 
 func (t *Table) setAutoInc(ctx *sql.Context, v uint64) error {
 	if err := t.alterDef(ctx, func(def *tableDef, cur *tableMeta, b *ddlBatch) error {
 		def.AutoInc = v
-		top, err := t.p.maxAutoValue(cur)
+		top, err := t.p.maxAutoValue(ctx, cur)
 		if err != nil {
 			return err
 		}
@@ -584,7 +585,7 @@ func (p *Provider) noteAutoInc(ctx *sql.Context, m *tableMeta, row sql.Row) erro
 // maxAutoValue finds the largest value of the AUTO_INCREMENT column: one
 // key from the end of the primary key when the column leads it, otherwise
 // a scan.
-func (p *Provider) maxAutoValue(m *tableMeta) (uint64, error) {
+func (p *Provider) maxAutoValue(ctx context.Context, m *tableMeta) (uint64, error) {
 	if m.autoCol < 0 {
 		return 0, nil
 	}
@@ -594,7 +595,7 @@ func (p *Provider) maxAutoValue(m *tableMeta) (uint64, error) {
 	if err != nil {
 		return 0, storeErr(err)
 	}
-	it := pt.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, leads)
+	it := pt.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, leads)
 	defer it.Close()
 	var max uint64
 	for it.Next() {

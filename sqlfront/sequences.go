@@ -302,13 +302,13 @@ func (p *Provider) seqReady(ctx context.Context, st *seqState, m *tableMeta, kin
 	next := max(mk.hi, mk.legacy, 1)
 	switch kind {
 	case seqAutoInc:
-		top, err := p.maxAutoValue(m)
+		top, err := p.maxAutoValue(ctx, m)
 		if err != nil {
 			return err
 		}
 		next = max(next, satInc(top), m.def.AutoInc)
 	case seqRowID:
-		top, err := p.maxRowID(m)
+		top, err := p.maxRowID(ctx, m)
 		if err != nil {
 			return err
 		}
@@ -360,7 +360,7 @@ func (p *Provider) reserve(ctx context.Context, st *seqState, id uint64, kind se
 		}
 		return err
 	}
-	v, err := p.cat().Engine().Get(key, kv.MaxTimestamp)
+	v, err := p.cat().Get(ctx, key, kv.MaxTimestamp)
 	if err != nil {
 		st.term = 0
 		return err
@@ -432,7 +432,7 @@ type seqMark struct {
 
 func (p *Provider) readSeqMark(id uint64, kind seqKind) (seqMark, error) {
 	var mk seqMark
-	v, err := p.cat().Engine().Get(seqMarkKey(id, kind), kv.MaxTimestamp)
+	v, err := p.cat().Get(context.Background(), seqMarkKey(id, kind), kv.MaxTimestamp)
 	if err != nil {
 		return mk, err
 	}
@@ -449,13 +449,13 @@ func (p *Provider) readSeqMark(id uint64, kind seqKind) (seqMark, error) {
 }
 
 // maxRowID is the largest hidden row ID stored in a keyless table.
-func (p *Provider) maxRowID(m *tableMeta) (uint64, error) {
+func (p *Provider) maxRowID(ctx context.Context, m *tableMeta) (uint64, error) {
 	rp := m.rowPrefix()
 	pt, err := p.partOf(m)
 	if err != nil {
 		return 0, storeErr(err)
 	}
-	it := pt.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
+	it := pt.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
 	defer it.Close()
 	if it.Next() {
 		id, _, err := keys.DecodeUint(it.Key()[len(rp):])

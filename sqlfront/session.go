@@ -153,7 +153,7 @@ type savepoint struct {
 // part's lock table) its locks.
 type txnPart struct {
 	part Part
-	snap *kv.Snapshot
+	snap Snapshot
 }
 
 // txn is the state of one open transaction.
@@ -223,7 +223,11 @@ func (t *txn) readTS(ctx context.Context, p *Provider, group uint64) (kv.Timesta
 				return 0, nil, storeErr(err)
 			}
 		}
-		tp.snap = tp.part.Engine().Snapshot()
+		snap, err := tp.part.Snapshot(ctx, t.id)
+		if err != nil {
+			return 0, nil, storeErr(err)
+		}
+		tp.snap = snap
 	}
 	return tp.snap.TS(), tp, nil
 }

@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"strings"
@@ -155,7 +156,7 @@ func (r *rowIter) init(ctx *sql.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := r.t.m.visibleAt(tp.part, ts, r.span.index); err != nil {
+		if err := r.t.m.visibleAt(ctx, tp.part, ts, r.span.index); err != nil {
 			return err
 		}
 		r.ts, r.part = ts, tp
@@ -178,7 +179,7 @@ func (r *rowIter) init(ctx *sql.Context) error {
 	} else {
 		r.view = r.sess.readView(ctx, r.tx)
 	}
-	r.it = newMergeIter(r.part.part.Engine(), r.view, r.span.start, r.span.end, r.ts, r.span.reverse)
+	r.it = newMergeIter(r.part.part.NewIterator(ctx, r.span.start, r.span.end, r.ts, r.span.reverse), r.view, r.span.start, r.span.end, r.span.reverse)
 	return nil
 }
 
@@ -244,7 +245,7 @@ func (r *rowIter) fetch(ctx *sql.Context, rowKey, have []byte, haveFromBuf bool)
 		if have != nil {
 			return have, true, nil
 		}
-		v, err := r.part.part.Engine().Get(rowKey, r.ts)
+		v, err := r.part.part.Get(ctx, rowKey, r.ts)
 		if err != nil {
 			return nil, false, err
 		}
@@ -258,7 +259,7 @@ func (r *rowIter) fetch(ctx *sql.Context, rowKey, have []byte, haveFromBuf bool)
 	if err := r.sess.lockKey(ctx, r.tx, group, rowKey, mode); err != nil {
 		return nil, false, err
 	}
-	return r.sess.currentRead(r.tx, group, rowKey)
+	return r.sess.currentRead(ctx, r.tx, group, rowKey)
 }
 
 func (r *rowIter) Close(*sql.Context) error {
@@ -282,20 +283,20 @@ func (s *Session) lockedRead(ctx *sql.Context, t *txn, group uint64, key []byte,
 	if it, ok := t.get(string(key)); ok {
 		return it.val, !it.del, nil
 	}
-	return s.currentRead(t, group, key)
+	return s.currentRead(ctx, t, group, key)
 }
 
 // currentRead reads the newest committed version of a key the transaction
 // has locked in group's part, remembering the version as a commit
 // precondition.
-func (s *Session) currentRead(t *txn, group uint64, key []byte) ([]byte, bool, error) {
+func (s *Session) currentRead(ctx context.Context, t *txn, group uint64, key []byte) ([]byte, bool, error) {
 	tp, err := t.in(s.p, group)
 	if err != nil {
 		return nil, false, err
 	}
-	v, err := tp.part.Engine().Get(key, kv.MaxTimestamp)
+	v, err := tp.part.Get(ctx, key, kv.MaxTimestamp)
 	if err != nil {
-		return nil, false, err
+		return nil, false, storeErr(err)
 	}
 	if _, ok := t.seen[string(key)]; !ok {
 		t.seen[string(key)] = observed{exists: v.Exists, version: v.Version, group: group}
@@ -308,7 +309,7 @@ func (s *Session) currentRead(t *txn, group uint64, key []byte) ([]byte, bool, e
 // precondition. On a key the transaction has locked and read it is a
 // current read again (the first version read stays the precondition);
 // on another key nothing may be written from what it returns.
-func (s *Session) peek(t *txn, group uint64, key []byte) ([]byte, bool, error) {
+func (s *Session) peek(ctx context.Context, t *txn, group uint64, key []byte) ([]byte, bool, error) {
 	if it, ok := t.get(string(key)); ok {
 		return it.val, !it.del, nil
 	}
@@ -316,9 +317,9 @@ func (s *Session) peek(t *txn, group uint64, key []byte) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	v, err := tp.part.Engine().Get(key, kv.MaxTimestamp)
+	v, err := tp.part.Get(ctx, key, kv.MaxTimestamp)
 	if err != nil {
-		return nil, false, err
+		return nil, false, storeErr(err)
 	}
 	return v.Data, v.Exists, nil
 }
@@ -328,15 +329,17 @@ func (s *Session) peek(t *txn, group uint64, key []byte) ([]byte, bool, error) {
 // it returns are valid until the next call (they may be the kv iterator's
 // own buffers): callers copy what they keep.
 type mergeIter struct {
-	kvIt    *kv.Iterator
+	kvIt    Iterator
 	buf     []bufItem
 	reverse bool
 	kvOK    bool
 	advance bool // the kv iterator must step before its head is compared
 }
 
-func newMergeIter(eng *kv.Engine, buf *btree.BTreeG[bufItem], start, end []byte, ts kv.Timestamp, reverse bool) *mergeIter {
-	m := &mergeIter{kvIt: eng.NewIterator(start, end, ts, reverse), reverse: reverse, advance: true}
+// newMergeIter merges buf's writes in [start, end) over it, an iterator of
+// the same range and direction.
+func newMergeIter(it Iterator, buf *btree.BTreeG[bufItem], start, end []byte, reverse bool) *mergeIter {
+	m := &mergeIter{kvIt: it, reverse: reverse, advance: true}
 	if buf != nil && buf.Len() > 0 {
 		collect := func(it bufItem) bool {
 			m.buf = append(m.buf, it)
@@ -397,7 +400,7 @@ func (m *mergeIter) next() (key, val []byte, fromBuf, ok bool) {
 	}
 }
 
-func (m *mergeIter) err() error { return m.kvIt.Err() }
+func (m *mergeIter) err() error { return storeErr(m.kvIt.Err()) }
 
 func (m *mergeIter) close() { m.kvIt.Close() }
 
@@ -430,14 +433,14 @@ func (t *Table) RowCount(ctx *sql.Context) (uint64, bool, error) {
 // pt is the table's part, whose snapshot ts is. For a table in the catalog
 // group the check reads the catalog as of ts; a placed table's part has no
 // catalog, and its definition marker answers (placedVisibleAt).
-func (m *tableMeta) visibleAt(pt Part, ts kv.Timestamp, im *indexMeta) error {
+func (m *tableMeta) visibleAt(ctx context.Context, pt Part, ts kv.Timestamp, im *indexMeta) error {
 	if m.placed() {
-		return m.placedVisibleAt(pt, ts, im)
+		return m.placedVisibleAt(ctx, pt, ts, im)
 	}
 	if kv.Timestamp(m.version) <= ts {
 		return nil
 	}
-	v, err := pt.Engine().Get(keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name)), ts)
+	v, err := pt.Get(ctx, keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name)), ts)
 	if err != nil {
 		return err
 	}
