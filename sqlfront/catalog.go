@@ -197,6 +197,7 @@ func loadDB(cat Part, lname string) (*dbState, error) {
 // they commit as one batch.
 type ddlBatch struct {
 	p       *Provider
+	ctx     context.Context
 	batch   kv.Batch
 	dbs     map[string]bool // databases whose cached catalog must be reloaded
 	cleanup bool            // the batch orphans a table ID: wake the cleaner
@@ -237,7 +238,13 @@ func (b *ddlBatch) putTable(m *tableMeta) error {
 	b.put(key, data)
 	b.dbs[strings.ToLower(m.db)] = true
 	if m.placed() {
-		b.markers = append(b.markers, markerChange{group: m.group(), id: m.def.ID, db: m.db, name: m.def.Name})
+		groups, err := b.p.groupsOf(b.ctx, m)
+		if err != nil {
+			return storeErr(err)
+		}
+		for _, g := range groups {
+			b.markers = append(b.markers, markerChange{group: g, id: m.def.ID, db: m.db, name: m.def.Name})
+		}
 	}
 	return nil
 }
@@ -285,7 +292,11 @@ func (b *ddlBatch) deleteRange(start, end []byte) error {
 func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 	p.ddlMu.Lock()
 	defer p.ddlMu.Unlock()
-	b := &ddlBatch{p: p, dbs: map[string]bool{}}
+	var cctx context.Context = context.Background()
+	if ctx != nil {
+		cctx = ctx
+	}
+	b := &ddlBatch{p: p, ctx: cctx, dbs: map[string]bool{}}
 	if err := fn(b); err != nil {
 		return err
 	}
@@ -294,10 +305,6 @@ func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 	}
 	if err := p.checkBatchSize(&b.batch); err != nil {
 		return err
-	}
-	var cctx context.Context = context.Background()
-	if ctx != nil {
-		cctx = ctx
 	}
 	if err := p.cat().Commit(cctx, &b.batch); err != nil {
 		if errors.Is(err, kv.ErrConflict) {

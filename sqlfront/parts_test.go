@@ -29,6 +29,7 @@ type partsDB struct {
 	remote map[uint64]*fakeRemote
 	set    *PartSet
 	place  map[string]uint64
+	tweak  func(*Config) // changes to config(), if any
 }
 
 func newPartsDB(t *testing.T, place map[string]uint64) *partsDB {
@@ -38,7 +39,13 @@ func newPartsDB(t *testing.T, place map[string]uint64) *partsDB {
 // newPartsDBWith is newPartsDB with the groups remote reached through
 // RemotePart.
 func newPartsDBWith(t *testing.T, place map[string]uint64, remote ...uint64) *partsDB {
-	db := &partsDB{engs: map[uint64]*kv.Engine{}, parts: map[uint64]*LocalStore{}, remote: map[uint64]*fakeRemote{}, place: place}
+	return newPartsDBWithConfig(t, place, nil, remote...)
+}
+
+// newPartsDBWithConfig is newPartsDBWith with tweak applied to the
+// provider's configuration.
+func newPartsDBWithConfig(t *testing.T, place map[string]uint64, tweak func(*Config), remote ...uint64) *partsDB {
+	db := &partsDB{engs: map[uint64]*kv.Engine{}, parts: map[uint64]*LocalStore{}, remote: map[uint64]*fakeRemote{}, place: place, tweak: tweak}
 	others := map[uint64]Part{}
 	for g := uint64(1); g <= 3; g++ {
 		opts := kv.DefaultOptions(filepath.Join(t.TempDir(), fmt.Sprintf("group%d.db", g)))
@@ -67,7 +74,12 @@ func newPartsDBWith(t *testing.T, place map[string]uint64, remote ...uint64) *pa
 
 func (db *partsDB) config() Config {
 	cfg := DefaultConfig()
-	cfg.PlaceTable = func(_, table string) uint64 { return db.place[strings.ToLower(table)] }
+	cfg.PlaceTable = func(_ *sql.Context, _, table string) (TablePlacement, error) {
+		return TablePlacement{Group: db.place[strings.ToLower(table)]}, nil
+	}
+	if db.tweak != nil {
+		db.tweak(&cfg)
+	}
 	return cfg
 }
 

@@ -45,13 +45,17 @@ type Config struct {
 	// Topology gathers what the fogdb system database shows (sysdb.go);
 	// nil shows it empty.
 	Topology func(ctx *sql.Context) (Topology, error)
-	// PlaceTable, when set, names the group that holds the rows and index
-	// entries of a table being created (CatalogGroup, or a group the
-	// store's Part serves). The choice is recorded in the table's
+	// PlaceTable, when set, says where the rows and index entries of a
+	// table being created live: in one group (CatalogGroup, or a group
+	// the store's Part serves), or, for a local table, each row in its
+	// home site's group (Homes). The choice is recorded in the table's
 	// definition and kept for its life (TRUNCATE and rebuilds included).
 	// Nil places every table in CatalogGroup.
-	PlaceTable func(db, table string) uint64
-	Logger     *slog.Logger
+	PlaceTable func(ctx *sql.Context, db, table string) (TablePlacement, error)
+	// Homes homes the rows of local tables; it must be set for
+	// PlaceTable to place a table local.
+	Homes  Homes
+	Logger *slog.Logger
 
 	// cleanupBatches, when positive, stops the removal of dropped tables'
 	// rows after that many batches, as a crash would (tests).
@@ -260,9 +264,6 @@ func (p *Provider) part(id uint64) (Part, error) {
 	return pt, nil
 }
 
-// partOf returns the part holding table m's rows.
-func (p *Provider) partOf(m *tableMeta) (Part, error) { return p.part(m.group()) }
-
 func (p *Provider) db(name string) *dbState {
 	p.catMu.RLock()
 	defer p.catMu.RUnlock()
@@ -342,7 +343,11 @@ func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 		var locks []mdlKey
 		if st := p.db(name); st != nil {
 			for _, m := range st.tables {
-				locks = append(locks, tableMDL(m)...)
+				mdl, err := p.tableMDL(ctx, m)
+				if err != nil {
+					return err
+				}
+				locks = append(locks, mdl...)
 			}
 		}
 		unlock, err := s.ddlLockKeys(ctx, locks...)
@@ -359,7 +364,7 @@ func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 		ln := lower(name)
 		for _, m := range st.tables {
 			b.expect(tableLockKey(m), m.version)
-			if err := b.orphan(m.def.ID, 0, m.group(), m.db+"."+m.def.Name); err != nil {
+			if err := b.orphan(m.def.ID, 0, m, m.db+"."+m.def.Name); err != nil {
 				return err
 			}
 			p.forgetCounters(m.def.ID)

@@ -451,17 +451,32 @@ func (p *Provider) readSeqMark(id uint64, kind seqKind) (seqMark, error) {
 // maxRowID is the largest hidden row ID stored in a keyless table.
 func (p *Provider) maxRowID(ctx context.Context, m *tableMeta) (uint64, error) {
 	rp := m.rowPrefix()
-	pt, err := p.partOf(m)
+	groups, err := p.groupsOf(ctx, m)
 	if err != nil {
 		return 0, storeErr(err)
 	}
-	it := pt.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
-	defer it.Close()
-	if it.Next() {
-		id, _, err := keys.DecodeUint(it.Key()[len(rp):])
-		return id, err
+	var top uint64
+	for _, g := range groups {
+		pt, err := p.part(g)
+		if err != nil {
+			return 0, storeErr(err)
+		}
+		it := pt.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
+		if it.Next() {
+			id, _, err := keys.DecodeUint(it.Key()[len(rp):])
+			if err != nil {
+				it.Close()
+				return 0, err
+			}
+			top = max(top, id)
+		}
+		err = it.Err()
+		it.Close()
+		if err != nil {
+			return 0, storeErr(err)
+		}
 	}
-	return 0, it.Err()
+	return top, nil
 }
 
 // satInc is v+1, saturating: a column's largest value moves the sequence
