@@ -574,3 +574,29 @@ func TestLocalTableDDL(t *testing.T) {
 	require.NoError(t, db.exec(db.sess, "DELETE FROM k"))
 	require.Empty(t, db.query("SELECT v FROM k"))
 }
+
+// TestLocalTableForeignKeys: a child's foreign key to a local parent is
+// checked wherever the parent lives; the child lands with its parent, and
+// a cascade from the parent reaches it there.
+func TestLocalTableForeignKeys(t *testing.T) {
+	db := newLocalDB(t, map[string]TablePlacement{
+		"instances":      {Locality: "host", SiteUnique: []string{"primary", "uuid"}},
+		"instance_extra": {Parent: &ParentRef{Table: "instances", Column: "uuid", Via: "instance_uuid"}, SiteUnique: []string{"primary"}},
+	})
+	db.query(instancesDDL)
+	db.query("CREATE TABLE instance_extra (id INT PRIMARY KEY, instance_uuid VARCHAR(36), data VARCHAR(20), FOREIGN KEY (instance_uuid) REFERENCES instances (uuid) ON DELETE CASCADE)")
+	db.query("INSERT INTO instances VALUES (1, 'u1', 'paris', 'a')")
+	db.query("INSERT INTO instances VALUES (2, 'u2', 'rennes', 'b')")
+	db.query("INSERT INTO instance_extra VALUES (1, 'u1', 'x')")
+	db.query("INSERT INTO instance_extra VALUES (2, 'u2', 'y')")
+	require.Equal(t, 1, db.rows(2, "instance_extra"))
+	require.Equal(t, 1, db.rows(3, "instance_extra"))
+	err := db.exec(db.sess, "INSERT INTO instance_extra VALUES (3, 'u9', 'z')")
+	require.Error(t, err)
+	require.True(t, sql.ErrForeignKeyChildViolation.Is(sql.UnwrapError(err)), "%v", err)
+
+	require.NoError(t, db.exec(db.sess, "DELETE FROM instances WHERE id = 2"))
+	require.Zero(t, db.rows(3, "instance_extra"))
+	require.Zero(t, db.rows(3, "instances"))
+	require.Equal(t, []sql.Row{{int32(1), "u1"}}, db.query("SELECT e.id, i.uuid FROM instance_extra e JOIN instances i ON i.uuid = e.instance_uuid"))
+}

@@ -270,6 +270,22 @@ func TestRemoteGroupTables(t *testing.T) {
 	require.NoError(t, db.exec(r, "COMMIT"))
 	require.Eventually(t, func() bool { return f.held() == 0 }, 10*time.Second, time.Millisecond)
 
+	// READ COMMITTED: each statement takes a snapshot of its own at the
+	// leader; the previous one's release, sent in the background, never
+	// drops it.
+	require.NoError(t, db.exec(r, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"))
+	require.NoError(t, db.exec(r, "START TRANSACTION"))
+	for i := 7; i <= 10; i++ {
+		db.query(fmt.Sprintf("INSERT INTO a VALUES (%d, 'n%d', %d)", i, i, i))
+		rows, err := queryIn(db.testDB, r, "SELECT COUNT(*) FROM a")
+		require.NoError(t, err)
+		require.Equal(t, []sql.Row{{int64(i)}}, rows)
+	}
+	require.Eventually(t, func() bool { return f.held() == 1 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, db.exec(r, "COMMIT"))
+	require.Eventually(t, func() bool { return f.held() == 0 }, 10*time.Second, time.Millisecond)
+	db.query("DELETE FROM a WHERE id > 6")
+
 	// A writer holds its row locks at the leader: a member's transaction
 	// waits for them, and HeldBy counts them here.
 	w := db.session()
