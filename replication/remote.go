@@ -586,3 +586,14 @@ func (r *Remote) keepaliveRequest() ([]byte, bool) {
 	}
 	return b, true
 }
+
+// Call runs a handler registered with Group.Handle on the group's leader
+// (method FirstUserMethod and up), as Group.Call does for a member: the
+// SQL layer's sequences of a table placed at another site are kept there.
+// It is not retried once sent: a handler that changes state may have run.
+func (r *Remote) Call(ctx context.Context, m Method, req []byte) ([]byte, error) {
+	if m < FirstUserMethod {
+		return nil, fmt.Errorf("%w %d: not a method a remote caller may run", errNoMethod, m)
+	}
+	return r.request(ctx, false, 0, m, req)
+}

@@ -231,6 +231,9 @@ func (s *Server) followPeerSites(g *replication.Group) {
 			sites[n.PeerAddr] = n.Site
 		}
 		s.node.SetPeerSites(sites)
+		if s.homes != nil {
+			s.homes.refresh()
+		}
 	}
 	g.FSM().OnApply(func(batches []*kv.Batch, restored bool) {
 		if restored || sharding.TouchesNodes(batches) {

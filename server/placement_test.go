@@ -93,7 +93,7 @@ func TestPlacementSeededThenManagedByAdminAPI(t *testing.T) {
 	require.NoError(t, rows.Err())
 	require.Equal(t, []string{
 		`flavors global "" "" 1000 true 1`,
-		`instances local "host" "uuid" 0 false 1`,
+		`instances local "host" "uuid" 0 false 0`,
 		`services global "" "" 5000 false 1`,
 	}, lines)
 

@@ -38,6 +38,7 @@ type Server struct {
 	topo       *sharding.Topology
 	parts      *sqlfront.PartSet // the groups sqlfront reaches, by ID
 	specCache  atomic.Pointer[cachedSpec]
+	homes      *homes // where local tables' rows live (homes.go)
 	groupsStop chan struct{}
 	groupsOnce sync.Once
 	// bootstrapped: this start created the cluster (--placement seeds it).
@@ -134,7 +135,11 @@ func (s *Server) build() error {
 	sqlCfg.OnCommit = s.observeCommit
 	sqlCfg.OnGrantsChanged = s.usersChanged
 	sqlCfg.Topology = s.topology
-	sqlCfg.PlaceTable = s.placeTable
+	sqlCfg.PlaceTable = func(ctx *sql.Context, db, table string) (sqlfront.TablePlacement, error) {
+		return s.placeTable(ctx, db, table)
+	}
+	s.homes = &homes{s: s}
+	sqlCfg.Homes = s.homes
 	sqlCfg.ReadPolicy = s.readPolicy
 	// The site group joins the parts when it opens (sites.go).
 	s.parts = sqlfront.NewPartSet(sqlfront.GroupStore{G: s.group}, nil)

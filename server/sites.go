@@ -206,6 +206,7 @@ func (s *Server) openSite(ctx context.Context, kopts kv.Options, rec siteFile, f
 	if err := s.prov.ServeSequences(rec.Group); err != nil {
 		return err
 	}
+	s.homes.refresh()
 	kctx, kcancel := s.groupsContext()
 	go func() { defer kcancel(); s.topo.Keep(kctx, s.group, cc.GlobalVoters, time.Second) }()
 	kctx2, kcancel2 := s.groupsContext()

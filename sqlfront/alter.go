@@ -41,7 +41,11 @@ func (s *Session) implicitCommit(ctx *sql.Context) error {
 // ddlLock commits the open transaction and locks table m for a schema
 // change. The returned function releases the lock.
 func (s *Session) ddlLock(ctx *sql.Context, m *tableMeta) (func(), error) {
-	return s.ddlLockKeys(ctx, tableMDL(m)...)
+	locks, err := s.p.tableMDL(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	return s.ddlLockKeys(ctx, locks...)
 }
 
 // ddlLockKeys commits the open transaction and takes metadata locks
@@ -341,7 +345,11 @@ func (t *Table) createIndex(ctx *sql.Context, idx sql.IndexDef, implicit bool) e
 	owner := lock.TxnID(t.p.nextTxn.Add(1))
 	unlock := func() { t.p.cat().ReleaseAll(owner) }
 	if s := sessionOf(ctx); s != nil {
-		o, u, err := s.ddlLockOwner(ctx, tableMDL(t.m)...)
+		locks, err := t.p.tableMDL(ctx, t.m)
+		if err != nil {
+			return err
+		}
+		o, u, err := s.ddlLockOwner(ctx, locks...)
 		if err != nil {
 			return err
 		}
@@ -379,14 +387,14 @@ func (t *Table) createIndex(ctx *sql.Context, idx sql.IndexDef, implicit bool) e
 	if err := checkKeyLengths(nm); err != nil {
 		return err
 	}
-	f, err := t.p.newFiller(ctx, owner, def.ID, ixID, cur.group(), cur.db+"."+cur.def.Name+" index "+idx.Name)
+	f, err := t.p.newFiller(ctx, owner, def.ID, ixID, cur, cur.db+"."+cur.def.Name+" index "+idx.Name)
 	if err != nil {
 		return err
 	}
 	if err := buildIndexEntries(ctx, f, nm, nm.indexes[len(nm.indexes)-1]); err != nil {
 		return err
 	}
-	if err := f.flush(ctx); err != nil {
+	if err := f.complete(ctx, nm); err != nil {
 		return err
 	}
 	return t.alterDefLocked(ctx, func(def *tableDef, cur *tableMeta, b *ddlBatch) error {
@@ -395,7 +403,7 @@ func (t *Table) createIndex(ctx *sql.Context, idx sql.IndexDef, implicit bool) e
 			return err
 		}
 		for _, d := range dropped {
-			if err := b.orphan(def.ID, d.ID, cur.group(), cur.db+"."+cur.def.Name+" index "+d.Name); err != nil {
+			if err := b.orphan(def.ID, d.ID, cur, cur.db+"."+cur.def.Name+" index "+d.Name); err != nil {
 				return err
 			}
 		}
@@ -435,11 +443,21 @@ func addIndexDef(def *tableDef, cur *tableMeta, idx sql.IndexDef, id uint64, imp
 }
 
 // buildIndexEntries writes the entries of index im for every committed
-// row of the table through f, failing with a duplicate-entry error as
-// MySQL.
+// row of the table through f, in the group of each row, failing with a
+// duplicate-entry error as MySQL: a unique index of a local table checked
+// across sites against the entries of every group.
 func buildIndexEntries(ctx *sql.Context, f *filler, m *tableMeta, im *indexMeta) error {
+	for _, g := range f.groups {
+		if err := buildGroupEntries(ctx, f, g, m, im); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func buildGroupEntries(ctx *sql.Context, f *filler, g uint64, m *tableMeta, im *indexMeta) error {
 	rp := m.rowPrefix()
-	it := f.part.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := f.parts[g].part.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	defer it.Close()
 	for it.Next() {
 		row, err := decodeRow(it.Value(), len(m.schema))
@@ -452,7 +470,7 @@ func buildIndexEntries(ctx *sql.Context, f *filler, m *tableMeta, im *indexMeta)
 			return err
 		}
 		if unique {
-			dup, err := f.exists(ik)
+			dup, err := f.taken(ctx, g, ik, im.cross)
 			if err != nil {
 				return err
 			}
@@ -460,11 +478,11 @@ func buildIndexEntries(ctx *sql.Context, f *filler, m *tableMeta, im *indexMeta)
 				return sql.NewUniqueKeyErr(m.dupMessage(ctx, im.def.Name, im.ords, row), false, row)
 			}
 		}
-		if err := f.put(ctx, ik, pk); err != nil {
+		if err := f.put(ctx, g, ik, pk); err != nil {
 			return err
 		}
 	}
-	return it.Err()
+	return storeErr(it.Err())
 }
 
 // DropIndex implements sql.IndexAlterableTable.
@@ -476,7 +494,7 @@ func (t *Table) DropIndex(ctx *sql.Context, name string) error {
 		for i, id := range def.Indexes {
 			if strings.EqualFold(id.Name, name) {
 				def.Indexes = append(def.Indexes[:i], def.Indexes[i+1:]...)
-				return b.orphan(def.ID, id.ID, cur.group(), cur.db+"."+cur.def.Name+" index "+id.Name)
+				return b.orphan(def.ID, id.ID, cur, cur.db+"."+cur.def.Name+" index "+id.Name)
 			}
 		}
 		return sql.ErrIndexNotFound.New(name)
@@ -537,18 +555,24 @@ func (c *indexChecker) Insert(ctx *sql.Context, row sql.Row) error {
 	if err != nil {
 		return err
 	}
-	pt, err := c.p.partOf(c.m)
+	groups, err := c.p.groupsOf(ctx, c.m)
 	if err != nil {
 		return storeErr(err)
 	}
-	v, err := pt.Engine().Get(ik, kv.MaxTimestamp)
-	if err != nil {
-		return err
+	for _, g := range groups {
+		pt, err := c.p.part(g)
+		if err != nil {
+			return storeErr(err)
+		}
+		v, err := pt.Get(ctx, ik, kv.MaxTimestamp)
+		if err != nil {
+			return storeErr(err)
+		}
+		if v.Exists {
+			return nil
+		}
 	}
-	if !v.Exists {
-		return fmt.Errorf("sqlfront: index %s of %s lacks the entry of a row", c.im.def.Name, c.m.def.Name)
-	}
-	return nil
+	return fmt.Errorf("sqlfront: index %s of %s lacks the entry of a row", c.im.def.Name, c.m.def.Name)
 }
 
 // ModifyStoredCollation implements sql.CollationAlterableTable (ALTER

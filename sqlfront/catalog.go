@@ -83,10 +83,11 @@ type dbState struct {
 	procs    map[string]sql.StoredProcedureDetails
 }
 
-// loadCatalog reads every catalog entry of the store.
-func loadCatalog(eng *kv.Engine) (map[string]*dbState, error) {
+// loadCatalog reads every catalog entry of the catalog part.
+func loadCatalog(cat Part) (map[string]*dbState, error) {
 	dbs := map[string]*dbState{}
-	it := eng.NewIterator(keys.CatalogKey(catDB), keys.PrefixEnd(keys.CatalogKey(catDB)), kv.MaxTimestamp, false)
+	ctx := context.Background()
+	it := cat.NewIterator(ctx, keys.CatalogKey(catDB), keys.PrefixEnd(keys.CatalogKey(catDB)), kv.MaxTimestamp, false)
 	for it.Next() {
 		var d dbDef
 		if err := json.Unmarshal(it.Value(), &d); err != nil {
@@ -101,7 +102,7 @@ func loadCatalog(eng *kv.Engine) (map[string]*dbState, error) {
 		return nil, err
 	}
 	for name := range dbs {
-		st, err := loadDB(eng, name)
+		st, err := loadDB(cat, name)
 		if err != nil {
 			return nil, err
 		}
@@ -111,8 +112,9 @@ func loadCatalog(eng *kv.Engine) (map[string]*dbState, error) {
 }
 
 // loadDB reads the catalog of one database (nil when it does not exist).
-func loadDB(eng *kv.Engine, lname string) (*dbState, error) {
-	v, err := eng.Get(keys.CatalogKey(catDB, []byte(lname)), kv.MaxTimestamp)
+func loadDB(cat Part, lname string) (*dbState, error) {
+	ctx := context.Background()
+	v, err := cat.Get(ctx, keys.CatalogKey(catDB, []byte(lname)), kv.MaxTimestamp)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +132,7 @@ func loadDB(eng *kv.Engine, lname string) (*dbState, error) {
 	}
 	scan := func(kind []byte, fn func(data []byte, version uint64) error) error {
 		p := keys.CatalogKey(kind, []byte(lname))
-		it := eng.NewIterator(p, keys.PrefixEnd(p), kv.MaxTimestamp, false)
+		it := cat.NewIterator(ctx, p, keys.PrefixEnd(p), kv.MaxTimestamp, false)
 		defer it.Close()
 		for it.Next() {
 			if err := fn(it.Value(), uint64(it.Version())); err != nil {
@@ -195,6 +197,7 @@ func loadDB(eng *kv.Engine, lname string) (*dbState, error) {
 // they commit as one batch.
 type ddlBatch struct {
 	p       *Provider
+	ctx     context.Context
 	batch   kv.Batch
 	dbs     map[string]bool // databases whose cached catalog must be reloaded
 	cleanup bool            // the batch orphans a table ID: wake the cleaner
@@ -235,7 +238,13 @@ func (b *ddlBatch) putTable(m *tableMeta) error {
 	b.put(key, data)
 	b.dbs[strings.ToLower(m.db)] = true
 	if m.placed() {
-		b.markers = append(b.markers, markerChange{group: m.group(), id: m.def.ID, db: m.db, name: m.def.Name})
+		groups, err := b.p.groupsOf(b.ctx, m)
+		if err != nil {
+			return storeErr(err)
+		}
+		for _, g := range groups {
+			b.markers = append(b.markers, markerChange{group: g, id: m.def.ID, db: m.db, name: m.def.Name})
+		}
 	}
 	return nil
 }
@@ -252,7 +261,7 @@ func (b *ddlBatch) newTableID() (uint64, error) {
 			return id, nil
 		}
 	}
-	v, err := b.p.cat().Engine().Get(key, kv.MaxTimestamp)
+	v, err := b.p.cat().Get(context.Background(), key, kv.MaxTimestamp)
 	if err != nil {
 		return 0, err
 	}
@@ -269,7 +278,7 @@ func (b *ddlBatch) newTableID() (uint64, error) {
 // small catalog ranges; rows go through the background cleanup
 // (cleanup.go), whatever their number.
 func (b *ddlBatch) deleteRange(start, end []byte) error {
-	it := b.p.cat().Engine().NewIterator(start, end, kv.MaxTimestamp, false)
+	it := b.p.cat().NewIterator(context.Background(), start, end, kv.MaxTimestamp, false)
 	defer it.Close()
 	for it.Next() {
 		b.del(append([]byte(nil), it.Key()...))
@@ -283,7 +292,11 @@ func (b *ddlBatch) deleteRange(start, end []byte) error {
 func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 	p.ddlMu.Lock()
 	defer p.ddlMu.Unlock()
-	b := &ddlBatch{p: p, dbs: map[string]bool{}}
+	var cctx context.Context = context.Background()
+	if ctx != nil {
+		cctx = ctx
+	}
+	b := &ddlBatch{p: p, ctx: cctx, dbs: map[string]bool{}}
 	if err := fn(b); err != nil {
 		return err
 	}
@@ -295,7 +308,6 @@ func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 	}
 	// As for a transaction's commit (Provider.commit): a stopped statement
 	// writes nothing, a proposed change is seen through.
-	var cctx context.Context = context.Background()
 	if ctx != nil {
 		if ctx.Err() != nil {
 			return errInterrupted
@@ -321,7 +333,7 @@ func (p *Provider) runDDL(ctx *sql.Context, fn func(b *ddlBatch) error) error {
 }
 
 func (p *Provider) reloadDB(lname string) error {
-	st, err := loadDB(p.cat().Engine(), lname)
+	st, err := loadDB(p.cat(), lname)
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,9 @@ type cleanupRecord struct {
 	// Group holds the ID's rows and index entries; 0 (what a record
 	// written before placement says) is CatalogGroup.
 	Group uint64 `json:"group,omitempty"`
+	// Local: the ID's keys are in every site's group (a local table), as
+	// many as there are when the cleaner runs.
+	Local bool `json:"local,omitempty"`
 }
 
 var catDrop = []byte("drop")
@@ -85,28 +88,57 @@ type cleanupRange struct {
 }
 
 // cleanupRanges are the key ranges a record stands for: a table ID's rows,
-// index entries and definition marker (in group's part) and AUTO_INCREMENT
-// watermarks (catalog keys), or one index's entries.
-func cleanupRanges(id, index, group uint64) []cleanupRange {
+// index entries and definition marker (in the part of each of groups) and
+// AUTO_INCREMENT watermarks (catalog keys), or one index's entries.
+func cleanupRanges(id, index uint64, groups []uint64) []cleanupRange {
+	var out []cleanupRange
 	if index != 0 {
 		ip := keys.IndexPrefix(id, index)
-		return []cleanupRange{{group, ip, keys.PrefixEnd(ip)}}
+		for _, g := range groups {
+			out = append(out, cleanupRange{g, ip, keys.PrefixEnd(ip)})
+		}
+		return out
 	}
 	tp, ap := keys.TablePrefix(id), autoIncPrefix(id)
-	return []cleanupRange{{group, tp, keys.PrefixEnd(tp)}, {CatalogGroup, ap, keys.PrefixEnd(ap)}}
+	for _, g := range groups {
+		out = append(out, cleanupRange{g, tp, keys.PrefixEnd(tp)})
+	}
+	return append(out, cleanupRange{CatalogGroup, ap, keys.PrefixEnd(ap)})
+}
+
+// placeRecord fills in where the keys of table m are.
+func (p *Provider) placeRecord(rec *cleanupRecord, m *tableMeta) {
+	switch {
+	case m.local():
+		rec.Local = true
+	case m.group() != CatalogGroup:
+		rec.Group = m.group()
+	}
+}
+
+// recordGroups are the groups holding the record's ranges.
+func (p *Provider) recordGroups(ctx context.Context, rec cleanupRecord) ([]uint64, error) {
+	if rec.Local {
+		return p.siteGroups(ctx)
+	}
+	return []uint64{rec.group()}, nil
 }
 
 // orphan adds to the batch the cleanup record of table ID id (index 0) or
-// of one of its indexes, whose keys are in group's part. An orphaned
+// of one of its indexes, whose keys are where table m's are. An orphaned
 // table ID of a placed table loses its definition marker once the batch
 // has committed, so a writer still holding it fails (1412).
-func (b *ddlBatch) orphan(id, index, group uint64, what string) error {
+func (b *ddlBatch) orphan(id, index uint64, m *tableMeta, what string) error {
 	b.cleanup = true
 	rec := cleanupRecord{Table: what}
-	if group != CatalogGroup {
-		rec.Group = group
-		if index == 0 {
-			b.markers = append(b.markers, markerChange{group: group, id: id, drop: true})
+	b.p.placeRecord(&rec, m)
+	if m.placed() && index == 0 {
+		groups, err := b.p.groupsOf(b.ctx, m)
+		if err != nil {
+			return storeErr(err)
+		}
+		for _, g := range groups {
+			b.markers = append(b.markers, markerChange{group: g, id: id, drop: true})
 		}
 	}
 	return b.putJSON(dropKey(id, index), rec)
@@ -175,7 +207,7 @@ func (p *Provider) cleanupPass() error {
 	}
 	var recs []rec
 	pre := keys.CatalogKey(catDrop)
-	it := p.cat().Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
+	it := p.cat().NewIterator(context.Background(), pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
 	for it.Next() {
 		id, index, err := parseDropKey(it.Key())
 		if err != nil {
@@ -252,7 +284,7 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 		if err := p.cat().Commit(ctx, b); err != nil {
 			return err
 		}
-		v, err := p.cat().Engine().Get(key, kv.MaxTimestamp)
+		v, err := p.cat().Get(ctx, key, kv.MaxTimestamp)
 		if err != nil {
 			return err
 		}
@@ -263,7 +295,11 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 	}
 	held := kv.Precondition{Key: key, Exists: true, Version: version}
 	limit := p.ddlChunkBytes()
-	for _, r := range cleanupRanges(id, index, rec.group()) {
+	groups, err := p.recordGroups(ctx, rec)
+	if err != nil {
+		return err
+	}
+	for _, r := range cleanupRanges(id, index, groups) {
 		pt, err := p.part(r.group)
 		if err != nil {
 			return err
@@ -282,7 +318,7 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 				b.Preconditions = []kv.Precondition{held}
 			}
 			var size int64
-			it := pt.Engine().NewIterator(start, r.end, kv.MaxTimestamp, false)
+			it := pt.NewIterator(ctx, start, r.end, kv.MaxTimestamp, false)
 			for size < limit && it.Next() {
 				k := bytes.Clone(it.Key())
 				b.Mutations = append(b.Mutations, kv.Mutation{Key: k, Delete: true})
@@ -321,28 +357,43 @@ func (p *Provider) cleanTable(id, index uint64, version kv.Timestamp, rec cleanu
 }
 
 // filler writes the keys of a range no catalog entry names yet (a rebuilt
-// table's new ID, a new index) in bounded batches. It holds the range's
-// cleanup record, written and locked before the first key, so whatever
-// ends the statement early, the range is removed; the batch that makes the
-// range visible deletes the record (finish).
+// table's new ID, a new index) in bounded batches, in the part of each
+// group the table's keys are in. It holds the range's cleanup record,
+// written and locked before the first key, so whatever ends the statement
+// early, the range is removed; the batch that makes the range visible
+// deletes the record (finish).
 type filler struct {
-	p       *Provider
+	p      *Provider
+	key    []byte // the cleanup record
+	held   kv.Precondition
+	groups []uint64 // ascending
+	parts  map[uint64]*fillPart
+}
+
+// fillPart is what a filler writes in one group's part.
+type fillPart struct {
 	group   uint64
-	part    Part   // where the range is
-	key     []byte // the cleanup record
-	held    kv.Precondition
+	part    Part
 	batch   kv.Batch
 	size    int64
 	pending map[string]bool // keys of the unflushed batch
 }
 
 // newFiller writes and locks (for owner) the cleanup record of id/index,
-// whose keys are in group's part. The key is new, so the lock is free
+// whose keys are where table m's are. The key is new, so the lock is free
 // unless something is badly wrong.
-func (p *Provider) newFiller(ctx context.Context, owner lock.TxnID, id, index, group uint64, what string) (*filler, error) {
-	pt, err := p.part(group)
+func (p *Provider) newFiller(ctx context.Context, owner lock.TxnID, id, index uint64, m *tableMeta, what string) (*filler, error) {
+	groups, err := p.groupsOf(ctx, m)
 	if err != nil {
 		return nil, storeErr(err)
+	}
+	f := &filler{p: p, groups: groups, parts: map[uint64]*fillPart{}}
+	for _, g := range f.groups {
+		pt, err := p.part(g)
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		f.parts[g] = &fillPart{group: g, part: pt, pending: map[string]bool{}}
 	}
 	key := dropKey(id, index)
 	if err := p.cat().Lock(ctx, owner, key, lock.Exclusive, time.Second); err != nil {
@@ -352,9 +403,7 @@ func (p *Provider) newFiller(ctx context.Context, owner lock.TxnID, id, index, g
 		return nil, storeErr(err)
 	}
 	rec := cleanupRecord{Table: what}
-	if group != CatalogGroup {
-		rec.Group = group
-	}
+	p.placeRecord(&rec, m)
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return nil, err
@@ -369,54 +418,119 @@ func (p *Provider) newFiller(ctx context.Context, owner lock.TxnID, id, index, g
 		}
 		return nil, storeErr(err)
 	}
-	v, err := p.cat().Engine().Get(key, kv.MaxTimestamp)
+	v, err := p.cat().Get(ctx, key, kv.MaxTimestamp)
 	if err != nil {
 		return nil, err
 	}
 	if !v.Exists {
 		return nil, errDDLConflict
 	}
-	return &filler{p: p, group: group, part: pt, key: key, held: kv.Precondition{Key: key, Exists: true, Version: v.Version}, pending: map[string]bool{}}, nil
+	f.key, f.held = key, kv.Precondition{Key: key, Exists: true, Version: v.Version}
+	return f, nil
 }
 
-// exists reports whether key was written already.
-func (f *filler) exists(key []byte) (bool, error) {
-	if f.pending[string(key)] {
+// exists reports whether key was written already in group's part.
+func (f *filler) exists(ctx context.Context, group uint64, key []byte) (bool, error) {
+	fp := f.parts[group]
+	if fp.pending[string(key)] {
 		return true, nil
 	}
-	v, err := f.part.Engine().Get(key, kv.MaxTimestamp)
-	return v.Exists, err
+	v, err := fp.part.Get(ctx, key, kv.MaxTimestamp)
+	return v.Exists, storeErr(err)
 }
 
-func (f *filler) put(ctx context.Context, key, value []byte) error {
-	f.batch.Mutations = append(f.batch.Mutations, kv.Mutation{Key: key, Value: value})
-	f.pending[string(key)] = true
-	f.size += int64(len(key) + len(value) + 32)
-	if f.size >= f.p.ddlChunkBytes() {
-		return f.flush(ctx)
+// existsIn reports in which group key was written already, of the groups
+// given (this copy's; 0 when none), looking in all of them at once.
+func (f *filler) existsIn(ctx context.Context, groups []uint64, key []byte) (uint64, error) {
+	for _, g := range groups {
+		if f.parts[g].pending[string(key)] {
+			return g, nil
+		}
+	}
+	found := make([]bool, len(groups))
+	if err := parallel(len(groups), func(i int) error {
+		v, err := f.parts[groups[i]].part.Get(ctx, key, kv.MaxTimestamp)
+		found[i] = v.Exists
+		return err
+	}); err != nil {
+		return 0, storeErr(err)
+	}
+	for i, ok := range found {
+		if ok {
+			return groups[i], nil
+		}
+	}
+	return 0, nil
+}
+
+// taken reports whether a unique key a copy is about to write in group
+// is written already: in group, or when cross in any group of the copy.
+func (f *filler) taken(ctx context.Context, group uint64, key []byte, cross bool) (bool, error) {
+	if !cross {
+		return f.exists(ctx, group, key)
+	}
+	g, err := f.existsIn(ctx, f.groups, key)
+	return g != 0, err
+}
+
+func (f *filler) put(ctx context.Context, group uint64, key, value []byte) error {
+	fp := f.parts[group]
+	fp.batch.Mutations = append(fp.batch.Mutations, kv.Mutation{Key: key, Value: value})
+	fp.pending[string(key)] = true
+	fp.size += int64(len(key) + len(value) + 32)
+	if fp.size >= f.p.ddlChunkBytes() {
+		return f.flushPart(ctx, fp)
 	}
 	return nil
 }
 
-// flush commits the buffered keys, provided the record was not claimed by
-// the cleaner (the lock on it lost with a leader change). The record is a
-// catalog key: a range in another group's part is written without that
-// proviso, and its publication alone (finish) fails after a claim.
+// flush commits the buffered keys of every group.
 func (f *filler) flush(ctx context.Context) error {
-	if len(f.batch.Mutations) == 0 {
+	for _, g := range f.groups {
+		if err := f.flushPart(ctx, f.parts[g]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flushPart commits the buffered keys of one group, provided the record
+// was not claimed by the cleaner (the lock on it lost with a leader
+// change). The record is a catalog key: a range in another group's part
+// is written without that proviso, and its publication alone (finish)
+// fails after a claim.
+func (f *filler) flushPart(ctx context.Context, fp *fillPart) error {
+	if len(fp.batch.Mutations) == 0 {
 		return nil
 	}
-	if f.group == CatalogGroup {
-		f.batch.Preconditions = []kv.Precondition{f.held}
+	if fp.group == CatalogGroup {
+		fp.batch.Preconditions = []kv.Precondition{f.held}
 	}
-	err := f.part.Commit(ctx, &f.batch)
-	f.batch = kv.Batch{}
-	f.size = 0
-	f.pending = map[string]bool{}
+	err := fp.part.Commit(ctx, &fp.batch)
+	fp.batch = kv.Batch{}
+	fp.size = 0
+	fp.pending = map[string]bool{}
 	if errors.Is(err, kv.ErrConflict) {
 		return errDDLConflict
 	}
 	return storeErr(err)
+}
+
+// complete flushes what is left and, for a placed table (nm, not yet
+// published), writes in every group the definition marker of the copy:
+// version 0, the indexes it has. A group's marker so says that its part of
+// the range is whole (placedVisibleAt); publication writes the real one.
+func (f *filler) complete(ctx context.Context, nm *tableMeta) error {
+	for _, g := range f.groups {
+		fp := f.parts[g]
+		if nm.placed() {
+			fp.batch.Mutations = append(fp.batch.Mutations, kv.Mutation{Key: markerKey(nm.def.ID), Value: encodeMarker(nm)})
+		}
+		if err := f.flushPart(ctx, fp); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // finish adds to the DDL batch that publishes the range the removal of its

@@ -55,8 +55,8 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 	// change did to its rows (a cleaner removing them, say).
 	for _, markers := range []bool{true, false} {
 		for k, o := range t.seen {
-			if o.group == group && isMarkerKey([]byte(k)) == markers {
-				b.Preconditions = append(b.Preconditions, kv.Precondition{Key: []byte(k), Exists: o.exists, Version: o.version})
+			if k.group == group && isMarkerKey([]byte(k.key)) == markers {
+				b.Preconditions = append(b.Preconditions, kv.Precondition{Key: []byte(k.key), Exists: o.exists, Version: o.version})
 			}
 		}
 	}
@@ -108,7 +108,7 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 		if len(key) > 0 && key[0] == keys.PrefixCatalog || isMarkerKey(ce.Key) {
 			return errTableDefChanged
 		}
-		if msg, ok := t.uniqueMsg[key]; ok {
+		if msg, ok := t.uniqueMsg[gkey{group, key}]; ok {
 			return mysql.NewSQLError(mysql.ERDupEntry, mysql.SSConstraintViolation, "%s", msg)
 		}
 		return errLockLost
@@ -126,9 +126,10 @@ func (p *Provider) errMultiGroup(t *txn) error {
 		}
 		return true
 	})
-	for _, m := range t.tables {
-		if _, ok := byGroup[m.group()]; ok {
-			byGroup[m.group()] = append(byGroup[m.group()], m.db+"."+m.def.Name)
+	for tg := range t.written {
+		m := t.tables[tg.table]
+		if _, ok := byGroup[tg.group]; ok && m != nil {
+			byGroup[tg.group] = append(byGroup[tg.group], m.db+"."+m.def.Name)
 		}
 	}
 	groups := make([]uint64, 0, len(byGroup))

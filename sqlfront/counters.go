@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"context"
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,7 @@ func (p *Provider) legacyAutoIncKeys(id uint64) ([][]byte, error) {
 // under the table's prefix whose last field is a u64 (a mark's is a kind).
 func (p *Provider) eachLegacyAutoInc(id uint64, fn func(key []byte, next uint64)) error {
 	pre := autoIncPrefix(id)
-	it := p.cat().Engine().NewIterator(pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
+	it := p.cat().NewIterator(context.Background(), pre, keys.PrefixEnd(pre), kv.MaxTimestamp, false)
 	defer it.Close()
 	for it.Next() {
 		rest := it.Key()[len(pre):]
@@ -83,7 +84,7 @@ func (p *Provider) forgetGroupCounters(id uint64) {
 	var ids []uint64
 	for _, st := range p.dbs {
 		for _, m := range st.tables {
-			if m.group() == id {
+			if m.local() || m.group() == id {
 				ids = append(ids, m.def.ID)
 			}
 		}
@@ -108,24 +109,43 @@ func (p *Provider) rowCountFor(id uint64) *rowCountState {
 }
 
 // rowCount is the estimate of table m's rows. A table whose group this
-// node cannot reach counts 0: an estimate must not fail the statements
-// that list tables.
+// node cannot reach, or hosts no replica of, counts 0: an estimate must
+// not fail the statements that list tables, nor cost a request to
+// another site (the planner asks for it).
+//
+// A local table counts the rows of the groups this node hosts (its
+// site's): another site's rows are not counted.
 func (p *Provider) rowCount(m *tableMeta) (int64, error) {
-	pt, err := p.partOf(m)
-	if err != nil {
+	var engs []*kv.Engine
+	groups, _ := p.groupsOf(context.Background(), m)
+	for _, g := range groups {
+		pt, err := p.part(g)
+		if err != nil {
+			continue
+		}
+		if r, ok := pt.(replica); ok {
+			engs = append(engs, r.Engine())
+		}
+	}
+	if len(engs) == 0 {
 		return 0, nil
 	}
 	st := p.rowCountFor(m.def.ID)
 	st.once.Do(func() {
 		rp := m.rowPrefix()
-		it := pt.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
-		defer it.Close()
 		var n int64
-		for it.Next() {
-			n++
+		for _, eng := range engs {
+			it := eng.NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+			for it.Next() {
+				n++
+			}
+			st.err = it.Err()
+			it.Close()
+			if st.err != nil {
+				break
+			}
 		}
 		st.n.Store(n)
-		st.err = it.Err()
 		st.ready.Store(true)
 	})
 	return st.n.Load(), st.err
@@ -140,7 +160,7 @@ func (p *Provider) noteCommitted(t *txn) {
 		if !ok || idx != primaryIndexID {
 			return true
 		}
-		o, seen := t.seen[it.key]
+		o, seen := t.seen[gkey{it.group, it.key}]
 		var d int64
 		switch {
 		case it.del && (!seen || o.exists):

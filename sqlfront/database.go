@@ -1,6 +1,7 @@
 package sqlfront
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -74,13 +75,33 @@ func (d *Database) CreateTable(ctx *sql.Context, name string, sch sql.PrimaryKey
 		return err
 	}
 	group := CatalogGroup
+	var local *localDef
 	if d.p.cfg.PlaceTable != nil {
-		g, err := d.p.cfg.PlaceTable(ctx, d.name, name)
+		pl, err := d.p.cfg.PlaceTable(ctx, d.name, name)
 		if err != nil {
 			return storeErr(err)
 		}
-		if group = g; group == 0 {
-			group = CatalogGroup
+		switch {
+		case pl.Local:
+			if d.p.cfg.Homes == nil {
+				return fmt.Errorf("sqlfront: %s.%s is placed local, but this node homes no rows (no Homes)", d.name, name)
+			}
+			local = &localDef{Locality: strings.ToLower(pl.Locality), SiteUnique: pl.SiteUnique}
+			if pl.Parent != nil {
+				local.Parent = &ParentRef{Table: strings.ToLower(pl.Parent.Table), Column: strings.ToLower(pl.Parent.Column), Via: strings.ToLower(pl.Parent.Via)}
+			}
+			if err := checkLocalDef(local, sch.Schema, d.name+"."+name); err != nil {
+				return err
+			}
+			// A local table is created only where every site's group
+			// can be told of it.
+			for _, g := range d.p.cfg.Homes.AllGroups(ctx) {
+				if _, err := d.p.part(g); err != nil {
+					return storeErr(err)
+				}
+			}
+		case pl.Group != 0:
+			group = pl.Group
 		}
 		// A table is created only in a group this node can write.
 		if _, err := d.p.part(group); err != nil {
@@ -102,6 +123,7 @@ func (d *Database) CreateTable(ctx *sql.Context, name string, sch sql.PrimaryKey
 		if group != CatalogGroup {
 			def.Group = group
 		}
+		def.Local = local
 		m, err := newTableMeta(d.name, def, 0)
 		if err != nil {
 			return err
@@ -142,7 +164,7 @@ func (p *Provider) dropTableID(ctx *sql.Context, db, name string, id uint64) err
 		if m == nil || (id != 0 && m.def.ID != id) {
 			return sql.ErrTableNotFound.New(name)
 		}
-		if err := b.orphan(m.def.ID, 0, m.group(), m.db+"."+m.def.Name); err != nil {
+		if err := b.orphan(m.def.ID, 0, m, m.db+"."+m.def.Name); err != nil {
 			return err
 		}
 		key := keys.CatalogKey(catTable, lower(db), lower(m.def.Name))
@@ -166,10 +188,16 @@ func (d *Database) RenameTable(ctx *sql.Context, oldName, newName string) error 
 			{CatalogGroup, keys.CatalogKey(catTable, lower(d.name), lower(newName))},
 		}
 		if m := d.p.table(d.name, oldName); m != nil && m.placed() {
-			// Its writers lock it by name in its part.
-			locks = append(locks,
-				mdlKey{m.group(), keys.CatalogKey(catTable, lower(d.name), lower(oldName))},
-				mdlKey{m.group(), keys.CatalogKey(catTable, lower(d.name), lower(newName))})
+			// Its writers lock it by name in its part (parts).
+			groups, err := d.p.groupsOf(ctx, m)
+			if err != nil {
+				return storeErr(err)
+			}
+			for _, g := range groups {
+				locks = append(locks,
+					mdlKey{g, keys.CatalogKey(catTable, lower(d.name), lower(oldName))},
+					mdlKey{g, keys.CatalogKey(catTable, lower(d.name), lower(newName))})
+			}
 		}
 		unlock, err := s.ddlLockKeys(ctx, locks...)
 		if err != nil {

@@ -19,9 +19,13 @@
 // (alter.go) and rewrites rows under a new table ID (rewrite.go) in one
 // batch with the catalog change (catalog.go).
 //
-// Groups (store.go, marker.go): the Store hands out one Part per
-// replication group. The catalog lives in the catalog group; a table's
-// rows live in the group Config.PlaceTable chose when it was created.
+// Groups (store.go, remote.go, marker.go): the Store hands out one Part
+// per replication group, and every read, lock, snapshot and commit goes
+// through it: a hosted group's part reads its local replica, a RemotePart
+// reads at the leader of a group this node does not host. The catalog
+// lives in the catalog group; a table's rows live in the group
+// Config.PlaceTable chose when it was created, or for a local table each
+// row in its home site's group (local.go; Config.Homes homes them).
 // Reads, locks and snapshots go to the part of the table's group; a
 // transaction commits to one group, and its writes to several are
 // refused. A table outside the catalog group keeps its metadata lock and a

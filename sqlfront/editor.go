@@ -2,11 +2,11 @@ package sqlfront
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/dolthub/go-mysql-server/sql"
 
-	"github.com/fogdb/fogdb/kv"
 	"github.com/fogdb/fogdb/kv/keys"
 	"github.com/fogdb/fogdb/kv/lock"
 )
@@ -86,6 +86,9 @@ func (e *editor) StatementComplete(ctx *sql.Context) error {
 // Close implements sql.Closer.
 func (e *editor) Close(*sql.Context) error { return nil }
 
+// txn returns the transaction the editor writes in. A table that is not
+// local has all its rows in one group, entered at once; a local table's
+// group is entered row by row (enter).
 func (e *editor) txn(ctx *sql.Context) (*txn, error) {
 	t, err := e.sess.current(ctx)
 	if err != nil {
@@ -100,21 +103,34 @@ func (e *editor) txn(ctx *sql.Context) (*txn, error) {
 		// table up: write under the current definition.
 		e.m = cur
 	}
-	if _, ok := t.tables[e.m.def.ID]; !ok {
-		// The shared metadata lock keeps DDL off the table until this
-		// transaction ends. A placed table's is in its own part, with its
-		// definition marker (marker.go).
-		if err := e.sess.lockKey(ctx, t, e.m.group(), tableLockKey(e.m), lock.Shared); err != nil {
+	if !e.m.local() {
+		if err := e.enter(ctx, t, e.m.group()); err != nil {
 			return nil, err
 		}
-		if e.m.placed() {
-			if err := e.checkMarker(ctx, t); err != nil {
-				return nil, err
-			}
-		}
-		t.tables[e.m.def.ID] = e.m
 	}
 	return t, nil
+}
+
+// enter readies the transaction to write the table in group's part, once
+// per transaction: the shared metadata lock keeps DDL off the table until
+// the transaction ends; a placed table's is in that part, with its
+// definition marker (marker.go).
+func (e *editor) enter(ctx *sql.Context, t *txn, group uint64) error {
+	tg := tableGroup{e.m.def.ID, group}
+	if t.written[tg] {
+		return nil
+	}
+	if err := e.sess.lockKey(ctx, t, group, tableLockKey(e.m), lock.Shared); err != nil {
+		return err
+	}
+	if e.m.placed() {
+		if err := e.checkMarker(ctx, t, group); err != nil {
+			return err
+		}
+	}
+	t.written[tg] = true
+	t.tables[e.m.def.ID] = e.m
+	return nil
 }
 
 // pkSuffix encodes the primary key of row (the part of the row key after
@@ -196,8 +212,29 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 	if err != nil {
 		return err
 	}
+	group := e.m.group()
+	if e.m.local() {
+		local, err := e.p.localGroup()
+		if err != nil {
+			return err
+		}
+		if group, err = e.home(ctx, t, row, local); err != nil {
+			return err
+		}
+	}
+	return e.insertIn(ctx, t, group, row)
+}
+
+// insertIn inserts row in group's part.
+func (e *editor) insertIn(ctx *sql.Context, t *txn, group uint64, row sql.Row) error {
+	if err := e.enter(ctx, t, group); err != nil {
+		return err
+	}
 	m := e.m
-	var pk []byte
+	var (
+		pk  []byte
+		err error
+	)
 	if m.keyless() {
 		id, err := e.p.nextRowID(ctx, m)
 		if err != nil {
@@ -214,16 +251,16 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 	if m.keyless() {
 		// A hidden row ID is never handed out twice; should one be all the
 		// same, the commit fails rather than overwrite the row it names.
-		if _, ok := t.seen[string(rowKey)]; !ok {
-			t.seen[string(rowKey)] = observed{exists: false, group: m.group()}
+		if _, ok := t.seen[gkey{group, string(rowKey)}]; !ok {
+			t.seen[gkey{group, string(rowKey)}] = observed{exists: false}
 		}
 	} else {
-		data, exists, err := e.sess.lockedRead(ctx, t, e.m.group(), rowKey, lock.Exclusive)
+		found, err := e.claim(ctx, t, group, rowKey, m.pkCross)
 		if err != nil {
 			return err
 		}
-		if exists {
-			existing, err := decodeRow(data, len(m.schema))
+		if found.found {
+			existing, err := decodeRow(found.data, len(m.schema))
 			if err != nil {
 				return err
 			}
@@ -237,7 +274,7 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 			return err
 		}
 		if unique {
-			if err := e.claimUnique(ctx, t, im, ik, row); err != nil {
+			if err := e.claimUnique(ctx, t, group, im, ik, row); err != nil {
 				return err
 			}
 		}
@@ -247,23 +284,78 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 	if err != nil {
 		return err
 	}
-	if err := t.write(e.p, e.m.group(), string(rowKey), val, false); err != nil {
+	if err := t.write(e.p, group, string(rowKey), val, false); err != nil {
 		return err
 	}
 	for _, ik := range entries {
-		if err := t.write(e.p, e.m.group(), string(ik), pk, false); err != nil {
+		if err := t.write(e.p, group, string(ik), pk, false); err != nil {
 			return err
 		}
 	}
 	return e.p.noteAutoInc(ctx, m, row)
 }
 
-// claimUnique locks a unique index key the row is about to take and reads
-// it: an existing entry is a duplicate; a free one becomes a commit
-// precondition whose failure means the same duplicate. Whoever deletes the
-// entry holds its lock until its transaction ends (releaseUnique), so the
-// entry read under the lock is the answer, as InnoDB judges a duplicate by
-// the index record it locks.
+// checkGroups are the groups a unique key of a row homed in group is
+// checked in: that group, or for a key checked across sites (cross) every
+// site's group, in ascending order, the order their locks are taken in.
+func (e *editor) checkGroups(ctx *sql.Context, group uint64, cross bool) ([]uint64, error) {
+	if !cross {
+		return []uint64{group}, nil
+	}
+	all, err := e.p.siteGroups(ctx)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	for _, g := range all {
+		if g == group {
+			return all, nil
+		}
+	}
+	all = append(all, group)
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	return all, nil
+}
+
+// claim locks a key a row homed in group is about to take (its row key, or
+// a unique entry) exclusively and reads it: in group, or when cross in
+// every group, the locks taken in ascending group order so that two
+// inserts of one value at two sites queue instead of deadlocking, and the
+// reads then sent at once. It returns what it found, group's own first.
+// What an insert reads absent in another group is checked by no
+// precondition of its commit, which goes to its home group alone: held by
+// its lock only (DESIGN.md, "Local tables").
+func (e *editor) claim(ctx *sql.Context, t *txn, group uint64, key []byte, cross bool) (findResult, error) {
+	groups, err := e.checkGroups(ctx, group, cross)
+	if err != nil {
+		return findResult{}, err
+	}
+	res, err := e.sess.lockedReads(ctx, t, groups, key, lock.Exclusive)
+	if err != nil {
+		return findResult{}, err
+	}
+	for _, r := range res {
+		if r.found && r.group == group {
+			return r, nil
+		}
+	}
+	for _, r := range res {
+		if r.found {
+			if e.m.local() {
+				t.rowGroups[string(key)] = r.group
+			}
+			return r, nil
+		}
+	}
+	return findResult{group: group}, nil
+}
+
+// claimUnique locks a unique index key the row, homed in group, is about
+// to take and reads it: an existing entry is a duplicate; a free one
+// becomes a commit precondition whose failure means the same duplicate.
+// Whoever deletes the entry holds its lock until its transaction ends
+// (releaseUnique), so the entry read under the lock is the answer, as
+// InnoDB judges a duplicate by the index record it locks. A unique index
+// of a local table checked across sites is claimed in every group.
 //
 // REPLACE and ON DUPLICATE KEY UPDATE go on to change the duplicate's row,
 // which the engine takes from the error: that row is locked and read under
@@ -273,48 +365,62 @@ func (e *editor) Insert(ctx *sql.Context, row sql.Row) error {
 // an INSERT never waits for a row another transaction holds and may yet
 // change (which would deadlock when that transaction then frees the
 // value).
-func (e *editor) claimUnique(ctx *sql.Context, t *txn, im *indexMeta, ik []byte, row sql.Row) error {
-	pk, taken, err := e.sess.lockedRead(ctx, t, e.m.group(), ik, lock.Exclusive)
+func (e *editor) claimUnique(ctx *sql.Context, t *txn, group uint64, im *indexMeta, ik []byte, row sql.Row) error {
+	groups, err := e.checkGroups(ctx, group, im.cross)
 	if err != nil {
 		return err
 	}
-	for taken {
-		existing, found, err := e.rowAt(ctx, t, pk, e.changesDup)
-		if err != nil {
-			return err
-		}
-		cur, still := pk, taken
-		if e.changesDup {
-			if cur, still, err = e.sess.peek(t, e.m.group(), ik); err != nil {
+	res, err := e.sess.lockedReads(ctx, t, groups, ik, lock.Exclusive)
+	if err != nil {
+		return err
+	}
+	// The row's own group first: a duplicate there is the one to report.
+	sort.SliceStable(res, func(i, j int) bool { return res[i].group == group && res[j].group != group })
+	for _, r := range res {
+		h, pk, taken := r.group, r.data, r.found
+		for taken {
+			existing, found, err := e.rowAt(ctx, t, h, pk, e.changesDup)
+			if err != nil {
 				return err
 			}
-		}
-		if still && string(cur) == string(pk) {
-			if !found {
-				return fmt.Errorf("sqlfront: index entry of %s points to a missing row", e.m.def.Name)
+			cur, still := pk, taken
+			if e.changesDup {
+				if cur, still, err = e.sess.peek(ctx, t, h, ik); err != nil {
+					return err
+				}
 			}
-			return e.dupErr(ctx, im.def.Name, im.ords, row, false, existing)
+			if still && string(cur) == string(pk) {
+				if !found {
+					return fmt.Errorf("sqlfront: index entry of %s points to a missing row", e.m.def.Name)
+				}
+				if e.m.local() {
+					t.rowGroups[string(append(e.m.rowPrefix(), pk...))] = h
+				}
+				return e.dupErr(ctx, im.def.Name, im.ords, row, false, existing)
+			}
+			pk, taken = cur, still
 		}
-		pk, taken = cur, still
 	}
-	t.uniqueMsg[string(ik)] = e.m.dupMessage(ctx, im.def.Name, im.ords, row)
+	t.uniqueMsg[gkey{group, string(ik)}] = e.m.dupMessage(ctx, im.def.Name, im.ords, row)
 	return nil
 }
 
 // releaseUnique locks a unique index entry the transaction is about to
-// delete. Until the transaction ends, an insert of the value it held waits
-// here: it then finds the value free if the delete commits, and taken if
-// it rolls back, as with InnoDB's lock on a delete-marked record. Without
-// the lock, the insert would read the committed entry and judge by the row
-// it points to, whatever became of that row.
-func (e *editor) releaseUnique(ctx *sql.Context, t *txn, ik []byte) error {
-	_, _, err := e.sess.lockedRead(ctx, t, e.m.group(), ik, lock.Exclusive)
+// delete in group's part. Until the transaction ends, an insert of the
+// value it held waits here: it then finds the value free if the delete
+// commits, and taken if it rolls back, as with InnoDB's lock on a
+// delete-marked record. Without the lock, the insert would read the
+// committed entry and judge by the row it points to, whatever became of
+// that row.
+func (e *editor) releaseUnique(ctx *sql.Context, t *txn, group uint64, ik []byte) error {
+	_, _, err := e.sess.lockedRead(ctx, t, group, ik, lock.Exclusive)
 	return err
 }
 
-// rowAt reads the row a unique index entry points to: with an exclusive
-// lock as a current read, or else its newest version without a lock.
-func (e *editor) rowAt(ctx *sql.Context, t *txn, pk []byte, locked bool) (sql.Row, bool, error) {
+// rowAt reads the row a unique index entry of group's part points to:
+// with an exclusive lock as a current read, or else its newest version
+// without a lock.
+func (e *editor) rowAt(ctx *sql.Context, t *txn, group uint64, pk []byte, locked bool) (sql.Row, bool, error) {
 	key := append(e.m.rowPrefix(), pk...)
 	var (
 		data []byte
@@ -322,9 +428,9 @@ func (e *editor) rowAt(ctx *sql.Context, t *txn, pk []byte, locked bool) (sql.Ro
 		err  error
 	)
 	if locked {
-		data, ok, err = e.sess.lockedRead(ctx, t, e.m.group(), key, lock.Exclusive)
+		data, ok, err = e.sess.lockedRead(ctx, t, group, key, lock.Exclusive)
 	} else {
-		data, ok, err = e.sess.peek(t, e.m.group(), key)
+		data, ok, err = e.sess.peek(ctx, t, group, key)
 	}
 	if err != nil || !ok {
 		return nil, false, err
@@ -333,48 +439,145 @@ func (e *editor) rowAt(ctx *sql.Context, t *txn, pk []byte, locked bool) (sql.Ro
 	return row, err == nil, err
 }
 
-// rowKeyOf finds the stored key of a row the engine hands back. Keyed
-// tables derive it; keyless ones search for an equal row not yet claimed by
-// this statement.
-func (e *editor) rowKeyOf(ctx *sql.Context, t *txn, row sql.Row) ([]byte, []byte, error) {
+// rowKeyOf finds the stored key of a row the engine hands back, and the
+// group it lives in. Keyed tables derive the key; keyless ones search for
+// an equal row not yet claimed by this statement.
+func (e *editor) rowKeyOf(ctx *sql.Context, t *txn, row sql.Row) (key, pk []byte, group uint64, err error) {
 	m := e.m
 	if !m.keyless() {
 		pk, err := m.pkSuffix(row)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
-		return append(m.rowPrefix(), pk...), pk, nil
+		key := append(m.rowPrefix(), pk...)
+		group, err := e.rowGroup(ctx, t, key)
+		return key, pk, group, err
 	}
 	want, err := encodeRow(nil, row)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	st := e.sess.stmt(ctx)
 	if st.claimed == nil {
 		st.claimed = map[string]bool{}
 	}
 	rp := m.rowPrefix()
-	pt, err := e.p.partOf(m)
+	it, err := e.p.scanAll(ctx, t, m, rp, keys.PrefixEnd(rp))
 	if err != nil {
-		return nil, nil, storeErr(err)
+		return nil, nil, 0, err
 	}
-	it := newMergeIter(pt.Engine(), t.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
 	defer it.close()
 	for {
-		k, v, _, ok := it.next()
+		k, v, _, g, ok := it.next()
 		if !ok {
 			if err := it.err(); err != nil {
-				return nil, nil, err
+				return nil, nil, 0, storeErr(err)
 			}
-			return nil, nil, sql.ErrDeleteRowNotFound.New()
+			return nil, nil, 0, sql.ErrDeleteRowNotFound.New()
 		}
 		if st.claimed[string(k)] || string(v) != string(want) {
 			continue
 		}
 		st.claimed[string(k)] = true
 		k = append([]byte(nil), k...)
-		return k, k[len(rp):], nil
+		return k, k[len(rp):], g, nil
 	}
+}
+
+// rowGroup is the group a row of the table lives in: for a local table,
+// where the transaction read it under a lock or wrote it, else where it
+// is found, this site's group first; a row found nowhere is looked for
+// no further (its change then changes nothing).
+func (e *editor) rowGroup(ctx *sql.Context, t *txn, key []byte) (uint64, error) {
+	m := e.m
+	if !m.local() {
+		return m.group(), nil
+	}
+	if g, ok := t.rowGroups[string(key)]; ok {
+		return g, nil
+	}
+	if it, ok := t.getAny(string(key)); ok {
+		return it.group, nil
+	}
+	groups, err := e.p.groupsOf(ctx, m)
+	if err != nil {
+		return 0, storeErr(err)
+	}
+	r, err := e.sess.findKey(ctx, t, groups, key)
+	if err != nil {
+		return 0, err
+	}
+	if r.found {
+		t.rowGroups[string(key)] = r.group
+		return r.group, nil
+	}
+	return e.p.cfg.Homes.LocalGroup(), nil
+}
+
+// home is the group a row of a local table is homed in
+// (docs/PLACEMENT.md): by its locality value, or with its parent row, or
+// fallback's when neither decides (no locality key, a NULL, no parent
+// row). Inserts pass this site's group as fallback; updates the row's.
+func (e *editor) home(ctx *sql.Context, t *txn, row sql.Row, fallback uint64) (uint64, error) {
+	m := e.m
+	switch {
+	case m.localityOrd >= 0:
+		g, err := e.p.cfg.Homes.Home(ctx, localityValue(ctx, m.schema[m.localityOrd].Type, row[m.localityOrd]), fallback)
+		return g, storeErr(err)
+	case m.viaOrd >= 0 && row[m.viaOrd] != nil:
+		r, err := e.parentRow(ctx, t, row[m.viaOrd])
+		if err != nil || !r.found {
+			return fallback, err
+		}
+		return r.group, nil
+	}
+	return fallback, nil
+}
+
+// parentRow finds the parent of a child row by its via value: the row of
+// the parent table whose column equals it, found through the parent's
+// primary key or an index that leads with the column, this site's group
+// first (the transaction's own writes included). A parent table that is
+// gone, not local, or without such a key has no row to follow.
+func (e *editor) parentRow(ctx *sql.Context, t *txn, via interface{}) (findResult, error) {
+	ref := e.m.def.Local.Parent
+	pm := e.p.table(e.m.db, ref.Table)
+	if pm == nil || !pm.local() {
+		return findResult{}, nil
+	}
+	col := pm.schema.IndexOfColName(ref.Column)
+	if col < 0 {
+		return findResult{}, nil
+	}
+	typ := pm.schema[col].Type
+	cv, inRange, err := typ.Convert(ctx, via)
+	if err != nil || inRange != sql.InRange {
+		return findResult{}, nil // no parent can hold the value
+	}
+	field, err := appendKeyValue(nil, typ, cv, 0)
+	if err != nil {
+		return findResult{}, err
+	}
+	groups, err := e.p.groupsOf(ctx, pm)
+	if err != nil {
+		return findResult{}, storeErr(err)
+	}
+	if len(pm.pkOrds) == 1 && pm.pkOrds[0] == col {
+		return e.sess.findKey(ctx, t, groups, append(pm.rowPrefix(), field...))
+	}
+	var best *indexMeta
+	for _, im := range pm.indexes {
+		if im.ords[0] == col && im.prefix[0] == 0 && (best == nil || im.def.Unique && !best.def.Unique) {
+			best = im
+		}
+	}
+	switch {
+	case best != nil:
+		return e.sess.findPrefix(ctx, t, groups, append(keys.IndexPrefix(pm.def.ID, best.def.ID), field...))
+	case len(pm.pkOrds) > 0 && pm.pkOrds[0] == col:
+		return e.sess.findPrefix(ctx, t, groups, append(pm.rowPrefix(), field...))
+	}
+	return findResult{}, nil
 }
 
 // Delete implements sql.RowDeleter.
@@ -383,12 +586,15 @@ func (e *editor) Delete(ctx *sql.Context, row sql.Row) error {
 	if err != nil {
 		return err
 	}
-	rowKey, pk, err := e.rowKeyOf(ctx, t, row)
+	rowKey, pk, group, err := e.rowKeyOf(ctx, t, row)
 	if err != nil {
 		return err
 	}
-	_, buffered := t.get(string(rowKey))
-	data, exists, err := e.sess.lockedRead(ctx, t, e.m.group(), rowKey, lock.Exclusive)
+	if err := e.enter(ctx, t, group); err != nil {
+		return err
+	}
+	_, buffered := t.get(group, string(rowKey))
+	data, exists, err := e.sess.lockedRead(ctx, t, group, rowKey, lock.Exclusive)
 	if err != nil {
 		return err
 	}
@@ -404,7 +610,7 @@ func (e *editor) Delete(ctx *sql.Context, row sql.Row) error {
 			return err
 		}
 	}
-	if err := t.write(e.p, e.m.group(), string(rowKey), nil, true); err != nil {
+	if err := t.write(e.p, group, string(rowKey), nil, true); err != nil {
 		return err
 	}
 	for _, im := range e.m.indexes {
@@ -413,11 +619,11 @@ func (e *editor) Delete(ctx *sql.Context, row sql.Row) error {
 			return err
 		}
 		if unique {
-			if err := e.releaseUnique(ctx, t, ik); err != nil {
+			if err := e.releaseUnique(ctx, t, group, ik); err != nil {
 				return err
 			}
 		}
-		if err := t.write(e.p, e.m.group(), string(ik), nil, true); err != nil {
+		if err := t.write(e.p, group, string(ik), nil, true); err != nil {
 			return err
 		}
 	}
@@ -463,16 +669,27 @@ func sameValue(ctx *sql.Context, typ sql.Type, a, b interface{}) bool {
 	return err == nil && c == 0
 }
 
-// Update implements sql.RowUpdater.
+// Update implements sql.RowUpdater. A row of a local table stays in its
+// group: an update whose new locality value (or parent) homes the row
+// elsewhere is refused, until rows can move.
 func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 	t, err := e.txn(ctx)
 	if err != nil {
 		return err
 	}
 	m := e.m
-	oldKey, oldPK, err := e.rowKeyOf(ctx, t, old)
+	oldKey, oldPK, group, err := e.rowKeyOf(ctx, t, old)
 	if err != nil {
 		return err
+	}
+	if m.local() {
+		to, err := e.newHome(ctx, t, old, new, group)
+		if err != nil {
+			return err
+		}
+		if to != group {
+			return errMovesRow(m, group, to)
+		}
 	}
 	if !m.keyless() {
 		newPK, err := m.pkSuffix(new)
@@ -483,11 +700,14 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 			if err := e.Delete(ctx, old); err != nil {
 				return err
 			}
-			return e.Insert(ctx, new)
+			return e.insertIn(ctx, t, group, new)
 		}
 	}
-	_, buffered := t.get(string(oldKey))
-	data, exists, err := e.sess.lockedRead(ctx, t, e.m.group(), oldKey, lock.Exclusive)
+	if err := e.enter(ctx, t, group); err != nil {
+		return err
+	}
+	_, buffered := t.get(group, string(oldKey))
+	data, exists, err := e.sess.lockedRead(ctx, t, group, oldKey, lock.Exclusive)
 	if err != nil {
 		return err
 	}
@@ -520,12 +740,12 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 			continue
 		}
 		if oldUnique {
-			if err := e.releaseUnique(ctx, t, ok); err != nil {
+			if err := e.releaseUnique(ctx, t, group, ok); err != nil {
 				return err
 			}
 		}
 		if unique {
-			if err := e.claimUnique(ctx, t, im, nk, new); err != nil {
+			if err := e.claimUnique(ctx, t, group, im, nk, new); err != nil {
 				return err
 			}
 		}
@@ -535,18 +755,34 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 	if err != nil {
 		return err
 	}
-	if err := t.write(e.p, e.m.group(), string(oldKey), val, false); err != nil {
+	if err := t.write(e.p, group, string(oldKey), val, false); err != nil {
 		return err
 	}
 	for _, c := range changes {
-		if err := t.write(e.p, e.m.group(), string(c.del), nil, true); err != nil {
+		if err := t.write(e.p, group, string(c.del), nil, true); err != nil {
 			return err
 		}
-		if err := t.write(e.p, e.m.group(), string(c.put), oldPK, false); err != nil {
+		if err := t.write(e.p, group, string(c.put), oldPK, false); err != nil {
 			return err
 		}
 	}
 	return e.p.noteAutoInc(ctx, m, new)
+}
+
+// newHome is the group a row of a local table living in group is homed
+// in after an update: group, unless the update changed its locality
+// value or via column; then the new value's home, a value nobody knows
+// yet staying (and registered) in group.
+func (e *editor) newHome(ctx *sql.Context, t *txn, old, new sql.Row, group uint64) (uint64, error) {
+	m := e.m
+	ord := m.localityOrd
+	if ord < 0 {
+		ord = m.viaOrd
+	}
+	if ord < 0 || sameValue(ctx, m.schema[ord].Type, old[ord], new[ord]) {
+		return group, nil
+	}
+	return e.home(ctx, t, new, group)
 }
 
 // SetAutoIncrementValue implements sql.AutoIncrementSetter.

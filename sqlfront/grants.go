@@ -2,6 +2,7 @@ package sqlfront
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -86,7 +87,7 @@ func (p *Provider) reloadGrants(ctx *sql.Context) (bool, error) {
 	g.dirty.Store(false)
 	ed := db.Editor()
 	defer ed.Close()
-	v, err := p.cat().Engine().Get(mysqlDBKey(), kv.MaxTimestamp)
+	v, err := p.cat().Get(ctx, mysqlDBKey(), kv.MaxTimestamp)
 	if err != nil {
 		g.dirty.Store(true)
 		return false, err
@@ -114,7 +115,7 @@ func (p *Provider) SyncGrants(ctx *sql.Context) error {
 
 // MySQLDbData returns the stored users and grants (nil when none).
 func (p *Provider) MySQLDbData() ([]byte, error) {
-	v, err := p.cat().Engine().Get(mysqlDBKey(), kv.MaxTimestamp)
+	v, err := p.cat().Get(context.Background(), mysqlDBKey(), kv.MaxTimestamp)
 	if err != nil || !v.Exists {
 		return nil, err
 	}
@@ -165,7 +166,7 @@ func (p *Provider) persistGrants(ctx *sql.Context, data []byte) error {
 			}
 		}
 		err := p.runDDL(ctx, func(b *ddlBatch) error {
-			v, err := p.cat().Engine().Get(key, kv.MaxTimestamp)
+			v, err := p.cat().Get(ctx, key, kv.MaxTimestamp)
 			if err != nil {
 				return err
 			}

@@ -212,7 +212,11 @@ func (t *IndexedTable) LookupPartitions(ctx *sql.Context, lookup sql.IndexLookup
 		if end != nil && bytes.Compare(start, end) >= 0 {
 			continue
 		}
-		spans = append(spans, &spanPartition{start: start, end: end, index: idx.im, reverse: lookup.IsReverse})
+		sp := &spanPartition{start: start, end: end, index: idx.im, reverse: lookup.IsReverse}
+		if idx.t.m.local() {
+			sp.locality, sp.uniquePoint = idx.routing(ctx, r)
+		}
+		spans = append(spans, sp)
 	}
 	// Every row read is checked against all the lookup's ranges, over the
 	// index's columns and the primary key columns it extends to.
@@ -240,6 +244,12 @@ func (t *IndexedTable) LookupPartitions(ctx *sql.Context, lookup sql.IndexLookup
 			if last.end != nil && (sp.end == nil || bytes.Compare(sp.end, last.end) > 0) {
 				last.end = sp.end
 			}
+			if len(last.locality) > 0 && len(sp.locality) > 0 {
+				last.locality = append(last.locality, sp.locality...)
+			} else {
+				last.locality = nil
+			}
+			last.uniquePoint = false
 			continue
 		}
 		parts = append(parts, sp)
@@ -256,6 +266,51 @@ func (t *IndexedTable) LookupPartitions(ctx *sql.Context, lookup sql.IndexLookup
 // Partitions implements sql.Table for the indexed view.
 func (t *IndexedTable) Partitions(ctx *sql.Context) (sql.PartitionIter, error) {
 	return t.LookupPartitions(ctx, t.lookup)
+}
+
+// routing tells how a range of a local table's index can be read: the
+// locality value all its rows hold, when the index leads with the
+// locality column and the range is a point on it; and whether it is a
+// point on every column of a unique key (no NULL, no prefix), which at
+// most one row matches.
+func (i *Index) routing(ctx *sql.Context, r sql.MySQLRange) (locality []string, uniquePoint bool) {
+	m := i.t.m
+	if len(r) == 0 || len(i.ords) == 0 {
+		return nil, false
+	}
+	exactPoint := func(j int) (interface{}, bool) {
+		if j >= len(r) || j < len(i.prefix) && i.prefix[j] > 0 {
+			return nil, false
+		}
+		v, isNull, ok := pointOf(r[j])
+		if !ok || isNull {
+			return nil, false
+		}
+		typ := m.schema[i.ords[j]].Type
+		cv, inRange, err := typ.Convert(ctx, v)
+		if err != nil || inRange != sql.InRange {
+			return nil, false
+		}
+		if c, err := typ.Compare(ctx, cv, v); err != nil || c != 0 {
+			return nil, false
+		}
+		return cv, true
+	}
+	if m.localityOrd >= 0 && i.ords[0] == m.localityOrd {
+		if v, ok := exactPoint(0); ok {
+			locality = []string{*localityValue(ctx, m.schema[m.localityOrd].Type, v)}
+		}
+	}
+	if i.unique {
+		uniquePoint = true
+		for j := range i.ords {
+			if _, ok := exactPoint(j); !ok {
+				uniquePoint = false
+				break
+			}
+		}
+	}
+	return locality, uniquePoint
 }
 
 // rangeSpan turns one range into the smallest key span holding it: leading

@@ -94,10 +94,29 @@ func (mk defMarker) hasIndex(id uint64) bool {
 // snapshot ts of the table's part must hold its table ID's marker (so the
 // ID's rows were complete at ts) and, for a read through index im, a
 // marker that lists im (so were its entries).
-func (m *tableMeta) placedVisibleAt(pt Part, ts kv.Timestamp, im *indexMeta) error {
-	v, err := pt.Engine().Get(markerKey(m.def.ID), ts)
+//
+// A local table's marker may be missing from a group that was never told
+// of the table: a site's group made after the table, or one that could
+// not be reached when a DDL statement ended. Such a group holds nothing of
+// the table ID: a writer writes the marker with its first row (checkMarker)
+// and a copy into the group writes it once complete (filler.finishGroup),
+// and markers are deleted only with their table ID. So a marker missing at
+// ts and missing now means an empty range, visible at ts; one written
+// since ts may have come with rows ts cannot see whole, so the read fails
+// as for a placed table.
+func (m *tableMeta) placedVisibleAt(ctx context.Context, pt Part, ts kv.Timestamp, im *indexMeta) error {
+	v, err := pt.Get(ctx, markerKey(m.def.ID), ts)
 	if err != nil {
 		return err
+	}
+	if !v.Exists && m.local() {
+		now, err := pt.Get(ctx, markerKey(m.def.ID), kv.MaxTimestamp)
+		if err != nil {
+			return err
+		}
+		if !now.Exists {
+			return nil
+		}
 	}
 	if !v.Exists {
 		return errTableDefChanged
@@ -112,14 +131,13 @@ func (m *tableMeta) placedVisibleAt(pt Part, ts kv.Timestamp, im *indexMeta) err
 	return nil
 }
 
-// checkMarker is a writer's first look at a placed table, under its shared
-// metadata lock in the table's part: the marker's version becomes a
+// checkMarker is a writer's first look at a placed table in group's part,
+// under its shared metadata lock there: the marker's version becomes a
 // precondition of the commit, and must name the definition the editor
 // writes with.
-func (e *editor) checkMarker(ctx *sql.Context, t *txn) error {
-	group := e.m.group()
+func (e *editor) checkMarker(ctx *sql.Context, t *txn, group uint64) error {
 	key := markerKey(e.m.def.ID)
-	data, exists, err := e.sess.currentRead(t, group, key)
+	data, exists, err := e.sess.currentRead(ctx, t, group, key)
 	if err != nil {
 		return err
 	}
@@ -248,13 +266,20 @@ type mdlKey struct {
 
 // tableMDL are the metadata locks a DDL statement takes on table m: its
 // catalog key in the catalog part and, for a placed table, in the table's
-// part, where its writers take it.
-func tableMDL(m *tableMeta) []mdlKey {
+// part, where its writers take it (for a local table, in every site's
+// group: DDL of a local table needs every site).
+func (p *Provider) tableMDL(ctx context.Context, m *tableMeta) ([]mdlKey, error) {
 	out := []mdlKey{{CatalogGroup, tableLockKey(m)}}
 	if m.placed() {
-		out = append(out, mdlKey{m.group(), tableLockKey(m)})
+		groups, err := p.groupsOf(ctx, m)
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		for _, g := range groups {
+			out = append(out, mdlKey{g, tableLockKey(m)})
+		}
 	}
-	return out
+	return out, nil
 }
 
 // ddlOwner is the lock owner of one DDL statement and the groups it took

@@ -23,13 +23,30 @@ import (
 type partsDB struct {
 	*testDB
 	engs  map[uint64]*kv.Engine
-	parts map[uint64]*LocalStore
-	set   *PartSet
-	place map[string]uint64
+	parts map[uint64]*LocalStore // each group's store (behind the fake leader, for a remote group)
+	// remote are the groups this node does not host, each reached
+	// through a RemotePart over a fake leader.
+	remote map[uint64]*fakeRemote
+	set    *PartSet
+	place  map[string]uint64
+	tweak  func(*Config) // changes to config(), if any
 }
 
 func newPartsDB(t *testing.T, place map[string]uint64) *partsDB {
-	db := &partsDB{engs: map[uint64]*kv.Engine{}, parts: map[uint64]*LocalStore{}, place: place}
+	return newPartsDBWith(t, place)
+}
+
+// newPartsDBWith is newPartsDB with the groups remote reached through
+// RemotePart.
+func newPartsDBWith(t *testing.T, place map[string]uint64, remote ...uint64) *partsDB {
+	return newPartsDBWithConfig(t, place, nil, remote...)
+}
+
+// newPartsDBWithConfig is newPartsDBWith with tweak applied to the
+// provider's configuration.
+func newPartsDBWithConfig(t *testing.T, place map[string]uint64, tweak func(*Config), remote ...uint64) *partsDB {
+	db := &partsDB{engs: map[uint64]*kv.Engine{}, parts: map[uint64]*LocalStore{}, remote: map[uint64]*fakeRemote{}, place: place, tweak: tweak}
+	others := map[uint64]Part{}
 	for g := uint64(1); g <= 3; g++ {
 		opts := kv.DefaultOptions(filepath.Join(t.TempDir(), fmt.Sprintf("group%d.db", g)))
 		opts.GCInterval = 0
@@ -38,8 +55,13 @@ func newPartsDB(t *testing.T, place map[string]uint64) *partsDB {
 		t.Cleanup(func() { eng.Close() })
 		db.engs[g] = eng
 		db.parts[g] = NewLocalStore(eng)
+		others[g] = db.parts[g]
 	}
-	db.set = NewPartSet(db.parts[1], map[uint64]Part{2: db.parts[2], 3: db.parts[3]})
+	for _, g := range remote {
+		db.remote[g] = newFakeRemote(db.parts[g])
+		others[g] = NewRemotePart(db.remote[g])
+	}
+	db.set = NewPartSet(db.parts[1], others)
 	prov, err := NewProviderOn(db.set, db.config())
 	require.NoError(t, err)
 	t.Cleanup(prov.Close)
@@ -52,7 +74,12 @@ func newPartsDB(t *testing.T, place map[string]uint64) *partsDB {
 
 func (db *partsDB) config() Config {
 	cfg := DefaultConfig()
-	cfg.PlaceTable = func(_ *sql.Context, _, table string) (uint64, error) { return db.place[strings.ToLower(table)], nil }
+	cfg.PlaceTable = func(_ *sql.Context, _, table string) (TablePlacement, error) {
+		return TablePlacement{Group: db.place[strings.ToLower(table)]}, nil
+	}
+	if db.tweak != nil {
+		db.tweak(&cfg)
+	}
 	return cfg
 }
 
@@ -378,19 +405,27 @@ func queryIn(db *testDB, s *Session, q string) ([]sql.Row, error) {
 // for the first, in the lock table of the table's part, and then applies
 // to the newest version.
 func TestPlacedRowLockWaits(t *testing.T) {
-	db := newPartsDB(t, map[string]uint64{"a": 2})
+	for _, g := range []uint64{2, 3} {
+		t.Run(fmt.Sprintf("remote=%v", g == 3), func(t *testing.T) { testPlacedRowLockWaits(t, g) })
+	}
+}
+
+// testPlacedRowLockWaits runs with the table in group g; group 3 is
+// remote, its lock table at the fake leader.
+func testPlacedRowLockWaits(t *testing.T, g uint64) {
+	db := newPartsDBWith(t, map[string]uint64{"a": g}, 3)
 	db.query("CREATE TABLE a (id INT PRIMARY KEY, v INT)")
 	db.query("INSERT INTO a VALUES (1, 0)")
 	w := db.session()
 	require.NoError(t, db.exec(w, "START TRANSACTION"))
 	require.NoError(t, db.exec(w, "UPDATE a SET v = v + 1 WHERE id = 1"))
-	require.NotZero(t, db.parts[2].HeldBy(w.txnIDForTest()))
+	require.NotZero(t, db.parts[g].HeldBy(w.txnIDForTest()))
 	require.Zero(t, db.parts[1].HeldBy(w.txnIDForTest()))
 
-	waits1, waits2 := db.parts[1].LockStats().Waits, db.parts[2].LockStats().Waits
+	waits1, waits2 := db.parts[1].LockStats().Waits, db.parts[g].LockStats().Waits
 	done := make(chan error, 1)
 	go func() { done <- db.exec(db.sess, "UPDATE a SET v = v + 10 WHERE id = 1") }()
-	require.Eventually(t, func() bool { return db.parts[2].LockStats().Waits > waits2 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return db.parts[g].LockStats().Waits > waits2 }, 10*time.Second, time.Millisecond)
 	select {
 	case err := <-done:
 		t.Fatalf("the second UPDATE did not wait: %v", err)
@@ -635,32 +670,36 @@ func TestDDLRacingWritersOfPlacedTable(t *testing.T) {
 // tells), as in the catalog group.
 func TestSnapshotOlderThanPlacedTableDefinition(t *testing.T) {
 	for _, ddl := range []string{"TRUNCATE TABLE t", "ALTER TABLE t ADD COLUMN extra INT", "CREATE INDEX iv ON t (v)"} {
-		t.Run(ddl, func(t *testing.T) {
-			db := newPartsDB(t, map[string]uint64{"t": 2, "u": 2})
-			db.query("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
-			db.query("CREATE TABLE u (id INT PRIMARY KEY)")
-			db.query("INSERT INTO t VALUES (1, 7), (2, 7), (3, 7)")
-			r := db.session()
-			require.NoError(t, db.exec(r, "START TRANSACTION"))
-			require.NoError(t, db.exec(r, "SELECT * FROM u")) // r's snapshot of group 2
-			require.NoError(t, db.exec(db.sess, ddl))
-			n, err := db.count(t, r)
-			if strings.HasPrefix(ddl, "CREATE INDEX") {
-				require.NoError(t, err)
-				require.EqualValues(t, 3, n)
-				require.Contains(t, db.plan("SELECT id FROM t WHERE v = 7"), "index: [t.v]")
-				_, err = queryIn(db.testDB, r, "SELECT id FROM t WHERE v = 7")
-			}
-			requireSQLError(t, err, 1412, mysql1412State, "Table definition has changed")
-			require.NoError(t, db.exec(r, "COMMIT"))
-			n, err = db.count(t, r)
-			require.NoError(t, err)
-			if strings.HasPrefix(ddl, "TRUNCATE") {
-				require.EqualValues(t, 0, n)
-			} else {
-				require.EqualValues(t, 3, n)
-			}
-		})
+		for _, g := range []uint64{2, 3} {
+			t.Run(fmt.Sprintf("%s/remote=%v", ddl, g == 3), func(t *testing.T) { testSnapshotOlderThanPlacedTable(t, ddl, g) })
+		}
+	}
+}
+
+func testSnapshotOlderThanPlacedTable(t *testing.T, ddl string, g uint64) {
+	db := newPartsDBWith(t, map[string]uint64{"t": g, "u": g}, 3)
+	db.query("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+	db.query("CREATE TABLE u (id INT PRIMARY KEY)")
+	db.query("INSERT INTO t VALUES (1, 7), (2, 7), (3, 7)")
+	r := db.session()
+	require.NoError(t, db.exec(r, "START TRANSACTION"))
+	require.NoError(t, db.exec(r, "SELECT * FROM u")) // r's snapshot of group g
+	require.NoError(t, db.exec(db.sess, ddl))
+	n, err := db.count(t, r)
+	if strings.HasPrefix(ddl, "CREATE INDEX") {
+		require.NoError(t, err)
+		require.EqualValues(t, 3, n)
+		require.Contains(t, db.plan("SELECT id FROM t WHERE v = 7"), "index: [t.v]")
+		_, err = queryIn(db.testDB, r, "SELECT id FROM t WHERE v = 7")
+	}
+	requireSQLError(t, err, 1412, mysql1412State, "Table definition has changed")
+	require.NoError(t, db.exec(r, "COMMIT"))
+	n, err = db.count(t, r)
+	require.NoError(t, err)
+	if strings.HasPrefix(ddl, "TRUNCATE") {
+		require.EqualValues(t, 0, n)
+	} else {
+		require.EqualValues(t, 3, n)
 	}
 }
 

@@ -49,13 +49,17 @@ type Config struct {
 	// Topology gathers what the fogdb system database shows (sysdb.go);
 	// nil shows it empty.
 	Topology func(ctx *sql.Context) (Topology, error)
-	// PlaceTable, when set, names the group that holds the rows and index
-	// entries of a table being created (CatalogGroup, or a group the
-	// store's Part serves). The choice is recorded in the table's
+	// PlaceTable, when set, says where the rows and index entries of a
+	// table being created live: in one group (CatalogGroup, or a group
+	// the store's Part serves), or, for a local table, each row in its
+	// home site's group (Homes). The choice is recorded in the table's
 	// definition and kept for its life (TRUNCATE and rebuilds included).
 	// Nil places every table in CatalogGroup. An error fails the CREATE
 	// TABLE (through storeErr: an unreachable group is 1047).
-	PlaceTable func(ctx *sql.Context, db, table string) (uint64, error)
+	PlaceTable func(ctx *sql.Context, db, table string) (TablePlacement, error)
+	// Homes homes the rows of local tables; it must be set for
+	// PlaceTable to place a table local.
+	Homes Homes
 	// ReadPolicy, when set, gives the staleness bound of plain reads of a
 	// table of the catalog group (staleness.go); nil: every read passes
 	// the group's read barrier.
@@ -193,7 +197,7 @@ func NewProviderOn(store Store, cfg Config) (*Provider, error) {
 	// after the first read, never lost under it.
 	store.Catalog().OnApply(p.onApply)
 	p.catMu.Lock()
-	dbs, err := loadCatalog(store.Catalog().Engine())
+	dbs, err := loadCatalog(store.Catalog())
 	p.dbs = dbs
 	p.catMu.Unlock()
 	if err != nil {
@@ -225,8 +229,14 @@ func (p *Provider) SessionByConn(id uint32) *Session {
 	return nil
 }
 
-// Engine returns the kv store of the catalog group's part.
-func (p *Provider) Engine() *kv.Engine { return p.cat().Engine() }
+// Engine returns the local replica of the catalog group's part (nil for a
+// part that has none).
+func (p *Provider) Engine() *kv.Engine {
+	if r, ok := p.cat().(replica); ok {
+		return r.Engine()
+	}
+	return nil
+}
 
 // LockStats returns the row lock counters of the catalog group's part and
 // of every other part this provider has used, summed.
@@ -267,9 +277,6 @@ func (p *Provider) part(id uint64) (Part, error) {
 	}
 	return pt, nil
 }
-
-// partOf returns the part holding table m's rows.
-func (p *Provider) partOf(m *tableMeta) (Part, error) { return p.part(m.group()) }
 
 func (p *Provider) db(name string) *dbState {
 	p.catMu.RLock()
@@ -363,7 +370,11 @@ func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 		var locks []mdlKey
 		if st := p.db(name); st != nil {
 			for _, m := range st.tables {
-				locks = append(locks, tableMDL(m)...)
+				mdl, err := p.tableMDL(ctx, m)
+				if err != nil {
+					return err
+				}
+				locks = append(locks, mdl...)
 			}
 		}
 		unlock, err := s.ddlLockKeys(ctx, locks...)
@@ -380,7 +391,7 @@ func (p *Provider) DropDatabase(ctx *sql.Context, name string) error {
 		ln := lower(name)
 		for _, m := range st.tables {
 			b.expect(tableLockKey(m), m.version)
-			if err := b.orphan(m.def.ID, 0, m.group(), m.db+"."+m.def.Name); err != nil {
+			if err := b.orphan(m.def.ID, 0, m, m.db+"."+m.def.Name); err != nil {
 				return err
 			}
 			p.forgetCounters(m.def.ID)

@@ -1,7 +1,9 @@
 package sqlfront
 
 import (
+	"context"
 	"encoding/binary"
+	"fmt"
 	"strings"
 
 	"github.com/dolthub/go-mysql-server/sql"
@@ -39,7 +41,11 @@ func (t *Table) RewriteInserter(ctx *sql.Context, oldSchema, newSchema sql.Prima
 	owner := lock.TxnID(t.p.nextTxn.Add(1))
 	unlock := func() { t.p.cat().ReleaseAll(owner) }
 	if s != nil {
-		o, u, err := s.ddlLockOwner(ctx, tableMDL(t.m)...)
+		locks, err := t.p.tableMDL(ctx, t.m)
+		if err != nil {
+			return nil, err
+		}
+		o, u, err := s.ddlLockOwner(ctx, locks...)
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +89,7 @@ func (t *Table) newRewriter(ctx *sql.Context, owner lock.TxnID, newSchema sql.Pr
 	if nm, err = newTableMeta(cur.db, def, 0); err != nil {
 		return nil, err
 	}
-	f, err := t.p.newFiller(ctx, owner, id, 0, cur.group(), cur.db+"."+cur.def.Name+" (rebuild)")
+	f, err := t.p.newFiller(ctx, owner, id, 0, cur, cur.db+"."+cur.def.Name+" (rebuild)")
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +104,12 @@ func (t *Table) rewrittenMeta(ctx *sql.Context, cur *tableMeta, newSchema sql.Pr
 	def := defFromSchema(0, old.Name, newSchema, old.Collation, old.Comment)
 	def.FKs, def.Checks, def.AutoInc, def.NextIndexID = old.FKs, old.Checks, old.AutoInc, old.NextIndexID
 	def.Group = old.Group // a rebuild stays in the table's group
+	def.Local = old.Local
+	for _, c := range []string{old.Local.locality(), viaOf(old.Local)} {
+		if c != "" && newSchema.Schema.IndexOfColName(c) < 0 {
+			return nil, errPlacementColumnChange(c)
+		}
+	}
 	if cur.autoCol >= 0 {
 		// The sequence carries over to the new table ID.
 		next, err := t.p.autoIncPeek(ctx, cur)
@@ -158,7 +170,22 @@ func (r *rewriter) DiscardChanges(*sql.Context, error) error { r.failed = true; 
 // change (a new primary key, a narrower type) fails the statement with
 // MySQL's duplicate-entry error. The copy so far is the reference, so
 // nothing but the current batch is held in memory.
+//
+// A row of a local table is copied into the group it was read from: the
+// engine hands over each row right after the table's scan returned it,
+// and the scan notes its group (Table.lastGroup).
 func (r *rewriter) Insert(ctx *sql.Context, row sql.Row) error {
+	g := r.m.group()
+	if r.m.local() {
+		if g = r.t.lastGroup.Load(); g == 0 {
+			return fmt.Errorf("sqlfront: rebuilding %s: a row of a local table came from no known group", r.m.def.Name)
+		}
+	}
+	return r.insertIn(ctx, g, row)
+}
+
+// insertIn copies one row into group's part.
+func (r *rewriter) insertIn(ctx *sql.Context, g uint64, row sql.Row) error {
 	m := r.m
 	var pk []byte
 	if m.keyless() {
@@ -177,7 +204,7 @@ func (r *rewriter) Insert(ctx *sql.Context, row sql.Row) error {
 	}
 	rk := append(m.rowPrefix(), pk...)
 	if !m.keyless() {
-		dup, err := r.fill.exists(rk)
+		dup, err := r.fill.taken(ctx, g, rk, m.pkCross)
 		if err != nil {
 			return err
 		}
@@ -196,7 +223,7 @@ func (r *rewriter) Insert(ctx *sql.Context, row sql.Row) error {
 			return err
 		}
 		if unique {
-			dup, err := r.fill.exists(ik)
+			dup, err := r.fill.taken(ctx, g, ik, im.cross)
 			if err != nil {
 				return err
 			}
@@ -206,11 +233,11 @@ func (r *rewriter) Insert(ctx *sql.Context, row sql.Row) error {
 		}
 		entries = append(entries, ik)
 	}
-	if err := r.fill.put(ctx, rk, val); err != nil {
+	if err := r.fill.put(ctx, g, rk, val); err != nil {
 		return err
 	}
 	for _, ik := range entries {
-		if err := r.fill.put(ctx, ik, pk); err != nil {
+		if err := r.fill.put(ctx, g, ik, pk); err != nil {
 			return err
 		}
 	}
@@ -228,7 +255,7 @@ func (r *rewriter) Close(ctx *sql.Context) error {
 	if r.failed {
 		return nil
 	}
-	if err := r.fill.flush(ctx); err != nil {
+	if err := r.fill.complete(ctx, r.m); err != nil {
 		return err
 	}
 	return r.t.p.runDDL(ctx, func(b *ddlBatch) error {
@@ -241,7 +268,7 @@ func (r *rewriter) Close(ctx *sql.Context) error {
 			return err
 		}
 		r.fill.finish(b)
-		if err := b.orphan(cur.def.ID, 0, cur.group(), cur.db+"."+cur.def.Name); err != nil {
+		if err := b.orphan(cur.def.ID, 0, cur, cur.db+"."+cur.def.Name); err != nil {
 			return err
 		}
 		r.t.p.forgetCounters(cur.def.ID)
@@ -259,31 +286,34 @@ func (t *Table) rewriteWith(ctx *sql.Context, newSchema sql.PrimaryKeySchema, ol
 		return err
 	}
 	r := ins.(*rewriter)
+	for _, g := range r.fill.groups {
+		if err := r.copyGroup(ctx, g, conv); err != nil {
+			r.failed = true
+			_ = r.Close(ctx)
+			return err
+		}
+	}
+	return r.Close(ctx)
+}
+
+// copyGroup copies the old table's rows in group's part, converted.
+func (r *rewriter) copyGroup(ctx *sql.Context, g uint64, conv func(sql.Row) (sql.Row, error)) error {
 	rp := r.old.rowPrefix()
-	it := r.fill.part.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	it := r.fill.parts[g].part.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	defer it.Close()
 	for it.Next() {
 		row, err := decodeRow(it.Value(), len(r.old.schema))
 		if err == nil {
 			row, err = conv(row)
 		}
 		if err == nil {
-			err = r.Insert(ctx, row)
+			err = r.insertIn(ctx, g, row)
 		}
 		if err != nil {
-			it.Close()
-			r.failed = true
-			_ = r.Close(ctx)
 			return err
 		}
 	}
-	err = it.Err()
-	it.Close()
-	if err != nil {
-		r.failed = true
-		_ = r.Close(ctx)
-		return err
-	}
-	return r.Close(ctx)
+	return storeErr(it.Err())
 }
 
 func schemaWith(cols sql.Schema, pk []int) sql.PrimaryKeySchema {
@@ -429,22 +459,35 @@ func (t *Table) Truncate(ctx *sql.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	rp := t.m.rowPrefix()
-	pt, err := t.p.partOf(e.m)
-	if err != nil {
-		return 0, storeErr(err)
+	if e.m.local() {
+		groups, err := t.p.groupsOf(ctx, e.m)
+		if err != nil {
+			return 0, storeErr(err)
+		}
+		for _, g := range groups {
+			if err := e.enter(ctx, tx, g); err != nil {
+				return 0, err
+			}
+		}
 	}
-	it := newMergeIter(pt.Engine(), tx.buf, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, false)
+	rp := t.m.rowPrefix()
+	it, err := t.p.scanAll(ctx, tx, e.m, rp, keys.PrefixEnd(rp))
+	if err != nil {
+		return 0, err
+	}
 	var victims []sql.Row
 	for {
-		k, _, _, ok := it.next()
+		k, _, _, g, ok := it.next()
 		if !ok {
 			break
 		}
-		data, exists, err := e.sess.lockedRead(ctx, tx, e.m.group(), k, lock.Exclusive)
+		data, exists, err := e.sess.lockedRead(ctx, tx, g, k, lock.Exclusive)
 		if err != nil {
 			it.close()
 			return 0, err
+		}
+		if e.m.local() {
+			tx.rowGroups[string(k)] = g
 		}
 		if !exists {
 			continue
@@ -459,7 +502,7 @@ func (t *Table) Truncate(ctx *sql.Context) (int, error) {
 	err = it.err()
 	it.close()
 	if err != nil {
-		return 0, err
+		return 0, storeErr(err)
 	}
 	for _, row := range victims {
 		if err := e.Delete(ctx, row); err != nil {
@@ -485,7 +528,7 @@ func (t *Table) truncateDDL(ctx *sql.Context) (int, error) {
 		}
 		def.AutoInc = 0
 		t.p.forgetCounters(cur.def.ID)
-		return b.orphan(cur.def.ID, 0, cur.group(), cur.db+"."+cur.def.Name)
+		return b.orphan(cur.def.ID, 0, cur, cur.db+"."+cur.def.Name)
 	})
 	return int(n), err
 }
@@ -545,7 +588,7 @@ func (t *Table) AutoIncrementSetter(ctx *sql.Context) sql.AutoIncrementSetter { 
 func (t *Table) setAutoInc(ctx *sql.Context, v uint64) error {
 	if err := t.alterDef(ctx, func(def *tableDef, cur *tableMeta, b *ddlBatch) error {
 		def.AutoInc = v
-		top, err := t.p.maxAutoValue(cur)
+		top, err := t.p.maxAutoValue(ctx, cur)
 		if err != nil {
 			return err
 		}
@@ -584,32 +627,49 @@ func (p *Provider) noteAutoInc(ctx *sql.Context, m *tableMeta, row sql.Row) erro
 // maxAutoValue finds the largest value of the AUTO_INCREMENT column: one
 // key from the end of the primary key when the column leads it, otherwise
 // a scan.
-func (p *Provider) maxAutoValue(m *tableMeta) (uint64, error) {
+func (p *Provider) maxAutoValue(ctx context.Context, m *tableMeta) (uint64, error) {
 	if m.autoCol < 0 {
 		return 0, nil
 	}
-	rp := m.rowPrefix()
-	leads := len(m.pkOrds) > 0 && m.pkOrds[0] == m.autoCol
-	pt, err := p.partOf(m)
+	groups, err := p.groupsOf(ctx, m)
 	if err != nil {
 		return 0, storeErr(err)
 	}
-	it := pt.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, leads)
+	var top uint64
+	for _, g := range groups {
+		pt, err := p.part(g)
+		if err != nil {
+			return 0, storeErr(err)
+		}
+		v, err := maxAutoIn(ctx, pt, m)
+		if err != nil {
+			return 0, storeErr(err)
+		}
+		top = max(top, v)
+	}
+	return top, nil
+}
+
+// maxAutoIn is maxAutoValue in one part.
+func maxAutoIn(ctx context.Context, pt Part, m *tableMeta) (uint64, error) {
+	rp := m.rowPrefix()
+	leads := len(m.pkOrds) > 0 && m.pkOrds[0] == m.autoCol
+	it := pt.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, leads)
 	defer it.Close()
-	var max uint64
+	var top uint64
 	for it.Next() {
 		row, err := decodeRow(it.Value(), len(m.schema))
 		if err != nil {
 			return 0, err
 		}
 		if v := row[m.autoCol]; v != nil {
-			if u, ok := autoValue(nil, v); ok && u > max {
-				max = u
+			if u, ok := autoValue(nil, v); ok && u > top {
+				top = u
 			}
 		}
 		if leads {
 			break
 		}
 	}
-	return max, it.Err()
+	return top, it.Err()
 }

@@ -34,8 +34,11 @@ type tableDef struct {
 	AutoInc     uint64                     `json:"autoinc,omitempty"` // floor for the next AUTO_INCREMENT value
 	NextIndexID uint64                     `json:"next_index_id"`
 	// Group holds the table's rows and index entries; 0 (what a
-	// definition stored before placement says) is CatalogGroup.
+	// definition stored before placement says) is CatalogGroup. Unused
+	// by a local table.
 	Group uint64 `json:"group,omitempty"`
+	// Local, when set, homes each row in its home site's group.
+	Local *localDef `json:"local,omitempty"`
 }
 
 type colDef struct {
@@ -73,17 +76,24 @@ type tableMeta struct {
 	pkOrds  []int
 	indexes []*indexMeta // secondary indexes
 	autoCol int          // ordinal of the AUTO_INCREMENT column, -1 if none
+	// Local tables: the ordinals of the locality and via columns (-1 if
+	// none), and whether the primary key is checked in every group.
+	localityOrd, viaOrd int
+	pkCross             bool
 }
 
 type indexMeta struct {
 	def    indexDef
 	ords   []int
 	prefix []uint16
+	// cross: a unique index of a local table whose values are checked in
+	// every group (tableMeta.crossKeys).
+	cross bool
 }
 
 func (m *tableMeta) keyless() bool { return len(m.pkOrds) == 0 }
 
-// group is the group holding the table's rows.
+// group is the group holding the rows of a table that is not local.
 func (m *tableMeta) group() uint64 {
 	if m.def.Group == 0 {
 		return CatalogGroup
@@ -91,8 +101,37 @@ func (m *tableMeta) group() uint64 {
 	return m.def.Group
 }
 
+// local reports whether each row lives in its home site's group.
+func (m *tableMeta) local() bool { return m.def.Local != nil }
+
 // placed reports whether the table's rows live outside the catalog group.
-func (m *tableMeta) placed() bool { return m.group() != CatalogGroup }
+func (m *tableMeta) placed() bool { return m.local() || m.group() != CatalogGroup }
+
+// crossKeys decides which unique keys of a local table are checked in
+// every group on insert: all but those declared site-unique, those that
+// hold the locality key (rows with equal values share a home; for a child
+// table its via column), and those that hold the AUTO_INCREMENT column,
+// whose values a sequence hands out once across sites. Hidden row IDs
+// likewise.
+func (m *tableMeta) crossKeys() {
+	if !m.local() {
+		return
+	}
+	exempt := func(name string, ords []int) bool {
+		cols := make([]string, len(ords))
+		for i, o := range ords {
+			cols[i] = m.schema[o].Name
+			if o == m.localityOrd || o == m.viaOrd || o == m.autoCol {
+				return true
+			}
+		}
+		return siteUniqueListed(m.def.Local.SiteUnique, name, cols)
+	}
+	m.pkCross = !m.keyless() && !exempt("primary", m.pkOrds)
+	for _, im := range m.indexes {
+		im.cross = im.def.Unique && !exempt(im.def.Name, im.ords)
+	}
+}
 
 func (m *tableMeta) rowPrefix() []byte { return keys.IndexPrefix(m.def.ID, primaryIndexID) }
 
@@ -167,7 +206,7 @@ func defaultString(d *sql.ColumnDefaultValue) *string {
 
 // newTableMeta parses a stored definition.
 func newTableMeta(db string, def tableDef, version uint64) (*tableMeta, error) {
-	m := &tableMeta{def: def, db: db, version: version, autoCol: -1}
+	m := &tableMeta{def: def, db: db, version: version, autoCol: -1, localityOrd: -1, viaOrd: -1}
 	pk := make(map[string]bool, len(def.PK))
 	for _, n := range def.PK {
 		pk[strings.ToLower(n)] = true
@@ -234,6 +273,15 @@ func newTableMeta(db string, def tableDef, version uint64) (*tableMeta, error) {
 			}
 		}
 		m.indexes = append(m.indexes, im)
+	}
+	if ld := def.Local; ld != nil {
+		if ld.Locality != "" {
+			m.localityOrd = m.schema.IndexOfColName(ld.Locality)
+		}
+		if v := viaOf(ld); v != "" {
+			m.viaOrd = m.schema.IndexOfColName(v)
+		}
+		m.crossKeys()
 	}
 	return m, nil
 }

@@ -116,13 +116,13 @@ func (p *Provider) ServeSequences(group uint64) error {
 
 func (p *Provider) serveSequences(pt Part) {
 	p.handleSeq(pt, methodAutoIncNext, func(ctx context.Context, m *tableMeta, given *uint64) (uint64, error) {
-		return p.seqNextLocal(ctx, m, seqAutoInc, given)
+		return p.seqNextLocal(ctx, pt, m, seqAutoInc, given)
 	})
 	p.handleSeq(pt, methodAutoIncPeek, func(ctx context.Context, m *tableMeta, _ *uint64) (uint64, error) {
-		return p.seqPeekLocal(ctx, m, seqAutoInc)
+		return p.seqPeekLocal(ctx, pt, m, seqAutoInc)
 	})
 	p.handleSeq(pt, methodRowID, func(ctx context.Context, m *tableMeta, _ *uint64) (uint64, error) {
-		return p.seqNextLocal(ctx, m, seqRowID, nil)
+		return p.seqNextLocal(ctx, pt, m, seqRowID, nil)
 	})
 }
 
@@ -215,12 +215,12 @@ func (p *Provider) nextRowID(ctx context.Context, m *tableMeta) (uint64, error) 
 }
 
 func (p *Provider) seqNext(ctx context.Context, m *tableMeta, kind seqKind, method uint8, given *uint64) (uint64, error) {
-	pt, err := p.partOf(m)
+	pt, err := p.seqPart(m)
 	if err != nil {
 		return 0, storeErr(err)
 	}
 	if _, ok := pt.Leading(); ok {
-		v, err := p.seqNextLocal(ctx, m, kind, given)
+		v, err := p.seqNextLocal(ctx, pt, m, kind, given)
 		if !errors.Is(err, replication.ErrNotLeader) {
 			return v, storeErr(err)
 		}
@@ -236,11 +236,7 @@ func (p *Provider) seqNext(ctx context.Context, m *tableMeta, kind seqKind, meth
 
 // seqNextLocal hands out a value at the leader, reserving a new block
 // through the log first when the value is past the reserved one.
-func (p *Provider) seqNextLocal(ctx context.Context, m *tableMeta, kind seqKind, given *uint64) (uint64, error) {
-	pt, err := p.partOf(m)
-	if err != nil {
-		return 0, err
-	}
+func (p *Provider) seqNextLocal(ctx context.Context, pt Part, m *tableMeta, kind seqKind, given *uint64) (uint64, error) {
 	term, ok := pt.Leading()
 	if !ok {
 		return 0, replication.ErrNotLeader
@@ -273,12 +269,12 @@ func (p *Provider) seqNextLocal(ctx context.Context, m *tableMeta, kind seqKind,
 
 // autoIncPeek returns the value the next insert would get.
 func (p *Provider) autoIncPeek(ctx context.Context, m *tableMeta) (uint64, error) {
-	pt, err := p.partOf(m)
+	pt, err := p.seqPart(m)
 	if err != nil {
 		return 0, storeErr(err)
 	}
 	if _, ok := pt.Leading(); ok {
-		v, err := p.seqPeekLocal(ctx, m, seqAutoInc)
+		v, err := p.seqPeekLocal(ctx, pt, m, seqAutoInc)
 		if !errors.Is(err, replication.ErrNotLeader) {
 			return v, storeErr(err)
 		}
@@ -286,11 +282,7 @@ func (p *Provider) autoIncPeek(ctx context.Context, m *tableMeta) (uint64, error
 	return p.callSeq(ctx, pt, methodAutoIncPeek, m.def.ID, nil)
 }
 
-func (p *Provider) seqPeekLocal(ctx context.Context, m *tableMeta, kind seqKind) (uint64, error) {
-	pt, err := p.partOf(m)
-	if err != nil {
-		return 0, err
-	}
+func (p *Provider) seqPeekLocal(ctx context.Context, pt Part, m *tableMeta, kind seqKind) (uint64, error) {
 	term, ok := pt.Leading()
 	if !ok {
 		return 0, replication.ErrNotLeader
@@ -329,13 +321,13 @@ func (p *Provider) seqReady(ctx context.Context, pt Part, st *seqState, m *table
 	next := max(mk.hi, mk.legacy, 1)
 	switch kind {
 	case seqAutoInc:
-		top, err := p.maxAutoValue(m)
+		top, err := p.maxAutoValue(ctx, m)
 		if err != nil {
 			return err
 		}
 		next = max(next, satInc(top), m.def.AutoInc)
 	case seqRowID:
-		top, err := p.maxRowID(m)
+		top, err := p.maxRowID(ctx, m)
 		if err != nil {
 			return err
 		}
@@ -369,7 +361,7 @@ func (p *Provider) reserve(ctx context.Context, pt Part, st *seqState, m *tableM
 		Mutations:     []kv.Mutation{{Key: key, Value: binary.BigEndian.AppendUint64(nil, hi)}},
 		Preconditions: []kv.Precondition{{Key: key, Exists: st.ver != 0, Version: st.ver}},
 	}
-	if kind == seqAutoInc && !m.placed() {
+	if kind == seqAutoInc && m.seqGroup() == CatalogGroup {
 		old, err := p.legacyAutoIncKeys(id)
 		if err != nil {
 			return err
@@ -388,7 +380,7 @@ func (p *Provider) reserve(ctx context.Context, pt Part, st *seqState, m *tableM
 		}
 		return err
 	}
-	v, err := pt.Engine().Get(key, kv.MaxTimestamp)
+	v, err := pt.Get(ctx, key, kv.MaxTimestamp)
 	if err != nil {
 		st.term = 0
 		return err
@@ -433,7 +425,7 @@ func (p *Provider) ReleaseSequences(ctx context.Context) error {
 		if m == nil {
 			continue
 		}
-		pt, err := p.partOf(m)
+		pt, err := p.seqPart(m)
 		if err != nil {
 			continue
 		}
@@ -446,11 +438,11 @@ func (p *Provider) ReleaseSequences(ctx context.Context) error {
 			st.mu.Unlock()
 			continue
 		}
-		r := byGroup[m.group()]
+		r := byGroup[m.seqGroup()]
 		if r == nil {
 			r = &release{pt: pt, b: &kv.Batch{}}
-			byGroup[m.group()] = r
-			order = append(order, m.group())
+			byGroup[m.seqGroup()] = r
+			order = append(order, m.seqGroup())
 		}
 		key := seqKey(m, ids[i].kind)
 		r.b.Mutations = append(r.b.Mutations, kv.Mutation{Key: key, Value: binary.BigEndian.AppendUint64(nil, st.next)})
@@ -480,11 +472,25 @@ func (p *Provider) ReleaseSequences(ctx context.Context) error {
 // so its leader reserves values without the catalog group and a DROP's
 // range removal takes the mark with the rows.
 func seqKey(m *tableMeta, kind seqKind) []byte {
-	if !m.placed() {
+	if m.seqGroup() == CatalogGroup {
 		return seqMarkKey(m.def.ID, kind)
 	}
 	return keys.AppendBytes(keys.IndexPrefix(m.def.ID, seqMarkIndexID), seqMarkKinds[kind])
 }
+
+// seqGroup is the group whose leader keeps a table's sequences: its own
+// group for a table placed in one, the catalog group for the others. A
+// local table's rows are in every site's group, and one sequence hands
+// its values out once across them (per-site ranges are not built yet).
+func (m *tableMeta) seqGroup() uint64 {
+	if m.local() {
+		return CatalogGroup
+	}
+	return m.group()
+}
+
+// seqPart is the part of m's seqGroup.
+func (p *Provider) seqPart(m *tableMeta) (Part, error) { return p.part(m.seqGroup()) }
 
 // seqMarkIndexID is the index number of placed tables' sequence marks.
 const seqMarkIndexID = math.MaxUint64
@@ -517,7 +523,7 @@ type seqMark struct {
 func (p *Provider) readSeqMark(pt Part, m *tableMeta, kind seqKind) (seqMark, error) {
 	var mk seqMark
 	id := m.def.ID
-	v, err := pt.Engine().Get(seqKey(m, kind), kv.MaxTimestamp)
+	v, err := pt.Get(context.Background(), seqKey(m, kind), kv.MaxTimestamp)
 	if err != nil {
 		return mk, err
 	}
@@ -527,26 +533,41 @@ func (p *Provider) readSeqMark(pt Part, m *tableMeta, kind seqKind) (seqMark, er
 		}
 		mk.hi, mk.ver = binary.BigEndian.Uint64(v.Data), v.Version
 	}
-	if kind == seqAutoInc && !m.placed() {
+	if kind == seqAutoInc && m.seqGroup() == CatalogGroup {
 		mk.legacy, err = p.storedAutoInc(id)
 	}
 	return mk, err
 }
 
 // maxRowID is the largest hidden row ID stored in a keyless table.
-func (p *Provider) maxRowID(m *tableMeta) (uint64, error) {
+func (p *Provider) maxRowID(ctx context.Context, m *tableMeta) (uint64, error) {
 	rp := m.rowPrefix()
-	pt, err := p.partOf(m)
+	groups, err := p.groupsOf(ctx, m)
 	if err != nil {
 		return 0, storeErr(err)
 	}
-	it := pt.Engine().NewIterator(rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
-	defer it.Close()
-	if it.Next() {
-		id, _, err := keys.DecodeUint(it.Key()[len(rp):])
-		return id, err
+	var top uint64
+	for _, g := range groups {
+		pt, err := p.part(g)
+		if err != nil {
+			return 0, storeErr(err)
+		}
+		it := pt.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
+		if it.Next() {
+			id, _, err := keys.DecodeUint(it.Key()[len(rp):])
+			if err != nil {
+				it.Close()
+				return 0, err
+			}
+			top = max(top, id)
+		}
+		err = it.Err()
+		it.Close()
+		if err != nil {
+			return 0, storeErr(err)
+		}
 	}
-	return 0, it.Err()
+	return top, nil
 }
 
 // satInc is v+1, saturating: a column's largest value moves the sequence

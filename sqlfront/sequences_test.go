@@ -164,7 +164,7 @@ func TestKeylessInsertExpectsItsRowIDFree(t *testing.T) {
 
 	// Another writer commits a row under the ID the transaction holds.
 	m := db.prov.table("d", "k")
-	top, err := db.prov.maxRowID(m)
+	top, err := db.prov.maxRowID(context.Background(), m)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, top)
 	val, err := encodeRow(nil, sql.Row{int32(99)})

@@ -122,7 +122,10 @@ func (t *Transaction) String() string { return fmt.Sprintf("fogdb transaction %d
 func (t *Transaction) IsReadOnly() bool { return t.t.readOnly }
 
 // bufItem is one buffered write. del marks a delete; group is the group
-// whose part the key belongs to.
+// whose part the key belongs to. The keys of a local table's rows are the
+// same in every group, so an item is known by its key and group, ordered
+// by key first: a range of keys is one range of the buffer, whatever the
+// groups.
 type bufItem struct {
 	key   string
 	val   []byte
@@ -130,13 +133,25 @@ type bufItem struct {
 	group uint64
 }
 
-func bufLess(a, b bufItem) bool { return a.key < b.key }
+func bufLess(a, b bufItem) bool {
+	if a.key != b.key {
+		return a.key < b.key
+	}
+	return a.group < b.group
+}
 
 type undoRec struct {
-	key  string
-	had  bool
-	prev bufItem
-	size int64 // what the write changed txn.size by
+	key   string
+	group uint64
+	had   bool
+	prev  bufItem
+	size  int64 // what the write changed txn.size by
+}
+
+// gkey is a key in one group's part.
+type gkey struct {
+	group uint64
+	key   string
 }
 
 // observed is what a current read saw of a key: the commit precondition
@@ -145,7 +160,12 @@ type undoRec struct {
 type observed struct {
 	exists  bool
 	version kv.Timestamp
-	group   uint64 // the part the key was read in
+}
+
+// tableGroup is a table ID in one group: where a transaction took the
+// table's shared metadata lock and checked its definition.
+type tableGroup struct {
+	table, group uint64
 }
 
 type savepoint struct {
@@ -158,7 +178,10 @@ type savepoint struct {
 // part's lock table) its locks.
 type txnPart struct {
 	part Part
-	snap *kv.Snapshot
+	snap Snapshot
+	// visible are the table (and index) IDs the snapshot was found to
+	// know (tableMeta.visibleAt), so a transaction asks once per snapshot.
+	visible map[[2]uint64]bool
 	// noBarrier: the snapshot may be taken from the replica as it is
 	// (staleRead).
 	noBarrier bool
@@ -172,9 +195,13 @@ type txn struct {
 	parts     map[uint64]*txnPart
 	buf       *btree.BTreeG[bufItem]
 	undo      []undoRec
-	seen      map[string]observed
-	uniqueMsg map[string]string     // unique-index keys this txn claimed, with the duplicate-entry message their failed precondition means
+	seen      map[gkey]observed
+	uniqueMsg map[gkey]string       // unique-index keys this txn claimed, with the duplicate-entry message their failed precondition means
 	tables    map[uint64]*tableMeta // definitions of the tables written, checked at commit
+	written   map[tableGroup]bool   // where the tables written hold their metadata lock
+	// rowGroups are the groups where rows of local tables were read under
+	// a lock, by row key: an UPDATE or DELETE writes the row there.
+	rowGroups map[string]uint64
 	size      int64
 	saves     []savepoint
 	// barrierDone: a read barrier of the catalog group's part ran since
@@ -192,9 +219,11 @@ func (p *Provider) newTxn(readOnly bool) *txn {
 		readOnly:  readOnly,
 		parts:     map[uint64]*txnPart{},
 		buf:       btree.NewG[bufItem](16, bufLess),
-		seen:      map[string]observed{},
-		uniqueMsg: map[string]string{},
+		seen:      map[gkey]observed{},
+		uniqueMsg: map[gkey]string{},
 		tables:    map[uint64]*tableMeta{},
+		written:   map[tableGroup]bool{},
+		rowGroups: map[string]uint64{},
 	}
 }
 
@@ -226,14 +255,87 @@ func (t *txn) readTS(ctx context.Context, p *Provider, group uint64) (kv.Timesta
 		return 0, nil, err
 	}
 	if tp.snap == nil {
-		if (!t.barrierDone || group != CatalogGroup) && !tp.noBarrier {
-			if err := tp.part.ReadBarrier(ctx); err != nil {
-				return 0, nil, storeErr(err)
-			}
+		snap, err := t.takeSnapshot(ctx, tp, group)
+		if err != nil {
+			return 0, nil, err
 		}
-		tp.snap = tp.part.Engine().Snapshot()
+		tp.snap, tp.visible = snap, nil
 	}
 	return tp.snap.TS(), tp, nil
+}
+
+// takeSnapshot registers a snapshot in tp's part after its read barrier.
+// It touches none of the transaction's state, so snapshots of several
+// parts can be taken at once (readTSAll).
+func (t *txn) takeSnapshot(ctx context.Context, tp *txnPart, group uint64) (Snapshot, error) {
+	if (!t.barrierDone || group != CatalogGroup) && !tp.noBarrier {
+		if err := tp.part.ReadBarrier(ctx); err != nil {
+			return nil, storeErr(err)
+		}
+	}
+	snap, err := tp.part.Snapshot(ctx, t.id)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return snap, nil
+}
+
+// readTSAll is readTS for several groups at once: the snapshots missing
+// are taken in parallel, each part's barrier and registration waiting for
+// its own site only.
+func (t *txn) readTSAll(ctx context.Context, p *Provider, groups []uint64) (map[uint64]*txnPart, error) {
+	out := make(map[uint64]*txnPart, len(groups))
+	var need []uint64
+	for _, g := range groups {
+		tp, err := t.in(p, g)
+		if err != nil {
+			return nil, err
+		}
+		out[g] = tp
+		if tp.snap == nil {
+			need = append(need, g)
+		}
+	}
+	snaps := make([]Snapshot, len(need))
+	errs := parallel(len(need), func(i int) error {
+		var err error
+		snaps[i], err = t.takeSnapshot(ctx, out[need[i]], need[i])
+		return err
+	})
+	for i, g := range need {
+		if snaps[i] != nil {
+			out[g].snap, out[g].visible = snaps[i], nil
+		}
+	}
+	return out, errs
+}
+
+// parallel runs fn(0..n-1) at once (inline when n is 1) and returns the
+// first error by index.
+func parallel(n int, fn func(i int) error) error {
+	if n == 1 {
+		return fn(0)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	return firstErr(errs)
+}
+
+func firstErr(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // hasSnapshot reports whether the transaction took a snapshot of any part.
@@ -252,7 +354,7 @@ func (t *txn) dropSnapshots() {
 	for _, tp := range t.parts {
 		if tp.snap != nil {
 			tp.snap.Release()
-			tp.snap = nil
+			tp.snap, tp.visible = nil, nil
 		}
 		tp.noBarrier = false
 	}
@@ -269,8 +371,23 @@ func (t *txn) heldBy(p *Provider) int {
 	return n
 }
 
-func (t *txn) get(key string) (bufItem, bool) {
-	return t.buf.Get(bufItem{key: key})
+// get returns the transaction's write of key in group's part.
+func (t *txn) get(group uint64, key string) (bufItem, bool) {
+	return t.buf.Get(bufItem{key: key, group: group})
+}
+
+// getAny returns the transaction's write of key in whichever part it
+// wrote it (the first, should there be several).
+func (t *txn) getAny(key string) (bufItem, bool) {
+	var out bufItem
+	found := false
+	t.buf.AscendGreaterOrEqual(bufItem{key: key}, func(it bufItem) bool {
+		if it.key == key {
+			out, found = it, true
+		}
+		return false
+	})
+	return out, found
 }
 
 // bufSize is what a buffered write counts towards MaxTxnBytes: roughly
@@ -290,7 +407,7 @@ func (t *txn) write(p *Provider, group uint64, key string, val []byte, del bool)
 	if had {
 		sz -= bufSize(prev.key, prev.val)
 	}
-	t.undo = append(t.undo, undoRec{key: key, had: had, prev: prev, size: sz})
+	t.undo = append(t.undo, undoRec{key: key, group: group, had: had, prev: prev, size: sz})
 	t.size += sz
 	if p.cfg.MaxTxnBytes > 0 && t.size > p.cfg.MaxTxnBytes {
 		return errTxnTooLarge(p.cfg.MaxTxnBytes)
@@ -306,7 +423,7 @@ func (t *txn) rollbackTo(n int) {
 		if u.had {
 			t.buf.ReplaceOrInsert(u.prev)
 		} else {
-			t.buf.Delete(bufItem{key: u.key})
+			t.buf.Delete(bufItem{key: u.key, group: u.group})
 		}
 		t.size -= u.size
 	}
@@ -827,8 +944,10 @@ func (s *Session) abortTxn(t *txn) {
 	t.undo = nil
 	t.size = 0
 	t.saves = nil
-	t.seen = map[string]observed{}
-	t.uniqueMsg = map[string]string{}
+	t.seen = map[gkey]observed{}
+	t.uniqueMsg = map[gkey]string{}
 	t.tables = map[uint64]*tableMeta{}
+	t.written = map[tableGroup]bool{}
+	t.rowGroups = map[string]uint64{}
 	s.stmtState.undo = 0
 }

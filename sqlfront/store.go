@@ -27,20 +27,32 @@ const CatalogGroup uint64 = 1
 // cannot reach it now. A statement meets it as "data unavailable" (1047).
 var ErrPartUnavailable = errors.New("sqlfront: group not reachable from this node")
 
-// Part is what the SQL layer needs from the storage of one group: the
-// local replica to read, durable commits, row locks held where every
-// node's transactions meet, read barriers, and a way to run a request
-// where the group's sequences are kept. LocalStore is one process on its
-// own; GroupStore is a member of a replicated group.
+// Part is what the SQL layer needs from the storage of one group: reads
+// (current, or as of a snapshot registered for a transaction), durable
+// commits, row locks held where every node's transactions meet, read
+// barriers, and a way to run a request where the group's sequences are
+// kept. LocalStore is one process on its own; GroupStore is a member of a
+// replicated group, read from its local replica; RemotePart is a group
+// this node does not host, read at its leader.
 type Part interface {
-	// Engine is the local replica as it is now (it may be replaced when a
-	// snapshot is installed, so callers ask for each operation).
-	Engine() *kv.Engine
+	// Get reads key as of ts: a timestamp a Snapshot of this part holds,
+	// or kv.MaxTimestamp for the newest committed version (after Lock of
+	// the key, a current read).
+	Get(ctx context.Context, key []byte, ts kv.Timestamp) (kv.Value, error)
+	// NewIterator walks the live keys in [start, end) as of ts (end nil:
+	// unbounded), ascending, or descending when reverse is set, in
+	// kv.Iterator's manner: no storage transaction stays open between
+	// calls, so a consistent view needs ts held by a Snapshot.
+	NewIterator(ctx context.Context, start, end []byte, ts kv.Timestamp, reverse bool) Iterator
+	// Snapshot registers a read point for transaction owner: reads at its
+	// TS see every commit acknowledged before the call, and keep seeing
+	// exactly that until Release.
+	Snapshot(ctx context.Context, owner lock.TxnID) (Snapshot, error)
 	// Commit writes b; when it returns nil, b is durable and visible to
 	// this node's next read. A failed precondition is a *kv.ConflictError.
 	Commit(ctx context.Context, b *kv.Batch) error
-	// ReadBarrier returns once this node has every commit acknowledged to
-	// anyone before the call.
+	// ReadBarrier returns once this node's reads of the part see every
+	// commit acknowledged to anyone before the call.
 	ReadBarrier(ctx context.Context) error
 	// Lock, ReleaseAll, HeldBy: row locks (see kv/lock). After Lock, a
 	// read of the key at kv.MaxTimestamp is a current read.
@@ -61,6 +73,37 @@ type Part interface {
 	// OnApply registers a hook told of batches written by other nodes (and
 	// of snapshot installs), so cached state follows them.
 	OnApply(h func(batches []*kv.Batch, restored bool))
+}
+
+// Iterator walks keys of a part; *kv.Iterator is one. Key and Value are
+// valid until the next call to Next.
+type Iterator interface {
+	Next() bool
+	Key() []byte
+	Value() []byte
+	Version() kv.Timestamp
+	Err() error
+	Close()
+}
+
+// Snapshot is a read point registered in a part; *kv.Snapshot is one.
+type Snapshot interface {
+	TS() kv.Timestamp
+	Release()
+}
+
+var (
+	_ Iterator = (*kv.Iterator)(nil)
+	_ Snapshot = (*kv.Snapshot)(nil)
+	_ Part     = (*LocalStore)(nil)
+	_ Part     = GroupStore{}
+)
+
+// replica is a part with a local replica: its engine, for callers outside
+// the SQL layer (Provider.Engine) and for estimates that must not cost a
+// request to another node.
+type replica interface {
+	Engine() *kv.Engine
 }
 
 // Store is the storage a provider serves: the part of the catalog group,
@@ -149,6 +192,15 @@ func NewLocalStore(eng *kv.Engine) *LocalStore {
 func (s *LocalStore) Catalog() Part                { return s }
 func (s *LocalStore) Part(id uint64) (Part, error) { return onePart(s, id) }
 func (s *LocalStore) Engine() *kv.Engine           { return s.eng }
+func (s *LocalStore) Get(_ context.Context, key []byte, ts kv.Timestamp) (kv.Value, error) {
+	return s.eng.Get(key, ts)
+}
+func (s *LocalStore) NewIterator(_ context.Context, start, end []byte, ts kv.Timestamp, reverse bool) Iterator {
+	return s.eng.NewIterator(start, end, ts, reverse)
+}
+func (s *LocalStore) Snapshot(context.Context, lock.TxnID) (Snapshot, error) {
+	return s.eng.Snapshot(), nil
+}
 func (s *LocalStore) Commit(ctx context.Context, b *kv.Batch) error {
 	_, err := s.eng.Commit(ctx, b)
 	return err
@@ -185,6 +237,18 @@ func (s GroupStore) Catalog() Part                { return s }
 func (s GroupStore) Part(id uint64) (Part, error) { return onePart(s, id) }
 
 func (s GroupStore) Engine() *kv.Engine { return s.G.Engine() }
+func (s GroupStore) Get(_ context.Context, key []byte, ts kv.Timestamp) (kv.Value, error) {
+	return s.G.Engine().Get(key, ts)
+}
+func (s GroupStore) NewIterator(_ context.Context, start, end []byte, ts kv.Timestamp, reverse bool) Iterator {
+	return s.G.Engine().NewIterator(start, end, ts, reverse)
+}
+
+// Snapshot registers the snapshot in the local replica: a read barrier
+// (the caller's) before it makes it hold every acknowledged commit.
+func (s GroupStore) Snapshot(context.Context, lock.TxnID) (Snapshot, error) {
+	return s.G.Engine().Snapshot(), nil
+}
 func (s GroupStore) Commit(ctx context.Context, b *kv.Batch) error {
 	cctx := counted(ctx)
 	if sc, ok := ctx.(*sql.Context); ok && sc.Session != nil {
@@ -278,7 +342,7 @@ func storeErr(err error) error {
 // waiting for the entry go on.
 func (p *Provider) onApply(batches []*kv.Batch, restored bool) {
 	if restored {
-		if dbs, err := loadCatalog(p.cat().Engine()); err == nil {
+		if dbs, err := loadCatalog(p.cat()); err == nil {
 			p.catMu.Lock()
 			p.dbs = dbs
 			p.catMu.Unlock()

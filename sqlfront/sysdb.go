@@ -317,11 +317,30 @@ func (p *Provider) Tables() []TableRef {
 }
 
 // TableGroup is the group that holds the rows of db.table (0 when there is
-// no such table).
+// no such table, or when it is local: its rows are in every site's group).
 func (p *Provider) TableGroup(db, table string) uint64 {
 	m := p.table(db, table)
-	if m == nil {
+	if m == nil || m.local() {
 		return 0
 	}
 	return m.group()
+}
+
+// TablePlacement is the placement db.table was created with, as its
+// definition records it.
+func (p *Provider) TablePlacement(db, table string) (TablePlacement, bool) {
+	m := p.table(db, table)
+	if m == nil {
+		return TablePlacement{}, false
+	}
+	ld := m.def.Local
+	if ld == nil {
+		return TablePlacement{Group: m.group()}, true
+	}
+	pl := TablePlacement{Local: true, Locality: ld.Locality, SiteUnique: append([]string(nil), ld.SiteUnique...)}
+	if ld.Parent != nil {
+		ref := *ld.Parent
+		pl.Parent = &ref
+	}
+	return pl, true
 }

@@ -1,9 +1,11 @@
 package sqlfront
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/google/btree"
@@ -25,6 +27,10 @@ type Table struct {
 	live bool
 	// converting is set while CONVERT TO CHARACTER SET rebuilds the table.
 	converting bool
+	// lastGroup is the group of the row this table's scan returned last
+	// (local tables): the engine copies each row of a rebuild into the
+	// new table as soon as it read it (rewrite.go).
+	lastGroup atomic.Uint64
 }
 
 var (
@@ -54,6 +60,39 @@ var (
 )
 
 func newTable(p *Provider, m *tableMeta) *Table { return &Table{p: p, m: m} }
+
+// visibleIn is visibleAt for the snapshots of several groups, checked
+// together, once per snapshot.
+func (m *tableMeta) visibleIn(ctx context.Context, tps map[uint64]*txnPart, im *indexMeta) error {
+	id := [2]uint64{m.def.ID, 0}
+	if im != nil {
+		id[1] = im.def.ID
+	}
+	var check []*txnPart
+	for _, tp := range tps {
+		if !tp.visible[id] {
+			check = append(check, tp)
+		}
+	}
+	if len(check) == 0 {
+		return nil
+	}
+	errs := make([]error, len(check))
+	_ = parallel(len(check), func(i int) error {
+		errs[i] = m.visibleAt(ctx, check[i].part, check[i].snap.TS(), im)
+		return errs[i]
+	})
+	for i, tp := range check {
+		if errs[i] != nil {
+			return storeErr(errs[i])
+		}
+		if tp.visible == nil {
+			tp.visible = map[[2]uint64]bool{}
+		}
+		tp.visible[id] = true
+	}
+	return nil
+}
 
 // Name implements sql.Nameable.
 func (t *Table) Name() string { return t.m.def.Name }
@@ -90,6 +129,12 @@ type spanPartition struct {
 	// except rows re-read through a secondary index after a lock wait,
 	// whose indexed columns may have changed meanwhile.
 	exact bool
+	// Routing of a local table's read (Provider.routes): the locality
+	// values every row of the span has (its index leads with the locality
+	// column, each range a point on it), or a point lookup of a unique
+	// key, at most one row.
+	locality    []string
+	uniquePoint bool
 }
 
 func (s *spanPartition) Key() []byte { return s.start }
@@ -138,9 +183,8 @@ type rowIter struct {
 	tx    *txn
 	span  *spanPartition
 	mode  lockMode
-	ts    kv.Timestamp
-	part  *txnPart // the table's part
-	it    *mergeIter
+	parts map[uint64]*txnPart // the parts read, by group
+	it    groupIter
 	view  *btree.BTreeG[bufItem]
 	ready bool
 }
@@ -148,39 +192,96 @@ type rowIter struct {
 func (r *rowIter) init(ctx *sql.Context) error {
 	r.ready = true
 	r.mode = r.sess.readMode(ctx, r.tx, r.t.m.def.ID)
-	r.ts = kv.MaxTimestamp
-	group := r.t.m.group()
-	if r.mode == readSnapshot {
-		r.tx.staleRead(ctx, r.t.p, r.t.m)
-		ts, tp, err := r.tx.readTS(ctx, r.t.p, group)
-		if err != nil {
-			return err
-		}
-		if err := r.t.m.visibleAt(tp.part, ts, r.span.index); err != nil {
-			return err
-		}
-		r.ts, r.part = ts, tp
-	} else {
-		tp, err := r.tx.in(r.t.p, group)
-		if err != nil {
-			return err
-		}
-		r.part = tp
-		if r.sess.stmt(ctx).barrier && group == CatalogGroup {
-			// The statement began with a read barrier of this part.
-		} else if err := tp.part.ReadBarrier(ctx); err != nil {
-			// A locking read scans the newest committed rows, so the
-			// replica must first have all of them.
-			return storeErr(err)
-		}
-	}
+	r.parts = map[uint64]*txnPart{}
 	if r.t.live {
 		r.view = r.tx.buf
 	} else {
 		r.view = r.sess.readView(ctx, r.tx)
 	}
-	r.it = newMergeIter(r.part.part.Engine(), r.view, r.span.start, r.span.end, r.ts, r.span.reverse)
+	m := r.t.m
+	if !m.local() {
+		it, err := r.open(ctx, []uint64{m.group()})
+		r.it = it
+		return err
+	}
+	groups, localFirst, err := r.t.p.routes(ctx, m, r.span)
+	if err != nil {
+		return err
+	}
+	if !localFirst {
+		r.it, err = r.open(ctx, groups)
+		return err
+	}
+	local := r.t.p.cfg.Homes.LocalGroup()
+	first, err := r.open(ctx, []uint64{local})
+	if err != nil {
+		return err
+	}
+	var others []uint64
+	for _, g := range groups {
+		if g != local {
+			others = append(others, g)
+		}
+	}
+	r.it = &stagedIter{cur: first, rest: func() (groupIter, error) {
+		if len(others) == 0 {
+			return nil, nil
+		}
+		return r.open(ctx, others)
+	}}
 	return nil
+}
+
+// open starts the reads of the span in groups, their snapshots (or, for
+// a locking read, read barriers) taken together.
+func (r *rowIter) open(ctx *sql.Context, groups []uint64) (groupIter, error) {
+	m := r.t.m
+	if r.mode == readSnapshot {
+		r.tx.staleRead(ctx, r.t.p, m)
+		tps, err := r.tx.readTSAll(ctx, r.t.p, groups)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.visibleIn(ctx, tps, r.span.index); err != nil {
+			return nil, err
+		}
+		for g, tp := range tps {
+			r.parts[g] = tp
+		}
+	} else {
+		for _, g := range groups {
+			tp, err := r.tx.in(r.t.p, g)
+			if err != nil {
+				return nil, err
+			}
+			r.parts[g] = tp
+			if r.sess.stmt(ctx).barrier && g == CatalogGroup {
+				// The statement began with a read barrier of this part.
+			} else if err := tp.part.ReadBarrier(ctx); err != nil {
+				// A locking read scans the newest committed rows, so the
+				// replica must first have all of them.
+				return nil, storeErr(err)
+			}
+		}
+	}
+	heads := make([]*groupHead, len(groups))
+	for i, g := range groups {
+		tp := r.parts[g]
+		it := tp.part.NewIterator(ctx, r.span.start, r.span.end, r.ts(g), r.span.reverse)
+		heads[i] = &groupHead{g: g, m: newMergeIter(it, r.view, g, r.span.start, r.span.end, r.span.reverse)}
+	}
+	if len(heads) == 1 {
+		return heads[0], nil
+	}
+	return &multiGroupIter{heads: heads, reverse: r.span.reverse}, nil
+}
+
+// ts is the timestamp group's reads are at.
+func (r *rowIter) ts(group uint64) kv.Timestamp {
+	if tp := r.parts[group]; r.mode == readSnapshot && tp != nil && tp.snap != nil {
+		return tp.snap.TS()
+	}
+	return kv.MaxTimestamp
 }
 
 func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
@@ -193,10 +294,10 @@ func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, errInterrupted
 		}
-		key, val, fromBuf, ok := r.it.next()
+		key, val, fromBuf, group, ok := r.it.next()
 		if !ok {
 			if err := r.it.err(); err != nil {
-				return nil, err
+				return nil, storeErr(err)
 			}
 			return nil, io.EOF
 		}
@@ -206,7 +307,7 @@ func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
 			rowKey = append(r.t.m.rowPrefix(), val...)
 			rowVal = nil
 		}
-		data, found, err := r.fetch(ctx, rowKey, rowVal, fromBuf && r.span.index == nil)
+		data, found, err := r.fetch(ctx, group, rowKey, rowVal, fromBuf && r.span.index == nil)
 		if err != nil {
 			return nil, err
 		}
@@ -226,28 +327,32 @@ func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
 				continue
 			}
 		}
+		if r.t.m.local() {
+			// A rebuild copies each row into the group it came from.
+			r.t.lastGroup.Store(group)
+		}
 		return row, nil
 	}
 }
 
-// fetch returns a row's stored value as this statement must see it: the
-// transaction's writes as they stood when the statement began, then its
-// snapshot or, for a locking read, the newest committed version once the
-// lock is granted.
-func (r *rowIter) fetch(ctx *sql.Context, rowKey, have []byte, haveFromBuf bool) ([]byte, bool, error) {
+// fetch returns a row's stored value in group's part as this statement
+// must see it: the transaction's writes as they stood when the statement
+// began, then its snapshot or, for a locking read, the newest committed
+// version once the lock is granted.
+func (r *rowIter) fetch(ctx *sql.Context, group uint64, rowKey, have []byte, haveFromBuf bool) ([]byte, bool, error) {
 	if haveFromBuf {
 		return have, true, nil
 	}
-	if it, ok := r.view.Get(bufItem{key: string(rowKey)}); ok {
+	if it, ok := r.view.Get(bufItem{key: string(rowKey), group: group}); ok {
 		return it.val, !it.del, nil
 	}
 	if r.mode == readSnapshot {
 		if have != nil {
 			return have, true, nil
 		}
-		v, err := r.part.part.Engine().Get(rowKey, r.ts)
+		v, err := r.parts[group].part.Get(ctx, rowKey, r.ts(group))
 		if err != nil {
-			return nil, false, err
+			return nil, false, storeErr(err)
 		}
 		return v.Data, v.Exists, nil
 	}
@@ -255,11 +360,13 @@ func (r *rowIter) fetch(ctx *sql.Context, rowKey, have []byte, haveFromBuf bool)
 	if r.mode == readExclusive {
 		mode = lock.Exclusive
 	}
-	group := r.t.m.group()
 	if err := r.sess.lockKey(ctx, r.tx, group, rowKey, mode); err != nil {
 		return nil, false, err
 	}
-	return r.sess.currentRead(r.tx, group, rowKey)
+	if r.t.m.local() {
+		r.tx.rowGroups[string(rowKey)] = group
+	}
+	return r.sess.currentRead(ctx, r.tx, group, rowKey)
 }
 
 func (r *rowIter) Close(*sql.Context) error {
@@ -280,26 +387,70 @@ func (s *Session) lockedRead(ctx *sql.Context, t *txn, group uint64, key []byte,
 	if err := s.lockKey(ctx, t, group, key, mode); err != nil {
 		return nil, false, err
 	}
-	if it, ok := t.get(string(key)); ok {
+	if it, ok := t.get(group, string(key)); ok {
 		return it.val, !it.del, nil
 	}
-	return s.currentRead(t, group, key)
+	return s.currentRead(ctx, t, group, key)
+}
+
+// lockedReads is lockedRead of key in several groups: locked in the order
+// given (ascending, so that statements locking one key in several groups
+// queue rather than deadlock), then read in all of them at once.
+func (s *Session) lockedReads(ctx *sql.Context, t *txn, groups []uint64, key []byte, mode lock.Mode) ([]findResult, error) {
+	if len(groups) == 1 {
+		data, ok, err := s.lockedRead(ctx, t, groups[0], key, mode)
+		return []findResult{{group: groups[0], data: data, found: ok}}, err
+	}
+	if err := checkStoredKey(key); err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		if err := s.lockKey(ctx, t, g, key, mode); err != nil {
+			return nil, err
+		}
+	}
+	res := make([]findResult, len(groups))
+	var need []int
+	for i, g := range groups {
+		res[i].group = g
+		if it, ok := t.get(g, string(key)); ok {
+			res[i].data, res[i].found = it.val, !it.del
+		} else {
+			need = append(need, i)
+		}
+	}
+	vals := make([]kv.Value, len(need))
+	if err := parallel(len(need), func(j int) error {
+		var err error
+		vals[j], err = t.parts[groups[need[j]]].part.Get(ctx, key, kv.MaxTimestamp)
+		return err
+	}); err != nil {
+		return nil, storeErr(err)
+	}
+	for j, i := range need {
+		k := gkey{groups[i], string(key)}
+		if _, ok := t.seen[k]; !ok {
+			t.seen[k] = observed{exists: vals[j].Exists, version: vals[j].Version}
+		}
+		res[i].data, res[i].found = vals[j].Data, vals[j].Exists
+	}
+	return res, nil
 }
 
 // currentRead reads the newest committed version of a key the transaction
 // has locked in group's part, remembering the version as a commit
 // precondition.
-func (s *Session) currentRead(t *txn, group uint64, key []byte) ([]byte, bool, error) {
+func (s *Session) currentRead(ctx context.Context, t *txn, group uint64, key []byte) ([]byte, bool, error) {
 	tp, err := t.in(s.p, group)
 	if err != nil {
 		return nil, false, err
 	}
-	v, err := tp.part.Engine().Get(key, kv.MaxTimestamp)
+	v, err := tp.part.Get(ctx, key, kv.MaxTimestamp)
 	if err != nil {
-		return nil, false, err
+		return nil, false, storeErr(err)
 	}
-	if _, ok := t.seen[string(key)]; !ok {
-		t.seen[string(key)] = observed{exists: v.Exists, version: v.Version, group: group}
+	if _, ok := t.seen[gkey{group, string(key)}]; !ok {
+		t.seen[gkey{group, string(key)}] = observed{exists: v.Exists, version: v.Version}
 	}
 	return v.Data, v.Exists, nil
 }
@@ -309,17 +460,17 @@ func (s *Session) currentRead(t *txn, group uint64, key []byte) ([]byte, bool, e
 // precondition. On a key the transaction has locked and read it is a
 // current read again (the first version read stays the precondition);
 // on another key nothing may be written from what it returns.
-func (s *Session) peek(t *txn, group uint64, key []byte) ([]byte, bool, error) {
-	if it, ok := t.get(string(key)); ok {
+func (s *Session) peek(ctx context.Context, t *txn, group uint64, key []byte) ([]byte, bool, error) {
+	if it, ok := t.get(group, string(key)); ok {
 		return it.val, !it.del, nil
 	}
 	tp, err := t.in(s.p, group)
 	if err != nil {
 		return nil, false, err
 	}
-	v, err := tp.part.Engine().Get(key, kv.MaxTimestamp)
+	v, err := tp.part.Get(ctx, key, kv.MaxTimestamp)
 	if err != nil {
-		return nil, false, err
+		return nil, false, storeErr(err)
 	}
 	return v.Data, v.Exists, nil
 }
@@ -329,18 +480,22 @@ func (s *Session) peek(t *txn, group uint64, key []byte) ([]byte, bool, error) {
 // it returns are valid until the next call (they may be the kv iterator's
 // own buffers): callers copy what they keep.
 type mergeIter struct {
-	kvIt    *kv.Iterator
+	kvIt    Iterator
 	buf     []bufItem
 	reverse bool
 	kvOK    bool
 	advance bool // the kv iterator must step before its head is compared
 }
 
-func newMergeIter(eng *kv.Engine, buf *btree.BTreeG[bufItem], start, end []byte, ts kv.Timestamp, reverse bool) *mergeIter {
-	m := &mergeIter{kvIt: eng.NewIterator(start, end, ts, reverse), reverse: reverse, advance: true}
+// newMergeIter merges buf's writes to group's part in [start, end) over
+// it, an iterator of that part over the same range and direction.
+func newMergeIter(it Iterator, buf *btree.BTreeG[bufItem], group uint64, start, end []byte, reverse bool) *mergeIter {
+	m := &mergeIter{kvIt: it, reverse: reverse, advance: true}
 	if buf != nil && buf.Len() > 0 {
 		collect := func(it bufItem) bool {
-			m.buf = append(m.buf, it)
+			if it.group == group {
+				m.buf = append(m.buf, it)
+			}
 			return true
 		}
 		lo, hi := bufItem{key: string(start)}, bufItem{key: string(end)}
@@ -398,7 +553,7 @@ func (m *mergeIter) next() (key, val []byte, fromBuf, ok bool) {
 	}
 }
 
-func (m *mergeIter) err() error { return m.kvIt.Err() }
+func (m *mergeIter) err() error { return storeErr(m.kvIt.Err()) }
 
 func (m *mergeIter) close() { m.kvIt.Close() }
 
@@ -431,14 +586,14 @@ func (t *Table) RowCount(ctx *sql.Context) (uint64, bool, error) {
 // pt is the table's part, whose snapshot ts is. For a table in the catalog
 // group the check reads the catalog as of ts; a placed table's part has no
 // catalog, and its definition marker answers (placedVisibleAt).
-func (m *tableMeta) visibleAt(pt Part, ts kv.Timestamp, im *indexMeta) error {
+func (m *tableMeta) visibleAt(ctx context.Context, pt Part, ts kv.Timestamp, im *indexMeta) error {
 	if m.placed() {
-		return m.placedVisibleAt(pt, ts, im)
+		return m.placedVisibleAt(ctx, pt, ts, im)
 	}
 	if kv.Timestamp(m.version) <= ts {
 		return nil
 	}
-	v, err := pt.Engine().Get(keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name)), ts)
+	v, err := pt.Get(ctx, keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name)), ts)
 	if err != nil {
 		return err
 	}
