@@ -236,7 +236,7 @@ func (s *Server) followPeerSites(g *replication.Group) {
 		}
 	}
 	g.FSM().OnApply(func(batches []*kv.Batch, restored bool) {
-		if restored || sharding.TouchesNodes(batches) {
+		if restored || sharding.TouchesNodes(batches) || sharding.TouchesSites(batches) {
 			load()
 		}
 	})

@@ -79,8 +79,14 @@ func Nodes(eng *kv.Engine) (map[string]Node, error) {
 // TouchesNodes reports whether batches write a node's record, so a
 // reader of the registry (the sites of peer addresses, say) knows to read
 // it again.
-func TouchesNodes(batches []*kv.Batch) bool {
-	pre := keys.CatalogKey(catNode)
+func TouchesNodes(batches []*kv.Batch) bool { return touches(batches, catNode) }
+
+// TouchesSites reports whether batches write a site's record (a new site
+// and its group).
+func TouchesSites(batches []*kv.Batch) bool { return touches(batches, catSite) }
+
+func touches(batches []*kv.Batch, kind []byte) bool {
+	pre := keys.CatalogKey(kind)
 	for _, b := range batches {
 		for _, m := range b.Mutations {
 			if bytes.HasPrefix(m.Key, pre) {

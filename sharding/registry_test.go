@@ -16,4 +16,6 @@ func TestTouchesNodes(t *testing.T) {
 	require.False(t, TouchesNodes([]*kv.Batch{put(siteKey("paris")), put(groupSeqKey())}))
 	require.False(t, TouchesNodes([]*kv.Batch{put(keys.CatalogKey([]byte("nodes"), []byte("x")))}), "another kind that starts alike")
 	require.False(t, TouchesNodes(nil))
+	require.True(t, TouchesSites([]*kv.Batch{put(groupSeqKey()), put(siteKey("paris"))}))
+	require.False(t, TouchesSites([]*kv.Batch{put(nodeKey("n1"))}))
 }
