@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dolthub/vitess/go/mysql"
+
 	"github.com/fogdb/fogdb/kv"
 	"github.com/fogdb/fogdb/kv/keys"
 	"github.com/fogdb/fogdb/replication"
@@ -248,9 +250,13 @@ func (p *Provider) seqNextLocal(ctx context.Context, pt Part, m *tableMeta, kind
 		if err := p.seqReady(ctx, pt, st, m, kind, term); err != nil {
 			return 0, err
 		}
-		v, after := st.next, satInc(st.next)
+		sd, err := p.strideOf(m)
+		if err != nil {
+			return 0, err
+		}
+		v, after := sd.value(st.next), st.next+1
 		if given != nil {
-			v, after = *given, max(st.next, satInc(*given))
+			v, after = *given, max(st.next, sd.after(*given))
 		}
 		if after > st.hi {
 			err := p.reserve(ctx, pt, st, m, kind, after)
@@ -262,7 +268,9 @@ func (p *Provider) seqNextLocal(ctx context.Context, pt Part, m *tableMeta, kind
 			}
 		}
 		st.next = after
-		st.passed(after)
+		// floor is kept in values: an explicit value below it needs no
+		// request.
+		st.passed(sd.value(after))
 		return v, nil
 	}
 }
@@ -293,7 +301,11 @@ func (p *Provider) seqPeekLocal(ctx context.Context, pt Part, m *tableMeta, kind
 	if err := p.seqReady(ctx, pt, st, m, kind, term); err != nil {
 		return 0, err
 	}
-	return st.next, nil
+	sd, err := p.strideOf(m)
+	if err != nil {
+		return 0, err
+	}
+	return sd.value(st.next), nil
 }
 
 // seqReady makes st fit to hand out values in this term (st.mu held). The
@@ -319,19 +331,37 @@ func (p *Provider) seqReady(ctx context.Context, pt Part, st *seqState, m *table
 		return nil
 	}
 	next := max(mk.hi, mk.legacy, 1)
+	sd, err := p.strideOf(m)
+	if err != nil {
+		return err
+	}
 	switch kind {
 	case seqAutoInc:
-		top, err := p.maxAutoValue(ctx, m)
+		var top uint64
+		if m.local() {
+			// This site's stride: only its own rows can hold its values.
+			top, err = maxAutoIn(ctx, pt, m)
+		} else {
+			top, err = p.maxAutoValue(ctx, m)
+		}
 		if err != nil {
 			return err
 		}
-		next = max(next, satInc(top), m.def.AutoInc)
+		next = max(next, sd.after(top))
+		if m.def.AutoInc > 1 {
+			next = max(next, sd.after(m.def.AutoInc-1))
+		}
 	case seqRowID:
-		top, err := p.maxRowID(ctx, m)
+		var top uint64
+		if m.local() {
+			top, err = maxRowIDIn(ctx, pt, m)
+		} else {
+			top, err = p.maxRowID(ctx, m)
+		}
 		if err != nil {
 			return err
 		}
-		next = max(next, satInc(top))
+		next = max(next, sd.after(top))
 	}
 	st.next, st.hi, st.ver = next, mk.hi, mk.ver
 	st.block = 0
@@ -356,12 +386,12 @@ func (p *Provider) reserve(ctx context.Context, pt Part, st *seqState, m *tableM
 	if hi < need {
 		hi = math.MaxUint64
 	}
-	key := seqKey(m, kind)
+	key := p.seqKey(m, kind)
 	b := &kv.Batch{
 		Mutations:     []kv.Mutation{{Key: key, Value: binary.BigEndian.AppendUint64(nil, hi)}},
 		Preconditions: []kv.Precondition{{Key: key, Exists: st.ver != 0, Version: st.ver}},
 	}
-	if kind == seqAutoInc && m.seqGroup() == CatalogGroup {
+	if kind == seqAutoInc && p.seqGroup(m) == CatalogGroup {
 		old, err := p.legacyAutoIncKeys(id)
 		if err != nil {
 			return err
@@ -438,13 +468,13 @@ func (p *Provider) ReleaseSequences(ctx context.Context) error {
 			st.mu.Unlock()
 			continue
 		}
-		r := byGroup[m.seqGroup()]
+		r := byGroup[p.seqGroup(m)]
 		if r == nil {
 			r = &release{pt: pt, b: &kv.Batch{}}
-			byGroup[m.seqGroup()] = r
-			order = append(order, m.seqGroup())
+			byGroup[p.seqGroup(m)] = r
+			order = append(order, p.seqGroup(m))
 		}
-		key := seqKey(m, ids[i].kind)
+		key := p.seqKey(m, ids[i].kind)
 		r.b.Mutations = append(r.b.Mutations, kv.Mutation{Key: key, Value: binary.BigEndian.AppendUint64(nil, st.next)})
 		r.b.Preconditions = append(r.b.Preconditions, kv.Precondition{Key: key, Exists: true, Version: st.ver})
 		r.held = append(r.held, st)
@@ -471,26 +501,77 @@ func (p *Provider) ReleaseSequences(ctx context.Context) error {
 // group, under the table's own key range (an index number no index uses),
 // so its leader reserves values without the catalog group and a DROP's
 // range removal takes the mark with the rows.
-func seqKey(m *tableMeta, kind seqKind) []byte {
-	if m.seqGroup() == CatalogGroup {
+func (p *Provider) seqKey(m *tableMeta, kind seqKind) []byte {
+	if p.seqGroup(m) == CatalogGroup {
 		return seqMarkKey(m.def.ID, kind)
 	}
 	return keys.AppendBytes(keys.IndexPrefix(m.def.ID, seqMarkIndexID), seqMarkKinds[kind])
 }
 
 // seqGroup is the group whose leader keeps a table's sequences: its own
-// group for a table placed in one, the catalog group for the others. A
-// local table's rows are in every site's group, and one sequence hands
-// its values out once across them (per-site ranges are not built yet).
-func (m *tableMeta) seqGroup() uint64 {
+// group for a table placed in one; for a local table, this node's site's
+// group, each site handing out its own stride of values (seqStride); the
+// catalog group for the others.
+func (p *Provider) seqGroup(m *tableMeta) uint64 {
 	if m.local() {
-		return CatalogGroup
+		if p.cfg.Homes == nil {
+			return 0
+		}
+		return p.cfg.Homes.LocalGroup()
 	}
 	return m.group()
 }
 
 // seqPart is the part of m's seqGroup.
-func (p *Provider) seqPart(m *tableMeta) (Part, error) { return p.part(m.seqGroup()) }
+func (p *Provider) seqPart(m *tableMeta) (Part, error) {
+	g := p.seqGroup(m)
+	if g == 0 {
+		return nil, fmt.Errorf("%w: this node's site has no group yet", ErrPartUnavailable)
+	}
+	return p.part(g)
+}
+
+// LocalStride is the stride of the sequences of local tables (as MySQL's
+// auto_increment_increment): the site whose group is g hands out the
+// values congruent to g-1 modulo LocalStride, so two sites never hand out
+// the same value and neither asks the other. A site whose group is beyond
+// LocalStride+1 cannot insert into a local table with a sequence.
+const LocalStride = 64
+
+// seqStride maps a sequence's counter to its values: value(c) =
+// (c-1)*stride + offset, and after(v) is the first counter whose value is
+// above v. A table that is not local has stride 1 and offset 1: values are
+// the counter.
+type seqStride struct{ stride, offset uint64 }
+
+func (p *Provider) strideOf(m *tableMeta) (seqStride, error) {
+	if !m.local() {
+		return seqStride{1, 1}, nil
+	}
+	g := p.seqGroup(m)
+	if g < 2 || g-1 > LocalStride {
+		return seqStride{}, mysql.NewSQLError(1467, "HY000",
+			"Failed to read auto-increment value from storage engine (fogdb: site group %d is beyond the %d sites local tables' sequences serve)", g, LocalStride)
+	}
+	return seqStride{LocalStride, g - 1}, nil
+}
+
+func (s seqStride) value(c uint64) uint64 {
+	if s.stride == 1 {
+		return c
+	}
+	return (c-1)*s.stride + s.offset
+}
+
+func (s seqStride) after(v uint64) uint64 {
+	if s.stride == 1 {
+		return satInc(v)
+	}
+	if v < s.offset {
+		return 1
+	}
+	return (v-s.offset)/s.stride + 2
+}
 
 // seqMarkIndexID is the index number of placed tables' sequence marks.
 const seqMarkIndexID = math.MaxUint64
@@ -523,7 +604,7 @@ type seqMark struct {
 func (p *Provider) readSeqMark(pt Part, m *tableMeta, kind seqKind) (seqMark, error) {
 	var mk seqMark
 	id := m.def.ID
-	v, err := pt.Get(context.Background(), seqKey(m, kind), kv.MaxTimestamp)
+	v, err := pt.Get(context.Background(), p.seqKey(m, kind), kv.MaxTimestamp)
 	if err != nil {
 		return mk, err
 	}
@@ -533,7 +614,7 @@ func (p *Provider) readSeqMark(pt Part, m *tableMeta, kind seqKind) (seqMark, er
 		}
 		mk.hi, mk.ver = binary.BigEndian.Uint64(v.Data), v.Version
 	}
-	if kind == seqAutoInc && m.seqGroup() == CatalogGroup {
+	if kind == seqAutoInc && p.seqGroup(m) == CatalogGroup {
 		mk.legacy, err = p.storedAutoInc(id)
 	}
 	return mk, err
@@ -541,7 +622,6 @@ func (p *Provider) readSeqMark(pt Part, m *tableMeta, kind seqKind) (seqMark, er
 
 // maxRowID is the largest hidden row ID stored in a keyless table.
 func (p *Provider) maxRowID(ctx context.Context, m *tableMeta) (uint64, error) {
-	rp := m.rowPrefix()
 	groups, err := p.groupsOf(ctx, m)
 	if err != nil {
 		return 0, storeErr(err)
@@ -552,22 +632,25 @@ func (p *Provider) maxRowID(ctx context.Context, m *tableMeta) (uint64, error) {
 		if err != nil {
 			return 0, storeErr(err)
 		}
-		it := pt.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
-		if it.Next() {
-			id, _, err := keys.DecodeUint(it.Key()[len(rp):])
-			if err != nil {
-				it.Close()
-				return 0, err
-			}
-			top = max(top, id)
-		}
-		err = it.Err()
-		it.Close()
+		id, err := maxRowIDIn(ctx, pt, m)
 		if err != nil {
 			return 0, storeErr(err)
 		}
+		top = max(top, id)
 	}
 	return top, nil
+}
+
+// maxRowIDIn is maxRowID in one part.
+func maxRowIDIn(ctx context.Context, pt Part, m *tableMeta) (uint64, error) {
+	rp := m.rowPrefix()
+	it := pt.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, true)
+	defer it.Close()
+	if it.Next() {
+		id, _, err := keys.DecodeUint(it.Key()[len(rp):])
+		return id, err
+	}
+	return 0, it.Err()
 }
 
 // satInc is v+1, saturating: a column's largest value moves the sequence

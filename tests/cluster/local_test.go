@@ -4,9 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fogdb/fogdb/server"
@@ -31,6 +33,9 @@ databases:
         placement: local
         locality: host
         site_unique: [uuid]
+      instance_actions:
+        placement: local
+        locality: host
 locality_map:
   compute-p1: paris
   compute-r1: rennes
@@ -44,7 +49,8 @@ locality_map:
 	})
 	const paris, rennes, nice = 0, 1, 2
 	c.Exec(paris, "CREATE DATABASE nova",
-		"CREATE TABLE nova.instances (id INT PRIMARY KEY, uuid CHAR(36), host VARCHAR(64), state VARCHAR(16), UNIQUE KEY (uuid), KEY (host))")
+		"CREATE TABLE nova.instances (id INT PRIMARY KEY, uuid CHAR(36), host VARCHAR(64), state VARCHAR(16), UNIQUE KEY (uuid), KEY (host))",
+		"CREATE TABLE nova.instance_actions (id INT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(64), action VARCHAR(16), KEY (host))")
 	ctx, cancel := context.WithTimeout(context.Background(), Patience)
 	defer cancel()
 
@@ -65,10 +71,10 @@ locality_map:
 		home[i] = before
 	}
 	// Paris holds one row, rennes three, nice one; each with its index
-	// entries (uuid, host) and the table's definition marker.
-	require.Equal(t, 1*3+1, home[paris])
-	require.Equal(t, 3*3+1, home[rennes])
-	require.Equal(t, 1*3+1, home[nice])
+	// entries (uuid, host), and the two tables' definition markers.
+	require.Equal(t, 1*3+2, home[paris])
+	require.Equal(t, 3*3+2, home[rennes])
+	require.Equal(t, 1*3+2, home[nice])
 
 	// Every node sees every row.
 	for i := range c.Nodes {
@@ -106,6 +112,37 @@ locality_map:
 	_, err = c.DB(nice, "").ExecContext(ctx, "INSERT INTO nova.instances VALUES (7, 'u3', 'nice', 'building')")
 	require.Equal(t, uint16(1062), mysqlCode(err), "u3 is nice's already: %v", err)
 
+	// AUTO_INCREMENT of a local table: each site hands out its own stride
+	// of values, concurrently, without asking another site.
+	var wg sync.WaitGroup
+	for i, host := range []string{"paris", "rennes", "nice"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db := c.DB(i, "")
+			for range 10 {
+				_, err := db.ExecContext(ctx, "INSERT INTO nova.instance_actions (host, action) VALUES (?, 'create')", host)
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	require.Zero(t, wanOf(nice, "INSERT INTO nova.instance_actions (host, action) VALUES ('nice', 'start')"))
+	rows, err := c.DB(paris, "").QueryContext(ctx, "SELECT id, host FROM nova.instance_actions")
+	require.NoError(t, err)
+	ids := map[int]bool{}
+	for rows.Next() {
+		var id int
+		var host string
+		require.NoError(t, rows.Scan(&id, &host))
+		require.False(t, ids[id], "id %d handed out twice", id)
+		ids[id] = true
+		group := c.Nodes[map[string]int{"paris": paris, "rennes": rennes, "nice": nice}[host]].Srv.SiteGroup().Status().Group
+		require.Equal(t, int(group-1), (id-1)%64+1, "id %d of %s is in its site's stride", id, host)
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, ids, 31)
+
 	// Nice is cut off: the others' scans fail as unavailable, never with
 	// partial rows; nice goes on with its own rows by locality key.
 	for _, s := range sites[:2] {
@@ -117,6 +154,8 @@ locality_map:
 	require.Equal(t, uint16(1047), mysqlCode(err), "a scan needing a cut site: %v", err)
 	_, err = c.DB(nice, "").ExecContext(ctx, "UPDATE nova.instances SET state = 'active' WHERE host = 'nice' AND id = 3")
 	require.NoError(t, err, "nice updates its own row during the cut")
+	_, err = c.DB(nice, "").ExecContext(ctx, "INSERT INTO nova.instance_actions (host, action) VALUES ('nice', 'reboot')")
+	require.NoError(t, err, "nice's sequence needs no other site")
 	require.NoError(t, c.DB(paris, "").QueryRowContext(ctx, "SELECT COUNT(*) FROM nova.instances WHERE host = 'compute-p1'").Scan(&n))
 	require.Equal(t, 1, n, "a read by locality key needs only its home")
 
