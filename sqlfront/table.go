@@ -262,6 +262,17 @@ func (r *rowIter) open(ctx *sql.Context, groups []uint64) (groupIter, error) {
 				// replica must first have all of them.
 				return nil, storeErr(err)
 			}
+			// The definition was looked up before that barrier, from a
+			// catalog that may be behind it (catalogOnMiss): the newest
+			// rows must be those of its table ID, or the scan would lock
+			// and read the range a TRUNCATE or rebuild elsewhere
+			// orphaned, and an UPDATE would match nothing instead of the
+			// rows written since.
+			if m.version != 0 {
+				if err := r.current(ctx, tp.part); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	heads := make([]*groupHead, len(groups))
@@ -282,6 +293,35 @@ func (r *rowIter) ts(group uint64) kv.Timestamp {
 		return tp.snap.TS()
 	}
 	return kv.MaxTimestamp
+}
+
+// current checks, for a locking read, that the statement's definition of
+// its table is the current one. For a placed table the marker answers; a
+// missing or unlisting marker of the same table ID may also be one a DDL
+// never wrote (it stopped after its catalog commit), so, as a writer
+// does (checkMarker), the catalog decides after its barrier.
+func (r *rowIter) current(ctx *sql.Context, pt Part) error {
+	m, im := r.t.m, r.span.index
+	err := m.visibleAt(ctx, pt, kv.MaxTimestamp, im)
+	if err != errTableDefChanged || !m.placed() {
+		return err
+	}
+	if err := r.sess.catalogBarrier(ctx); err != nil {
+		return err
+	}
+	cur := r.t.p.table(m.db, m.def.Name)
+	if cur == nil || cur.def.ID != m.def.ID {
+		return errTableDefChanged
+	}
+	if im == nil {
+		return nil
+	}
+	for _, x := range cur.indexes {
+		if x.def.ID == im.def.ID {
+			return nil
+		}
+	}
+	return errTableDefChanged
 }
 
 func (r *rowIter) Next(ctx *sql.Context) (sql.Row, error) {
@@ -583,6 +623,12 @@ func (t *Table) RowCount(ctx *sql.Context) (uint64, bool, error) {
 // it reads through index im (non-nil) built since the snapshot, whose
 // entries are all newer than it.
 //
+// It fails likewise when m is older than the definition as of ts: a
+// statement on rows looks its tables up in this node's catalog before any
+// barrier (catalogOnMiss), so m may be a definition replaced since, whose
+// table ID's range holds rows deleted by a TRUNCATE or none of those
+// written after a rebuild.
+//
 // pt is the table's part, whose snapshot ts is. For a table in the catalog
 // group the check reads the catalog as of ts; a placed table's part has no
 // catalog, and its definition marker answers (placedVisibleAt).
@@ -590,12 +636,15 @@ func (m *tableMeta) visibleAt(ctx context.Context, pt Part, ts kv.Timestamp, im 
 	if m.placed() {
 		return m.placedVisibleAt(ctx, pt, ts, im)
 	}
-	if kv.Timestamp(m.version) <= ts {
-		return nil
+	if m.version == 0 {
+		return nil // a definition the running DDL is building
 	}
 	v, err := pt.Get(ctx, keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name)), ts)
 	if err != nil {
 		return err
+	}
+	if v.Exists && uint64(v.Version) == m.version {
+		return nil
 	}
 	if v.Exists {
 		var def tableDef
