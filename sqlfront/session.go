@@ -515,6 +515,14 @@ func (s *Session) ValidateSession(ctx *sql.Context) error {
 		t.dropSnapshots()
 		t.barrierDone = false
 	}
+	if t := s.txn; t != nil && !inner {
+		// A barrier an earlier statement ran (SHOW, a name that missed)
+		// is older than this statement: a snapshot this statement takes
+		// must follow a barrier of its own, or it could miss commits
+		// acknowledged in between. A body's statement runs within its
+		// CALL's statement, and keeps its barrier.
+		t.barrierDone = false
+	}
 	s.mem.reset(ctx)
 	if s.startsTxn() && !inner {
 		s.wan.rotate()
