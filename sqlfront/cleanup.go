@@ -195,11 +195,12 @@ func (p *Provider) stopping() bool {
 // test's batch budget ran out).
 var errCleanupStopped = errors.New("sqlfront: cleanup stopped")
 
-// cleanupPass removes every table ID with a cleanup record it can claim.
+// cleanupPass removes every table ID with a cleanup record it can claim
+// and whose ranges this node is the one to delete (cleansHere). A record
+// that fails does not hold up the others; the pass reports the first
+// failure.
 func (p *Provider) cleanupPass() error {
-	if _, ok := p.cat().Leading(); !ok {
-		return nil
-	}
+	_, leadsCatalog := p.cat().Leading()
 	type rec struct {
 		id, index uint64
 		version   kv.Timestamp
@@ -226,7 +227,11 @@ func (p *Provider) cleanupPass() error {
 	if err != nil {
 		return err
 	}
+	var first error
 	for _, r := range recs {
+		if !p.cleansHere(r.rec.group(), leadsCatalog) {
+			continue
+		}
 		if err := p.cleanTable(r.id, r.index, r.version, r.rec); err != nil {
 			if errors.Is(err, errCleanupStopped) {
 				return nil
@@ -234,10 +239,30 @@ func (p *Provider) cleanupPass() error {
 			if errors.Is(err, kv.ErrConflict) {
 				continue // claimed or finished elsewhere meanwhile
 			}
-			return err
+			if first == nil {
+				first = err
+			}
 		}
 	}
-	return nil
+	return first
+}
+
+// cleansHere reports whether this node deletes the ranges of records
+// whose keys are in group: the catalog group's leader those of the
+// catalog group, and the leader of a placed table's group, which holds
+// its part, those of that group (the catalog group's leader need not hold
+// it: the global group's leader holds only its own site's group). The
+// record's claim and removal go to the catalog group from either.
+func (p *Provider) cleansHere(group uint64, leadsCatalog bool) bool {
+	if group == CatalogGroup {
+		return leadsCatalog
+	}
+	pt, err := p.part(group)
+	if err != nil {
+		return false
+	}
+	_, ok := pt.Leading()
+	return ok
 }
 
 // ddlChunkBytes bounds one batch of background deletions or of a DDL
