@@ -261,8 +261,16 @@ func (p *Provider) cleansHere(group uint64, leadsCatalog bool) bool {
 	if err != nil {
 		return false
 	}
-	_, ok := pt.Leading()
-	return ok
+	if _, ok := pt.Leading(); ok {
+		return true
+	}
+	// A group this node reaches only through its leader (RemotePart):
+	// the catalog group's leader removes its ranges there too, so a group
+	// whose own leader runs no cleaner (a node of an older build) does not
+	// keep them for ever. Claims go through the catalog group, so one of
+	// the two does each record.
+	_, remote := pt.(*RemotePart)
+	return remote && leadsCatalog
 }
 
 // ddlChunkBytes bounds one batch of background deletions or of a DDL
