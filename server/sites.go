@@ -110,7 +110,7 @@ func (s *Server) startSite(kopts kv.Options) error {
 		}
 		ctx, cancel := s.groupsContext()
 		defer cancel()
-		if err := s.openSite(ctx, kopts, rec, false); err != nil {
+		if err := s.openSite(ctx, kopts, rec); err != nil {
 			return err
 		}
 		// A peer address that changed is recorded when the global group
@@ -154,9 +154,8 @@ func (s *Server) setUpSite(ctx context.Context, kopts kv.Options) error {
 		return err
 	}
 	var site sharding.Site
-	var founder bool
 	if err := s.untilDone(ctx, "finding this node's site", func(ctx context.Context) (err error) {
-		site, founder, err = sharding.EnsureSite(ctx, s.group, cc.Site)
+		site, _, err = sharding.EnsureSite(ctx, s.group, cc.Site)
 		return err
 	}); err != nil {
 		return err
@@ -165,12 +164,12 @@ func (s *Server) setUpSite(ctx context.Context, kopts kv.Options) error {
 	if err := s.cfg.writeSiteFile(rec); err != nil {
 		return err
 	}
-	return s.openSite(ctx, kopts, rec, founder)
+	return s.openSite(ctx, kopts, rec)
 }
 
 // openSite opens the site group's state and Raft log, gives a group
 // without Raft state its members, and starts placing voters.
-func (s *Server) openSite(ctx context.Context, kopts kv.Options, rec siteFile, founder bool) error {
+func (s *Server) openSite(ctx context.Context, kopts kv.Options, rec siteFile) error {
 	s.siteMu.Lock()
 	defer s.siteMu.Unlock()
 	select {
@@ -197,7 +196,7 @@ func (s *Server) openSite(ctx context.Context, kopts kv.Options, rec siteFile, f
 		return err
 	}
 	if !g.HasState() {
-		if err := s.foundOrJoinSite(ctx, g, rec, founder); err != nil {
+		if err := s.foundOrJoinSite(ctx, g, rec); err != nil {
 			return err
 		}
 	}
@@ -214,37 +213,51 @@ func (s *Server) openSite(ctx context.Context, kopts kv.Options, rec siteFile, f
 	return nil
 }
 
-// foundOrJoinSite gives a site group without Raft state its members: the
-// node that created the site's record bootstraps it, as does the only
-// registered node of a site (a founder restarted from an empty directory);
-// the others join through any node of the site already in it.
-func (s *Server) foundOrJoinSite(ctx context.Context, g *replication.Group, rec siteFile, founder bool) error {
+// foundOrJoinSite gives a site group without Raft state its members. The
+// site's record says who founds its group: the first node of the site to
+// claim it (sharding.ClaimFounding) bootstraps the group and marks it
+// founded; every other node joins through a node of the site once it is
+// founded. A founder restarted from an empty directory, alone in its site,
+// founds it again (its group's data went with the directory).
+func (s *Server) foundOrJoinSite(ctx context.Context, g *replication.Group, rec siteFile) error {
 	id := s.node.ID()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	var peers []sharding.Node
-	if err := s.untilDone(ctx, "listing the nodes of this site", func(ctx context.Context) error {
-		if err := s.group.ReadBarrier(ctx); err != nil {
+	found := func() error {
+		s.log.Info("founding the group of this site", "site", rec.Site, "group", rec.Group)
+		if err := g.Bootstrap([]raft.Server{{ID: id, Address: raft.ServerAddress(s.node.Addr()), Suffrage: raft.Voter}}); err != nil {
 			return err
 		}
+		return s.untilDone(ctx, "recording that this site's group is founded", func(ctx context.Context) error {
+			return sharding.MarkFounded(ctx, s.group, rec.Site)
+		})
+	}
+	req := replication.JoinRequest{ID: id, Addr: s.node.Addr(), Site: rec.Site, Voter: !s.cfg.Cluster.NonVoter}
+	return s.untilDone(ctx, "founding or joining the group of this site", func(ctx context.Context) error {
+		site, won, err := sharding.ClaimFounding(ctx, s.group, rec.Site, string(id))
+		if err != nil {
+			return err
+		}
+		if won {
+			return found()
+		}
 		all, err := sharding.SiteNodes(s.group.Engine(), rec.Site)
-		peers = peers[:0]
+		if err != nil {
+			return err
+		}
+		var peers []sharding.Node
 		for _, n := range all {
 			if n.ID != string(id) {
 				peers = append(peers, n)
 			}
 		}
-		return err
-	}); err != nil {
-		return err
-	}
-	if founder || len(peers) == 0 {
-		s.log.Info("founding the group of this site", "site", rec.Site, "group", rec.Group)
-		return g.Bootstrap([]raft.Server{{ID: id, Address: raft.ServerAddress(s.node.Addr()), Suffrage: raft.Voter}})
-	}
-	req := replication.JoinRequest{ID: id, Addr: s.node.Addr(), Site: rec.Site, Voter: !s.cfg.Cluster.NonVoter}
-	return s.untilDone(ctx, "joining the group of this site", func(ctx context.Context) error {
-		var last error
+		if site.Founded && site.Founder == string(id) && len(peers) == 0 {
+			return found()
+		}
+		if !site.Founded {
+			return fmt.Errorf("server: waiting for %s to found the group of site %s", site.Founder, rec.Site)
+		}
+		var last error = fmt.Errorf("server: no other node of site %s is registered", rec.Site)
 		for _, p := range peers {
 			jctx, jcancel := context.WithTimeout(ctx, 5*time.Second)
 			err := s.node.JoinWith(jctx, rec.Group, p.PeerAddr, req)

@@ -33,6 +33,14 @@ var (
 type Site struct {
 	Name  string `json:"name"`
 	Group uint64 `json:"group"`
+	// Founder is the node that claimed the founding of the site's group
+	// (empty: nobody yet); Founded, that the group exists. A node joins a
+	// founded group; one that finds a site unfounded claims it
+	// (ClaimFounding), and only the claimant bootstraps, so two nodes of a
+	// new site never found two groups, and a site whose record was made
+	// before any of its nodes (a table placed there) is still founded.
+	Founder string `json:"founder,omitempty"`
+	Founded bool   `json:"founded,omitempty"`
 }
 
 // Node is the registry record of a node.
@@ -161,9 +169,10 @@ func RegisterNode(ctx context.Context, g *replication.Group, n Node) error {
 }
 
 // EnsureSite returns site name's record, creating it with a new group ID
-// when the site is new; created reports whether this call created it (its
-// caller then founds the group). Two nodes of a new site racing here get
-// one record: the loser reads the winner's.
+// when the site is new; created reports whether this call created it. Two
+// nodes of a new site racing here get one record: the loser reads the
+// winner's. Creating the record founds nothing: ClaimFounding decides
+// which node bootstraps the group.
 func EnsureSite(ctx context.Context, g *replication.Group, name string) (s Site, created bool, err error) {
 	err = retryConflicts(ctx, g, func() (*kv.Batch, error) {
 		eng := g.Engine()
@@ -233,4 +242,71 @@ func retryConflicts(ctx context.Context, g *replication.Group, build func() (*kv
 			return ctx.Err()
 		}
 	}
+}
+
+
+// ClaimFounding makes node the founder of site's group unless another node
+// claimed it first. It returns the record as it stands after the claim:
+// won tells whether node may bootstrap the group (it claimed it now, or
+// had claimed it before and had not founded it yet).
+func ClaimFounding(ctx context.Context, g *replication.Group, name, node string) (s Site, won bool, err error) {
+	err = retryConflicts(ctx, g, func() (*kv.Batch, error) {
+		v, err := g.Engine().Get(siteKey(name), kv.MaxTimestamp)
+		if err != nil {
+			return nil, err
+		}
+		if !v.Exists {
+			return nil, fmt.Errorf("sharding: site %q has no record", name)
+		}
+		if err := json.Unmarshal(v.Data, &s); err != nil {
+			return nil, fmt.Errorf("sharding: site record of %s: %w", name, err)
+		}
+		switch {
+		case s.Founded:
+			won = false
+			return nil, nil
+		case s.Founder == node:
+			won = true
+			return nil, nil
+		case s.Founder != "":
+			won = false
+			return nil, nil
+		}
+		s.Founder, won = node, true
+		data, err := json.Marshal(s)
+		if err != nil {
+			return nil, err
+		}
+		return &kv.Batch{
+			Mutations:     []kv.Mutation{{Key: siteKey(name), Value: data}},
+			Preconditions: []kv.Precondition{{Key: siteKey(name), Exists: true, Version: v.Version}},
+		}, nil
+	})
+	return s, won, err
+}
+
+// MarkFounded records that site's group exists, so later nodes join it.
+func MarkFounded(ctx context.Context, g *replication.Group, name string) error {
+	return retryConflicts(ctx, g, func() (*kv.Batch, error) {
+		v, err := g.Engine().Get(siteKey(name), kv.MaxTimestamp)
+		if err != nil || !v.Exists {
+			return nil, err
+		}
+		var s Site
+		if err := json.Unmarshal(v.Data, &s); err != nil {
+			return nil, fmt.Errorf("sharding: site record of %s: %w", name, err)
+		}
+		if s.Founded {
+			return nil, nil
+		}
+		s.Founded = true
+		data, err := json.Marshal(s)
+		if err != nil {
+			return nil, err
+		}
+		return &kv.Batch{
+			Mutations:     []kv.Mutation{{Key: siteKey(name), Value: data}},
+			Preconditions: []kv.Precondition{{Key: siteKey(name), Exists: true, Version: v.Version}},
+		}, nil
+	})
 }
