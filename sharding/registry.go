@@ -244,7 +244,6 @@ func retryConflicts(ctx context.Context, g *replication.Group, build func() (*kv
 	}
 }
 
-
 // ClaimFounding makes node the founder of site's group unless another node
 // claimed it first. It returns the record as it stands after the claim:
 // won tells whether node may bootstrap the group (it claimed it now, or
