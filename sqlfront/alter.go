@@ -241,19 +241,38 @@ func (t *Table) AddForeignKey(ctx *sql.Context, fk sql.ForeignKeyConstraint) err
 			}
 		}
 	}
-	return t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
+	return t.alterDef(ctx, func(def *tableDef, cur *tableMeta, b *ddlBatch) error {
 		def.FKs = append(def.FKs, fk)
-		return nil
+		return t.p.bumpReferenced(b, cur, fk)
 	})
+}
+
+// bumpReferenced changes the definition of fk's parent table in b (its
+// RefEpoch), unless the key refers to its own table: the parent's
+// statements must now enforce the key, and those planned without it must
+// not commit.
+func (p *Provider) bumpReferenced(b *ddlBatch, child *tableMeta, fk sql.ForeignKeyConstraint) error {
+	parent := p.table(fk.ParentDatabase, fk.ParentTable)
+	if parent == nil || parent.def.ID == child.def.ID {
+		return nil
+	}
+	def := copyDef(parent.def)
+	def.RefEpoch++
+	nm, err := newTableMeta(parent.db, def, 0)
+	if err != nil {
+		return err
+	}
+	b.expect(tableLockKey(parent), parent.version)
+	return b.putTable(nm)
 }
 
 // DropForeignKey implements sql.ForeignKeyTable.
 func (t *Table) DropForeignKey(ctx *sql.Context, name string) error {
-	return t.alterDef(ctx, func(def *tableDef, _ *tableMeta, _ *ddlBatch) error {
+	return t.alterDef(ctx, func(def *tableDef, cur *tableMeta, b *ddlBatch) error {
 		for i, fk := range def.FKs {
 			if strings.EqualFold(fk.Name, name) {
 				def.FKs = append(def.FKs[:i], def.FKs[i+1:]...)
-				return nil
+				return t.p.bumpReferenced(b, cur, fk)
 			}
 		}
 		return sql.ErrForeignKeyNotFound.New(name, t.m.def.Name)

@@ -1,8 +1,10 @@
 package sqlfront
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -162,7 +164,7 @@ func (e *editor) checkMarker(ctx *sql.Context, t *txn, group uint64) error {
 		return storeErr(err)
 	}
 	cur := e.p.table(e.m.db, e.m.def.Name)
-	if cur == nil || cur.def.ID != e.m.def.ID || !sameIndexes(cur, e.m) {
+	if cur == nil || cur.def.ID != e.m.def.ID || !sameIndexes(cur, e.m) || !sameRules(cur, e.m) {
 		return errTableDefChanged
 	}
 	e.m = cur
@@ -300,4 +302,28 @@ func (p *Provider) releaseOwner(o *ddlOwner, groups []uint64) {
 			p.log.Warn("releasing metadata locks", "group", g, "error", err)
 		}
 	}
+}
+
+// sameRules reports whether two definitions of one table differ only in
+// what no statement's plan depends on: the comment, the AUTO_INCREMENT
+// floor, the next index number, and whether a foreign key is resolved (the
+// engine resolves one during the statement that first uses it). A writer
+// may then go on under the newer definition; any other difference (a
+// foreign key or CHECK added, a default changed) means the statement was
+// planned under rules that are no longer the table's, and it fails with
+// 1412 rather than enforce the old ones.
+func sameRules(a, b *tableMeta) bool {
+	norm := func(d tableDef) ([]byte, error) {
+		d.Comment, d.AutoInc, d.NextIndexID = "", 0, 0
+		fks := make([]sql.ForeignKeyConstraint, len(d.FKs))
+		for i, fk := range d.FKs {
+			fk.IsResolved = false
+			fks[i] = fk
+		}
+		d.FKs = fks
+		return json.Marshal(d)
+	}
+	x, err1 := norm(a.def)
+	y, err2 := norm(b.def)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }

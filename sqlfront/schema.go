@@ -39,6 +39,12 @@ type tableDef struct {
 	Group uint64 `json:"group,omitempty"`
 	// Local, when set, homes each row in its home site's group.
 	Local *localDef `json:"local,omitempty"`
+	// RefEpoch counts the foreign keys added to or dropped from other
+	// tables that reference this one: each changes this definition's
+	// version, so a statement on this table planned before (with the old
+	// set of referencing keys to enforce) fails with 1412 at its commit
+	// or definition marker instead of enforcing the old set.
+	RefEpoch uint64 `json:"ref_epoch,omitempty"`
 }
 
 type colDef struct {

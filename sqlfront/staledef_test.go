@@ -124,3 +124,62 @@ func TestFirstReadOfTransactionPassesItsOwnBarrier(t *testing.T) {
 		})
 	}
 }
+
+// TestForeignKeyAddedElsewhere: a node whose catalog has not yet applied
+// a foreign key added on another node (acknowledged) must not delete a
+// parent row the key protects: the delete fails (1451, or 1412 to be
+// retried), and the child row keeps its parent.
+func TestForeignKeyAddedElsewhere(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		place map[string]uint64
+	}{{"catalog group", nil}, {"placed", map[string]uint64{"parent": 2, "child": 2}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := newPartsDB(t, tc.place)
+			db.query("CREATE TABLE parent (id INT PRIMARY KEY)")
+			db.query("CREATE TABLE child (id INT PRIMARY KEY, pid INT)")
+			db.query("INSERT INTO parent VALUES (1)")
+			db.query("INSERT INTO child VALUES (1, 1)")
+			b := laggingNode(t, db)
+			require.Len(t, b.query("SELECT * FROM parent"), 1)
+
+			require.NoError(t, db.exec(db.sess, "ALTER TABLE child ADD CONSTRAINT fk FOREIGN KEY (pid) REFERENCES parent (id)"))
+
+			err := b.exec(b.sess, "DELETE FROM parent WHERE id = 1")
+			require.Error(t, err, "the parent row of child 1 was deleted on the lagging node")
+			require.Equal(t, "[[1]]", fmt.Sprint(db.query("SELECT id FROM parent")))
+		})
+	}
+}
+
+// TestCheckAddedElsewhere: a node whose catalog has not yet applied a
+// CHECK constraint added on another node (acknowledged) must not commit
+// a row that violates it: the insert fails (3819, or 1412 to be retried).
+// For a placed table the writer meets the newer marker; for a table of
+// the catalog group, the statement's read of another table passed the
+// catalog's barrier before the write.
+func TestCheckAddedElsewhere(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		place  map[string]uint64
+		insert string
+	}{
+		{"placed", map[string]uint64{"a": 2}, "INSERT INTO a VALUES (5, -1)"},
+		{"catalog group", nil, "INSERT INTO a SELECT 5, -1 FROM src"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := newPartsDB(t, tc.place)
+			db.query("CREATE TABLE a (id INT PRIMARY KEY, v INT)")
+			db.query("CREATE TABLE src (id INT PRIMARY KEY)")
+			db.query("INSERT INTO src VALUES (1)")
+			b := laggingNode(t, db)
+			require.Len(t, b.query("SELECT * FROM a"), 0)
+
+			require.NoError(t, db.exec(db.sess, "ALTER TABLE a ADD CONSTRAINT positive CHECK (v > 0)"))
+
+			err := b.exec(b.sess, tc.insert)
+			require.Error(t, err, "a row violating CHECK positive was committed on the lagging node")
+			require.Empty(t, db.query("SELECT * FROM a WHERE v <= 0"))
+		})
+	}
+}
