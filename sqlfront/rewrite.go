@@ -631,6 +631,12 @@ func (p *Provider) maxAutoValue(ctx context.Context, m *tableMeta) (uint64, erro
 	if m.autoCol < 0 {
 		return 0, nil
 	}
+	return p.maxOverGroups(ctx, m, maxAutoIn)
+}
+
+// maxOverGroups is the largest of in's answers in every group holding m's
+// rows.
+func (p *Provider) maxOverGroups(ctx context.Context, m *tableMeta, in func(context.Context, Part, *tableMeta) (uint64, error)) (uint64, error) {
 	groups, err := p.groupsOf(ctx, m)
 	if err != nil {
 		return 0, storeErr(err)
@@ -641,7 +647,7 @@ func (p *Provider) maxAutoValue(ctx context.Context, m *tableMeta) (uint64, erro
 		if err != nil {
 			return 0, storeErr(err)
 		}
-		v, err := maxAutoIn(ctx, pt, m)
+		v, err := in(ctx, pt, m)
 		if err != nil {
 			return 0, storeErr(err)
 		}

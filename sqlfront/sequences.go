@@ -622,23 +622,7 @@ func (p *Provider) readSeqMark(pt Part, m *tableMeta, kind seqKind) (seqMark, er
 
 // maxRowID is the largest hidden row ID stored in a keyless table.
 func (p *Provider) maxRowID(ctx context.Context, m *tableMeta) (uint64, error) {
-	groups, err := p.groupsOf(ctx, m)
-	if err != nil {
-		return 0, storeErr(err)
-	}
-	var top uint64
-	for _, g := range groups {
-		pt, err := p.part(g)
-		if err != nil {
-			return 0, storeErr(err)
-		}
-		id, err := maxRowIDIn(ctx, pt, m)
-		if err != nil {
-			return 0, storeErr(err)
-		}
-		top = max(top, id)
-	}
-	return top, nil
+	return p.maxOverGroups(ctx, m, maxRowIDIn)
 }
 
 // maxRowIDIn is maxRowID in one part.

@@ -346,3 +346,23 @@ func tableLines(ctx context.Context, conn *sql.Conn, table string) ([]string, er
 }
 
 func sqlOpen(dsn string) (*sql.DB, error) { return sql.Open("mysql", dsn) }
+
+// WANRoundTrips runs stmts on one connection to node i and returns what
+// SHOW SESSION STATUS LIKE 'fogdb_wan_round_trips' then says of the last
+// transaction: its round trips to nodes of other sites.
+func (c *Cluster) WANRoundTrips(i int, stmts ...string) uint64 {
+	c.T.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Patience)
+	defer cancel()
+	conn, err := c.DB(i, "").Conn(ctx)
+	require.NoError(c.T, err)
+	defer conn.Close()
+	for _, q := range stmts {
+		_, err := conn.ExecContext(ctx, q)
+		require.NoError(c.T, err, q)
+	}
+	var name string
+	var n uint64
+	require.NoError(c.T, conn.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'fogdb_wan_round_trips'").Scan(&name, &n))
+	return n
+}

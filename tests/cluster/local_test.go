@@ -83,23 +83,10 @@ locality_map:
 		require.Equal(t, 5, n, c.Nodes[i].Name)
 	}
 
-	wanOf := func(i int, stmts ...string) uint64 {
-		conn, err := c.DB(i, "").Conn(ctx)
-		require.NoError(t, err)
-		defer conn.Close()
-		for _, q := range stmts {
-			_, err := conn.ExecContext(ctx, q)
-			require.NoError(t, err, q)
-		}
-		var name string
-		var n uint64
-		require.NoError(t, conn.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'fogdb_wan_round_trips'").Scan(&name, &n))
-		return n
-	}
 	// Paris updates its own row by its locality key: no other site.
-	require.Zero(t, wanOf(paris, "UPDATE nova.instances SET state = 'active' WHERE host = 'compute-p1' AND id = 1"))
+	require.Zero(t, c.WANRoundTrips(paris, "UPDATE nova.instances SET state = 'active' WHERE host = 'compute-p1' AND id = 1"))
 	// Paris updates a row of rennes: it goes to rennes's leader.
-	require.NotZero(t, wanOf(paris, "UPDATE nova.instances SET state = 'active' WHERE host = 'compute-r1' AND id = 2"))
+	require.NotZero(t, c.WANRoundTrips(paris, "UPDATE nova.instances SET state = 'active' WHERE host = 'compute-r1' AND id = 2"))
 	var state string
 	require.NoError(t, c.DB(rennes, "").QueryRowContext(ctx, "SELECT state FROM nova.instances WHERE id = 2").Scan(&state))
 	require.Equal(t, "active", state)
@@ -127,7 +114,7 @@ locality_map:
 		}()
 	}
 	wg.Wait()
-	require.Zero(t, wanOf(nice, "INSERT INTO nova.instance_actions (host, action) VALUES ('nice', 'start')"))
+	require.Zero(t, c.WANRoundTrips(nice, "INSERT INTO nova.instance_actions (host, action) VALUES ('nice', 'start')"))
 	rows, err := c.DB(paris, "").QueryContext(ctx, "SELECT id, host FROM nova.instance_actions")
 	require.NoError(t, err)
 	ids := map[int]bool{}

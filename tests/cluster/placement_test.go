@@ -92,30 +92,17 @@ databases:
 	// (the row lock, the current read under it, the commit) and the
 	// commit's quorum. Fewer would need the lock and the commit of an
 	// insert sent in one request.
-	wanOf := func(i int, stmts ...string) uint64 {
-		conn, err := c.DB(i, "").Conn(ctx)
-		require.NoError(t, err)
-		defer conn.Close()
-		for _, q := range stmts {
-			_, err := conn.ExecContext(ctx, q)
-			require.NoError(t, err, q)
-		}
-		var name string
-		var n uint64
-		require.NoError(t, conn.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'fogdb_wan_round_trips'").Scan(&name, &n))
-		return n
-	}
 	require.Eventually(t, func() bool { return c.Nodes[paris].Srv.Group().IsLeader() }, Patience, 10*time.Millisecond)
-	require.Zero(t, wanOf(paris, "BEGIN",
+	require.Zero(t, c.WANRoundTrips(paris, "BEGIN",
 		"INSERT INTO cell_paris.instances VALUES (3, 'compute-3', 'building')",
 		"UPDATE cell_paris.instances SET state = 'active' WHERE id = 3",
 		"SELECT COUNT(*) FROM cell_paris.instances WHERE host = 'compute-3'",
 		"COMMIT"))
-	require.Zero(t, wanOf(paris, "UPDATE cell_paris.instances SET state = 'error' WHERE id = 2"))
+	require.Zero(t, c.WANRoundTrips(paris, "UPDATE cell_paris.instances SET state = 'error' WHERE id = 2"))
 	// AUTO_INCREMENT values of a paris table are kept by paris's group.
-	require.Zero(t, wanOf(paris, "INSERT INTO cell_paris.actions (what) VALUES ('create'), ('start')"))
-	require.Equal(t, uint64(1), wanOf(paris, "INSERT INTO common.flavors VALUES (4, 'tiny')"))
-	require.Equal(t, uint64(4), wanOf(1, "INSERT INTO common.flavors VALUES (5, 'huge')"))
+	require.Zero(t, c.WANRoundTrips(paris, "INSERT INTO cell_paris.actions (what) VALUES ('create'), ('start')"))
+	require.Equal(t, uint64(1), c.WANRoundTrips(paris, "INSERT INTO common.flavors VALUES (4, 'tiny')"))
+	require.Equal(t, uint64(4), c.WANRoundTrips(1, "INSERT INTO common.flavors VALUES (5, 'huge')"))
 	c.Exec(paris, "DELETE FROM common.flavors WHERE id IN (4, 5)", "DELETE FROM cell_paris.instances WHERE id = 3")
 	// Shared data is read from the node's own replica within the table's
 	// staleness bound: no barrier at the global leader in paris.
@@ -123,7 +110,7 @@ databases:
 		d, ok := c.Nodes[1].Srv.Group().SinceLeaderContact()
 		return ok && d < 500*time.Millisecond
 	}, Patience, 10*time.Millisecond)
-	require.Zero(t, wanOf(1, "BEGIN", "SELECT COUNT(*) FROM common.flavors", "SELECT eur FROM common.prices WHERE id = 1", "COMMIT"))
+	require.Zero(t, c.WANRoundTrips(1, "BEGIN", "SELECT COUNT(*) FROM common.flavors", "SELECT eur FROM common.prices WHERE id = 1", "COMMIT"))
 
 	// Paris is cut off from every other site.
 	for _, s := range sites[1:] {
