@@ -29,12 +29,16 @@ func (t *countingTransport) count(target raft.ServerAddress) {
 	}
 }
 
-func (t *countingTransport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
-	p, err := t.Transport.AppendEntriesPipeline(id, target)
-	if err != nil || p == nil {
-		return p, err
-	}
-	return &countingPipeline{AppendPipeline: p, t: t, target: target}, nil
+// AppendEntriesPipeline refuses pipelining, so raft replicates with one
+// AppendEntries at a time, each under the transport's timeout. raft v1.8's
+// network pipeline can deadlock when the peer stops answering: its decoder
+// gives up on a read that timed out, nothing drains the in-flight queue,
+// and the sender blocks on it for ever, holding the group's shutdown (a
+// node whose peer went away could not close). Pipelining only helps a
+// follower that is far behind over a long link; commits wait for one
+// round trip either way.
+func (t *countingTransport) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
 }
 
 func (t *countingTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
@@ -55,18 +59,6 @@ func (t *countingTransport) InstallSnapshot(id raft.ServerID, target raft.Server
 func (t *countingTransport) TimeoutNow(id raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
 	t.count(target)
 	return t.Transport.TimeoutNow(id, target, args, resp)
-}
-
-// countingPipeline counts each append sent down a pipeline.
-type countingPipeline struct {
-	raft.AppendPipeline
-	t      *countingTransport
-	target raft.ServerAddress
-}
-
-func (p *countingPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
-	p.t.count(p.target)
-	return p.AppendPipeline.AppendEntries(args, resp)
 }
 
 // countingPreVote is the pre-vote of a transport that has one.

@@ -205,8 +205,8 @@ func TestCountingTransportKeepsOptionalInterfaces(t *testing.T) {
 	require.True(t, ok, "an in-memory transport stays a loopback transport")
 }
 
-// Every RPC sent counts once, whatever its kind, pipelined appends
-// included; those to another site count as background round trips too.
+// Every RPC sent counts once, whatever its kind; those to another site
+// count as background round trips too.
 func TestCountingTransportCounts(t *testing.T) {
 	var wan wanCounters
 	sites := book("paris", map[string]string{"p": "paris", "r": "rennes"})
@@ -217,21 +217,19 @@ func TestCountingTransportCounts(t *testing.T) {
 		require.NoError(t, w.(raft.WithPreVote).RequestPreVote("x", target, &raft.RequestPreVoteRequest{}, &raft.RequestPreVoteResponse{}))
 		require.NoError(t, w.InstallSnapshot("x", target, &raft.InstallSnapshotRequest{}, &raft.InstallSnapshotResponse{}, bytes.NewReader(nil)))
 		require.NoError(t, w.TimeoutNow("x", target, &raft.TimeoutNowRequest{}, &raft.TimeoutNowResponse{}))
-		p, err := w.AppendEntriesPipeline("x", target)
-		require.NoError(t, err)
-		for range 3 {
-			_, err := p.AppendEntries(&raft.AppendEntriesRequest{}, &raft.AppendEntriesResponse{})
-			require.NoError(t, err)
-		}
+		// Pipelining is refused (AppendEntriesPipeline): raft then sends
+		// every append as one AppendEntries, counted above.
+		_, err := w.AppendEntriesPipeline("x", target)
+		require.ErrorIs(t, err, raft.ErrPipelineReplicationNotSupported)
 	}
 	send("p")
-	require.Equal(t, uint64(8), wan.raftRPCs.Load())
+	require.Equal(t, uint64(5), wan.raftRPCs.Load())
 	require.Zero(t, wan.background.Load(), "within the site")
 	send("r")
-	require.Equal(t, uint64(16), wan.raftRPCs.Load())
-	require.Equal(t, uint64(8), wan.background.Load(), "to another site")
+	require.Equal(t, uint64(10), wan.raftRPCs.Load())
+	require.Equal(t, uint64(5), wan.background.Load(), "to another site")
 	send("unknown")
-	require.Equal(t, uint64(16), wan.background.Load(), "to an unknown address")
+	require.Equal(t, uint64(10), wan.background.Load(), "to an unknown address")
 	require.Zero(t, wan.critical.Load(), "no caller waits for Raft's traffic by name")
 }
 

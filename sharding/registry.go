@@ -107,15 +107,33 @@ func touches(batches []*kv.Batch, kind []byte) bool {
 
 // LookupSite reads one site's record.
 func LookupSite(eng *kv.Engine, name string) (Site, bool, error) {
+	s, _, ok, err := siteRecord(eng, name)
+	return s, ok, err
+}
+
+// siteRecord reads a site's record with its version.
+func siteRecord(eng *kv.Engine, name string) (Site, kv.Timestamp, bool, error) {
 	v, err := eng.Get(siteKey(name), kv.MaxTimestamp)
 	if err != nil || !v.Exists {
-		return Site{}, false, err
+		return Site{}, 0, false, err
 	}
 	var s Site
 	if err := json.Unmarshal(v.Data, &s); err != nil {
-		return Site{}, false, fmt.Errorf("sharding: site record of %s: %w", name, err)
+		return Site{}, 0, false, fmt.Errorf("sharding: site record of %s: %w", name, err)
 	}
-	return s, true, nil
+	return s, v.Version, true, nil
+}
+
+// putSite is the batch that replaces a site's record read at version.
+func putSite(s Site, version kv.Timestamp) (*kv.Batch, error) {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return &kv.Batch{
+		Mutations:     []kv.Mutation{{Key: siteKey(s.Name), Value: data}},
+		Preconditions: []kv.Precondition{{Key: siteKey(s.Name), Exists: true, Version: version}},
+	}, nil
 }
 
 // SiteNodes lists the registered nodes of site, by ID.
@@ -250,36 +268,24 @@ func retryConflicts(ctx context.Context, g *replication.Group, build func() (*kv
 // had claimed it before and had not founded it yet).
 func ClaimFounding(ctx context.Context, g *replication.Group, name, node string) (s Site, won bool, err error) {
 	err = retryConflicts(ctx, g, func() (*kv.Batch, error) {
-		v, err := g.Engine().Get(siteKey(name), kv.MaxTimestamp)
+		cur, version, ok, err := siteRecord(g.Engine(), name)
 		if err != nil {
 			return nil, err
 		}
-		if !v.Exists {
+		if !ok {
 			return nil, fmt.Errorf("sharding: site %q has no record", name)
 		}
-		if err := json.Unmarshal(v.Data, &s); err != nil {
-			return nil, fmt.Errorf("sharding: site record of %s: %w", name, err)
-		}
+		s = cur
 		switch {
 		case s.Founded:
 			won = false
 			return nil, nil
-		case s.Founder == node:
-			won = true
-			return nil, nil
 		case s.Founder != "":
-			won = false
+			won = s.Founder == node
 			return nil, nil
 		}
 		s.Founder, won = node, true
-		data, err := json.Marshal(s)
-		if err != nil {
-			return nil, err
-		}
-		return &kv.Batch{
-			Mutations:     []kv.Mutation{{Key: siteKey(name), Value: data}},
-			Preconditions: []kv.Precondition{{Key: siteKey(name), Exists: true, Version: v.Version}},
-		}, nil
+		return putSite(s, version)
 	})
 	return s, won, err
 }
@@ -287,25 +293,11 @@ func ClaimFounding(ctx context.Context, g *replication.Group, name, node string)
 // MarkFounded records that site's group exists, so later nodes join it.
 func MarkFounded(ctx context.Context, g *replication.Group, name string) error {
 	return retryConflicts(ctx, g, func() (*kv.Batch, error) {
-		v, err := g.Engine().Get(siteKey(name), kv.MaxTimestamp)
-		if err != nil || !v.Exists {
+		s, version, ok, err := siteRecord(g.Engine(), name)
+		if err != nil || !ok || s.Founded {
 			return nil, err
-		}
-		var s Site
-		if err := json.Unmarshal(v.Data, &s); err != nil {
-			return nil, fmt.Errorf("sharding: site record of %s: %w", name, err)
-		}
-		if s.Founded {
-			return nil, nil
 		}
 		s.Founded = true
-		data, err := json.Marshal(s)
-		if err != nil {
-			return nil, err
-		}
-		return &kv.Batch{
-			Mutations:     []kv.Mutation{{Key: siteKey(name), Value: data}},
-			Preconditions: []kv.Precondition{{Key: siteKey(name), Exists: true, Version: v.Version}},
-		}, nil
+		return putSite(s, version)
 	})
 }
