@@ -231,8 +231,8 @@ func (s *Server) followPeerSites(g *replication.Group) {
 			sites[n.PeerAddr] = n.Site
 		}
 		s.node.SetPeerSites(sites)
-		if s.homes != nil {
-			s.homes.refresh()
+		if h := s.homes.Load(); h != nil {
+			h.refresh()
 		}
 	}
 	g.FSM().OnApply(func(batches []*kv.Batch, restored bool) {

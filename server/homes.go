@@ -215,7 +215,7 @@ func (s *Server) placeTable(ctx context.Context, db, table string) (sqlfront.Tab
 			if site, _, err = sharding.EnsureSite(cctx, s.group, p.Site); err != nil {
 				return sqlfront.TablePlacement{}, err
 			}
-			s.homes.refresh()
+			s.homes.Load().refresh()
 		}
 		return sqlfront.TablePlacement{Group: site.Group}, nil
 	}

@@ -38,7 +38,7 @@ type Server struct {
 	topo       *sharding.Topology
 	parts      *sqlfront.PartSet // the groups sqlfront reaches, by ID
 	specCache  atomic.Pointer[cachedSpec]
-	homes      *homes // where local tables' rows live (homes.go)
+	homes      atomic.Pointer[homes] // where local tables' rows live (homes.go); nil until build
 	groupsStop chan struct{}
 	groupsOnce sync.Once
 	// bootstrapped: this start created the cluster (--placement seeds it).
@@ -64,6 +64,9 @@ type Server struct {
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// engineInit serialises go-mysql-server's engine construction (build).
+var engineInit sync.Mutex
 
 // New opens the data directory and builds the engine; Start serves.
 func New(cfg Config) (*Server, error) {
@@ -138,17 +141,25 @@ func (s *Server) build() error {
 	sqlCfg.PlaceTable = func(ctx *sql.Context, db, table string) (sqlfront.TablePlacement, error) {
 		return s.placeTable(ctx, db, table)
 	}
-	s.homes = &homes{s: s}
-	sqlCfg.Homes = s.homes
+	h := &homes{s: s}
+	sqlCfg.Homes = h
 	sqlCfg.ReadPolicy = s.readPolicy
 	// The site group joins the parts when it opens (sites.go).
 	s.parts = sqlfront.NewPartSet(sqlfront.GroupStore{G: s.group}, nil)
+	// Published after the parts: the global group's apply hook
+	// (followPeerSites) refreshes homes from its own goroutine.
+	s.homes.Store(h)
 	prov, err := sqlfront.NewProviderOn(s.parts, sqlCfg)
 	if err != nil {
 		return err
 	}
 	s.prov = prov
+	// The engine's constructor initialises package-level status
+	// variables without a lock: nodes built at once in one process
+	// (tests) take turns.
+	engineInit.Lock()
 	s.engine = sqle.NewDefault(prov)
+	engineInit.Unlock()
 	prov.AttachEngine(s.engine)
 	s.engine.ProcessList = processList{s.engine.ProcessList}
 	s.engine.Analyzer.ExecBuilder = sqlfront.NewExecBuilder()

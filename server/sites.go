@@ -205,7 +205,7 @@ func (s *Server) openSite(ctx context.Context, kopts kv.Options, rec siteFile) e
 	if err := s.prov.ServeSequences(rec.Group); err != nil {
 		return err
 	}
-	s.homes.refresh()
+	s.homes.Load().refresh()
 	kctx, kcancel := s.groupsContext()
 	go func() { defer kcancel(); s.topo.Keep(kctx, s.group, cc.GlobalVoters, time.Second) }()
 	kctx2, kcancel2 := s.groupsContext()
