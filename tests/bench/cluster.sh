@@ -129,14 +129,15 @@ fsyncs() {
 	echo "$sum"
 }
 
-# wait_cluster: until node 1 lists three voters and nodes 2 and 3 follow a
-# leader (60 s at most).
+# wait_cluster: until node 1 lists three voters in its first group (the
+# global group, which holds the benchmark's tables; /status lists the
+# site's group after it) and nodes 2 and 3 follow a leader (60 s at most).
 wait_cluster() {
 	local deadline=$((SECONDS + 60)) s1 s2 s3
 	while ((SECONDS < deadline)); do
 		check_alive
 		if s1=$(status n1 2>/dev/null) && s2=$(status n2 2>/dev/null) && s3=$(status n3 2>/dev/null) &&
-			[[ $(grep -c '"voter": true' <<<"$s1") == 3 ]] &&
+			[[ $(sed -n '/"groups"/,/"active_version"/p' <<<"$s1" | grep -c '"voter": true') == 3 ]] &&
 			[[ -n $(jfield leader <<<"$s2") && -n $(jfield leader <<<"$s3") ]] &&
 			[[ $(jfield leader <<<"$s2") == $(jfield leader <<<"$s1") &&
 				$(jfield leader <<<"$s3") == $(jfield leader <<<"$s1") ]]; then
