@@ -97,7 +97,8 @@ func (e *editor) txn(ctx *sql.Context) (*txn, error) {
 	if t.readOnly {
 		return nil, errReadOnlyTxn
 	}
-	if cur := e.p.table(e.m.db, e.m.def.Name); cur != nil && cur != e.m && cur.def.ID == e.m.def.ID && sameIndexes(cur, e.m) && sameRules(cur, e.m) {
+	if cur := e.p.table(e.m.db, e.m.def.Name); cur != nil && cur != e.m && cur.def.ID == e.m.def.ID && sameIndexes(cur, e.m) &&
+		(sameRules(cur, e.m) || !rowStatement(e.sess.stmtText(ctx))) {
 		// A schema change that kept the row format and indexes (a foreign
 		// key resolved, a comment) happened since the statement looked the
 		// table up: write under the current definition.

@@ -164,7 +164,8 @@ func (e *editor) checkMarker(ctx *sql.Context, t *txn, group uint64) error {
 		return storeErr(err)
 	}
 	cur := e.p.table(e.m.db, e.m.def.Name)
-	if cur == nil || cur.def.ID != e.m.def.ID || !sameIndexes(cur, e.m) || !sameRules(cur, e.m) {
+	if cur == nil || cur.def.ID != e.m.def.ID || !sameIndexes(cur, e.m) ||
+		!sameRules(cur, e.m) && rowStatement(e.sess.stmtText(ctx)) {
 		return errTableDefChanged
 	}
 	e.m = cur

@@ -568,6 +568,20 @@ func (s *Session) catalogBarrier(ctx *sql.Context) error {
 // passes the catalog group's barrier before its snapshot. Other statements
 // (DDL, SHOW, CALL...) begin with the barrier, as before.
 func catalogOnMiss(q string) bool {
+	if rowStatement(q) {
+		// Listings of the catalog (information_schema) are answered from
+		// it whole, with no miss to notice; the grant tables (mysql.user,
+		// ...) are the engine's copy of users and grants, refreshed from
+		// this node's replica.
+		lq := lowerASCII(q)
+		return !strings.Contains(lq, "information_schema") && !strings.Contains(lq, "mysql")
+	}
+	return false
+}
+
+// rowStatement reports whether q reads or writes rows (SELECT, INSERT,
+// UPDATE, DELETE, REPLACE, WITH), as opposed to DDL and the rest.
+func rowStatement(q string) bool {
 	i := skipSpaceAndComments(q, 0)
 	for i < len(q) && q[i] == '(' {
 		i = skipSpaceAndComments(q, i+1)
@@ -575,12 +589,7 @@ func catalogOnMiss(q string) bool {
 	w, _ := word(q, i)
 	switch w {
 	case "select", "insert", "update", "delete", "replace", "with":
-		// Listings of the catalog (information_schema) are answered from
-		// it whole, with no miss to notice; the grant tables (mysql.user,
-		// ...) are the engine's copy of users and grants, refreshed from
-		// this node's replica.
-		lq := lowerASCII(q)
-		return !strings.Contains(lq, "information_schema") && !strings.Contains(lq, "mysql")
+		return true
 	}
 	return false
 }
@@ -601,6 +610,15 @@ func (p *Provider) lookupMissed(ctx *sql.Context) (again bool, err error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// stmtText is the text of the statement running: the one ValidateSession
+// saw, or the context's.
+func (s *Session) stmtText(ctx *sql.Context) string {
+	if q := s.stmtState.query; q != "" {
+		return q
+	}
+	return ctx.Query()
 }
 
 func (s *Session) stmt(ctx *sql.Context) *stmtState {
