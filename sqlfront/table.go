@@ -268,7 +268,7 @@ func (r *rowIter) open(ctx *sql.Context, groups []uint64) (groupIter, error) {
 			// and read the range a TRUNCATE or rebuild elsewhere
 			// orphaned, and an UPDATE would match nothing instead of the
 			// rows written since.
-			if m.version != 0 {
+			if m.version != 0 && rowStatement(r.sess.stmtText(ctx)) {
 				if err := r.current(ctx, tp.part); err != nil {
 					return nil, err
 				}
@@ -638,6 +638,15 @@ func (m *tableMeta) visibleAt(ctx context.Context, pt Part, ts kv.Timestamp, im 
 	}
 	if m.version == 0 {
 		return nil // a definition the running DDL is building
+	}
+	if sc, ok := ctx.(*sql.Context); ok && kv.Timestamp(m.version) <= ts {
+		// A DDL statement reads its table under definitions its own
+		// earlier steps replaced (a multi-clause ALTER): only statements
+		// on rows, whose names come from a catalog that may be behind,
+		// must hold the definition stored as of ts.
+		if s := sessionOf(sc); s != nil && !rowStatement(s.stmtText(sc)) {
+			return nil
+		}
 	}
 	v, err := pt.Get(ctx, keys.CatalogKey(catTable, lower(m.db), lower(m.def.Name)), ts)
 	if err != nil {
