@@ -264,46 +264,98 @@ func (c *Cluster) Checksum(i int) string {
 // serves: equal digests mean equal data. Process-level tests use it
 // directly; Cluster.Checksum wraps it.
 func ChecksumDSN(ctx context.Context, dsn string) (string, error) {
-	db, err := sql.Open("mysql", dsn)
+	d, err := DumpDSN(ctx, dsn)
 	if err != nil {
 		return "", err
 	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	var tables []string
-	rows, err := conn.QueryContext(ctx, "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')")
-	if err != nil {
-		return "", err
-	}
-	for rows.Next() {
-		var s, n string
-		if err := rows.Scan(&s, &n); err != nil {
-			rows.Close()
-			return "", err
-		}
-		tables = append(tables, "`"+s+"`.`"+n+"`")
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return "", err
+	return d.Digest(), nil
+}
+
+// Dump is every row of every user table of a server: table name (quoted,
+// db.table) to its rows rendered as sorted lines.
+type Dump map[string][]string
+
+// Digest is a digest of the dump: equal digests mean equal data.
+func (d Dump) Digest() string {
+	tables := make([]string, 0, len(d))
+	for tb := range d {
+		tables = append(tables, tb)
 	}
 	sort.Strings(tables)
 	h := sha256.New()
 	for _, tb := range tables {
 		fmt.Fprintln(h, tb)
-		lines, err := tableLines(ctx, conn, tb)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", tb, err)
-		}
-		for _, l := range lines {
+		for _, l := range d[tb] {
 			fmt.Fprintln(h, l)
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Only returns, for each table, the lines d has and other lacks (a table
+// other lacks altogether is reported as such), for telling what differs
+// between two nodes.
+func (d Dump) Only(other Dump) []string {
+	var out []string
+	for tb, lines := range d {
+		theirs, ok := other[tb]
+		if !ok {
+			out = append(out, tb+": whole table")
+			continue
+		}
+		has := make(map[string]bool, len(theirs))
+		for _, l := range theirs {
+			has[l] = true
+		}
+		for _, l := range lines {
+			if !has[l] {
+				out = append(out, tb+": "+l)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// DumpDSN reads every row of every user table the server at dsn serves,
+// in one session.
+func DumpDSN(ctx context.Context, dsn string) (Dump, error) {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	var tables []string
+	rows, err := conn.QueryContext(ctx, "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')")
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var s, n string
+		if err := rows.Scan(&s, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		tables = append(tables, "`"+s+"`.`"+n+"`")
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	d := Dump{}
+	for _, tb := range tables {
+		lines, err := tableLines(ctx, conn, tb)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", tb, err)
+		}
+		d[tb] = lines
+	}
+	return d, nil
 }
 
 // tableLines renders every row of table as a line, sorted.

@@ -77,39 +77,53 @@ func dedicatedConn(t testing.TB, c *Cluster, i int, db string) *sql.Conn {
 	return conn
 }
 
-// settledChecksum polls dsn until a checksum can be read (the node may
-// still be rejoining: reads fail with 1047 until it reaches a quorum) and
-// returns the first one read. Reads are linearizable, so with no writes
-// going on the first successful read is already final.
-func settledChecksum(t testing.TB, dsn string) string {
+// settledDump polls dsn until its rows can be read (the node may still be
+// rejoining: reads fail with 1047 until it reaches a quorum) and returns
+// the first read. Reads are linearizable, so with no writes going on the
+// first successful read is already final.
+func settledDump(t testing.TB, dsn string) Dump {
 	t.Helper()
 	deadline := time.Now().Add(Patience)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		sum, err := ChecksumDSN(ctx, dsn)
+		d, err := DumpDSN(ctx, dsn)
 		cancel()
 		if err == nil {
-			return sum
+			return d
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no checksum from %s within %v: %v", dsn, Patience, err)
+			t.Fatalf("no rows from %s within %v: %v", dsn, Patience, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// requireConverged checks that every running node holds the same rows.
+// settledChecksum is the digest of settledDump.
+func settledChecksum(t testing.TB, dsn string) string {
+	t.Helper()
+	return settledDump(t, dsn).Digest()
+}
+
+// requireConverged checks that every running node holds the same rows,
+// and names the rows that differ when they do not.
 func requireConverged(t testing.TB, c *Cluster) {
 	t.Helper()
-	sums := map[string][]string{}
+	var first Dump
+	firstName := ""
 	for i, nd := range c.Nodes {
 		if nd.Srv == nil {
 			continue
 		}
-		s := settledChecksum(t, c.DSN(i, ""))
-		sums[s] = append(sums[s], nd.Name)
+		d := settledDump(t, c.DSN(i, ""))
+		if first == nil {
+			first, firstName = d, nd.Name
+			continue
+		}
+		if d.Digest() != first.Digest() {
+			t.Fatalf("nodes diverge: rows only %s has: %v; rows only %s has: %v",
+				firstName, first.Only(d), nd.Name, d.Only(first))
+		}
 	}
-	require.Len(t, sums, 1, "nodes diverge: %v", sums)
 }
 
 // queryIDs returns the sorted ids of a table's rows, read through q.
