@@ -27,6 +27,9 @@ func TestOpenStackReference(t *testing.T) {
 		require.Equal(t, Table{Kind: Local, Parent: &ParentRef{"instances", "uuid", "instance_uuid"}, SiteUnique: []string{"uuid"}},
 			s.Effective(cell, "block_device_mapping"), cell)
 		require.Equal(t, byHost, s.Effective(cell, "shadow_instances"), cell)
+		idMapping := Table{Kind: Local, Parent: &ParentRef{"instances", "uuid", "uuid"}}
+		require.Equal(t, idMapping, s.Effective(cell, "instance_id_mappings"), cell)
+		require.Equal(t, idMapping, s.Effective(cell, "shadow_instance_id_mappings"), cell)
 		require.Equal(t, global, s.Effective(cell, "services"), cell)
 		require.Equal(t, global, s.Effective(cell, "compute_nodes"), cell)
 	}
