@@ -35,7 +35,8 @@ func TestOpenStackReference(t *testing.T) {
 	}
 	require.Equal(t, s.Databases["nova"], s.Databases["nova_cell0"])
 
-	require.Equal(t, Table{Kind: Local, SiteUnique: []string{"instance_uuid"}}, s.Effective("nova_api", "build_requests"))
+	require.Equal(t, global, s.Effective("nova_api", "build_requests"))
+	require.Equal(t, global, s.Effective("nova_api", "request_specs"))
 	require.Equal(t, global, s.Effective("nova_api", "instance_mappings"))
 	require.Equal(t, global, s.Effective("nova_api", "flavors"))
 	require.Equal(t, global, s.Effective("placement", "allocations"))
