@@ -10,11 +10,14 @@ port_in_use() {
 }
 
 # spare_port [EXCLUDE...]: a loopback port nothing listens on, other than
-# the EXCLUDE ports (picked already, not yet bound).
+# the EXCLUDE ports (picked already, not yet bound). Drawn from 20000-31999,
+# below Linux's ephemeral range (32768-60999), as internal/freeport does:
+# there no outgoing connection (a client's, or a node dialling its peers)
+# can take the port as its source port before the server binds it.
 spare_port() {
 	local p i
 	for ((i = 0; i < 500; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
 		[[ " $* " != *" $p "* ]] || continue
 		if ! port_in_use "$p"; then
 			echo "$p"
