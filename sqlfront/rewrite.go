@@ -656,8 +656,13 @@ func (p *Provider) maxOverGroups(ctx context.Context, m *tableMeta, in func(cont
 	return top, nil
 }
 
-// maxAutoIn is maxAutoValue in one part.
+// maxAutoIn is maxAutoValue in one part. A local table's sequence calls
+// it directly, for a table without the column too (SHOW CREATE TABLE asks
+// every table for its next value).
 func maxAutoIn(ctx context.Context, pt Part, m *tableMeta) (uint64, error) {
+	if m.autoCol < 0 {
+		return 0, nil
+	}
 	rp := m.rowPrefix()
 	leads := len(m.pkOrds) > 0 && m.pkOrds[0] == m.autoCol
 	it := pt.NewIterator(ctx, rp, keys.PrefixEnd(rp), kv.MaxTimestamp, leads)

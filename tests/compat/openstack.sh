@@ -19,7 +19,10 @@
 #    loopback ports, then a fogdb cluster of three sites (below), and runs
 #    against each, unmodified:
 #      nova:     api_db sync; cell_v2 map_cell0; db sync (main and cell0);
-#                cell_v2 create_cell; nova_seed.py (four instances made and
+#                cell_v2 create_cell (both cell mappings as URL templates
+#                that each service fills in from its own configuration,
+#                so that every site reaches the cells through its own
+#                node); nova_seed.py (four instances made and
 #                two destroyed through Nova's DB API, so that archiving and
 #                purging have rows to move); db online_data_migrations;
 #                db archive_deleted_rows --all-cells; db purge --all
@@ -65,6 +68,7 @@
 #   OS_RUNS="fogdb sites"  the fogdb runs compared with MariaDB: `fogdb`
 #                      (one node, no placement), `sites` (three sites)
 #   OS_WAN_DELAY=1ms   one-way delay between two sites of the cluster
+#   OS_FOGDB=PATH      test this fogdb binary instead of building one
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -75,6 +79,7 @@ OS_STEP_TIMEOUT=${OS_STEP_TIMEOUT:-300}
 OS_FOGDB_ARGS=${OS_FOGDB_ARGS:-}
 OS_RUNS=${OS_RUNS:-fogdb sites}
 OS_WAN_DELAY=${OS_WAN_DELAY:-1ms}
+OS_FOGDB=${OS_FOGDB:-}
 SERVICES=(nova keystone glance)
 # The three-site cluster's sites, and the site each part of the work runs
 # at (an index into SITES).
@@ -438,10 +443,16 @@ run_nova() {
 	on "$srv" resync
 	r=$ON
 	local nr=("${NOVA_MANAGE[@]}" --config-file "$CONF/nova.conf")
+	# The cell mappings hold Nova's URL templates, which each service fills
+	# in from its own [database]/connection: every site reaches the cell
+	# databases through its own node, as every controller of a deployment
+	# reaches them through the sidecar on its localhost.
+	local cells='{scheme}://{username}@{hostname}:{port}'
 	step "$m" nova "api_db sync" 0 "${nm[@]}" api_db sync &&
-		step "$m" nova "cell_v2 map_cell0" 0 "${nm[@]}" cell_v2 map_cell0 &&
+		step "$m" nova "cell_v2 map_cell0" 0 "${nm[@]}" cell_v2 map_cell0 --database_connection "$cells/nova_cell0" &&
 		step "$m" nova "db sync" 0 "${nm[@]}" db sync &&
-		step "$m" nova "cell_v2 create_cell" 0 "${nm[@]}" cell_v2 create_cell --name cell1 --verbose &&
+		step "$m" nova "cell_v2 create_cell" 0 "${nm[@]}" cell_v2 create_cell --name cell1 \
+			--database_connection "$cells/nova" --verbose &&
 		step "$w" nova "seed instances (nova_seed.py)" 0 "$PY" "$HERE/nova_seed.py" "$wconf" &&
 		step "$w" nova "db online_data_migrations" 0 "${nw[@]}" db online_data_migrations &&
 		# Exit 1: rows were archived (0 would mean none were).
@@ -596,9 +607,15 @@ done
 WORK=$(mktemp -d /tmp/fogdb-openstack.XXXXXX)
 : >"$WORK/timings.tsv"
 log "work directory $WORK"
-log "building fogdb from $REPO"
-(cd "$REPO" && go build -o "$WORK/bin/fogdb" ./cmd/fogdb && go build -o "$WORK/bin/fogwan" ./cmd/fogwan) ||
-	die "go build ./cmd/fogdb ./cmd/fogwan"
+log "building fogdb and fogwan from $REPO"
+if [[ -n $OS_FOGDB ]]; then
+	log "using fogdb binary $OS_FOGDB"
+	mkdir -p "$WORK/bin"
+	cp "$OS_FOGDB" "$WORK/bin/fogdb" || die "copying $OS_FOGDB"
+else
+	(cd "$REPO" && go build -o "$WORK/bin/fogdb" ./cmd/fogdb) || die "go build ./cmd/fogdb"
+fi
+(cd "$REPO" && go build -o "$WORK/bin/fogwan" ./cmd/fogwan) || die "go build ./cmd/fogwan"
 
 pick_port FOG_PORT
 pick_port MARIA_PORT
