@@ -623,3 +623,50 @@ func TestLocalTableWithoutAutoIncrement(t *testing.T) {
 	db.query("INSERT INTO tags VALUES ('u1', 'z')")
 	require.Equal(t, []sql.Row{{int64(3)}}, db.query("SELECT COUNT(*) FROM tags"))
 }
+
+// TestLocalTableShowsNoAutoIncrementWithoutColumn: at a site whose
+// stride starts above 1, a local table without an AUTO_INCREMENT column
+// shows no AUTO_INCREMENT table option, as in MySQL, and
+// information_schema.tables has NULL for it; a table with the column
+// shows the site's next value once it has rows.
+func TestLocalTableShowsNoAutoIncrementWithoutColumn(t *testing.T) {
+	local := map[string]TablePlacement{
+		"instances": {Locality: "host", SiteUnique: []string{"uuid"}},
+		"tags":      {Parent: &ParentRef{Table: "instances", Column: "uuid", Via: "resource_id"}},
+		"actions":   {},
+	}
+	// This node is at rennes (values 2, 66, 130...), and hosts its group.
+	homes := newFakeHomes()
+	homes.local = 3
+	db := newPartsDBWithConfig(t, map[string]uint64{}, func(cfg *Config) {
+		cfg.Homes = homes
+		place := cfg.PlaceTable
+		cfg.PlaceTable = func(ctx *sql.Context, d, table string) (TablePlacement, error) {
+			if pl, ok := local[strings.ToLower(table)]; ok {
+				pl.Local = true
+				return pl, nil
+			}
+			return place(ctx, d, table)
+		}
+	})
+	rowsIn := func(g uint64, name string) int {
+		p := keys.IndexPrefix(db.id(name), primaryIndexID)
+		return countKeys(t, db.engs[g], p, keys.PrefixEnd(p))
+	}
+	db.query(instancesDDL)
+	db.query("CREATE TABLE tags (resource_id VARCHAR(36) NOT NULL, tag VARCHAR(80) NOT NULL, PRIMARY KEY (resource_id, tag))")
+	db.query("CREATE TABLE actions (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	db.query("INSERT INTO instances VALUES (1, 'u1', 'rennes', 'a')")
+	db.query("INSERT INTO tags VALUES ('u1', 'x')")
+	db.query("INSERT INTO actions (v) VALUES (1)")
+	require.Equal(t, 1, rowsIn(3, "tags"))
+	require.Equal(t, []sql.Row{{int32(2)}}, db.query("SELECT id FROM actions"))
+
+	for _, table := range []string{"instances", "tags"} {
+		rows := db.query("SHOW CREATE TABLE " + table)
+		require.NotContains(t, rows[0][1], "AUTO_INCREMENT", table)
+		require.Equal(t, []sql.Row{{nil}}, db.query("SELECT auto_increment FROM information_schema.tables WHERE table_schema = 'd' AND table_name = '"+table+"'"), table)
+	}
+	rows := db.query("SHOW CREATE TABLE actions")
+	require.Contains(t, rows[0][1], "AUTO_INCREMENT=66")
+}
