@@ -288,8 +288,15 @@ func (p *Provider) seqNextLocal(ctx context.Context, pt Part, m *tableMeta, kind
 	}
 }
 
-// autoIncPeek returns the value the next insert would get.
+// autoIncPeek returns the value the next insert would get: 0 for a table
+// without an AUTO_INCREMENT column, which SHOW CREATE TABLE and
+// information_schema.tables then show no value for (a local table's
+// sequence would otherwise give its site's first value, which is above 1
+// at every site but the first).
 func (p *Provider) autoIncPeek(ctx context.Context, m *tableMeta) (uint64, error) {
+	if m.autoCol < 0 {
+		return 0, nil
+	}
 	pt, err := p.seqPart(m)
 	if err != nil {
 		return 0, storeErr(err)
