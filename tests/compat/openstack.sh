@@ -464,7 +464,36 @@ run_nova() {
 			"$PY" "$HERE/schema.py" dump --port "$PORT" --out "$d/nova-before.json" nova_api nova nova_cell0 &&
 		step "$r" nova "api_db sync (again)" 0 "${nr[@]}" api_db sync &&
 		step "$r" nova "db sync (again)" 0 "${nr[@]}" db sync &&
-		dump_final "$srv" nova nova_api nova nova_cell0
+		dump_final "$srv" nova nova_api nova nova_cell0 &&
+		check_placed "$srv" nova --local nova.instances --local nova.instance_extra \
+			--local nova.instance_id_mappings --local nova.tags --local nova.shadow_instances \
+			--local nova_cell0.instances nova_api nova nova_cell0 &&
+		check_at_home "$srv" nova "SELECT uuid, deleted FROM nova.instances WHERE host = 'compute-1'"
+}
+
+# check_placed SERVER SERVICE [--local DB.TABLE]... DB...: on the three-site
+# cluster, every table of the service's databases holds its rows where the
+# placement file puts it, and the tables named are local (sites.py placed).
+check_placed() {
+	local srv=$1 svc=$2
+	shift 2
+	[[ $srv == sites ]] || return 0
+	on "$srv" check
+	step "$ON" "$svc" "tables placed as the placement file says" 0 "$PY" "$HERE/sites.py" placed --port "$PORT" "$@"
+}
+
+# check_at_home SERVER SERVICE SQL: on the three-site cluster, the rows SQL
+# reads are stored at the site that wrote them (the work site): read there
+# without a round trip to another site, and from another site with some.
+check_at_home() {
+	local srv=$1 svc=$2 query=$3 home away
+	[[ $srv == sites ]] || return 0
+	on "$srv" work
+	home=$PORT
+	on "$srv" migrate
+	away=$PORT
+	on "$srv" work
+	step "$ON" "$svc" "rows stored at their site" 0 "$PY" "$HERE/sites.py" at-home --home "$home" --away "$away" "$query"
 }
 
 run_keystone() {
@@ -489,7 +518,8 @@ run_keystone() {
 		step "$r" keystone "dump before the second sync" 0 \
 			"$PY" "$HERE/schema.py" dump --port "$PORT" --out "$d/keystone-before.json" keystone &&
 		step "$r" keystone "db_sync (again)" 0 "${kr[@]}" db_sync &&
-		dump_final "$srv" keystone keystone
+		dump_final "$srv" keystone keystone &&
+		check_placed "$srv" keystone keystone
 }
 
 run_glance() {
@@ -505,7 +535,8 @@ run_glance() {
 		step "$r" glance "dump before the second sync" 0 \
 			"$PY" "$HERE/schema.py" dump --port "$PORT" --out "$d/glance-before.json" glance &&
 		step "$r" glance "db_sync (again)" 0 "${gr[@]}" db_sync &&
-		dump_final "$srv" glance glance
+		dump_final "$srv" glance glance &&
+		check_placed "$srv" glance glance
 }
 
 # nova_reports SERVER: what archiving and purging said they did, without
@@ -556,12 +587,20 @@ verdict() {
 			sed "s/^/$ON: second sync changed /" "$WORK/$s/$svc-resync.diff" >>"$out"
 		fi
 	done
-	# The same schema, versions and row counts as MariaDB's, on every node.
+	# The same schema, versions and row counts as MariaDB's, on every node;
+	# and on every node of the cluster, the same definitions as printed.
+	local first=""
 	while read -r node port; do
 		if [[ $node == - ]]; then
 			"$PY" "$HERE/schema.py" diff --labels "mariadb,$srv" "$m/$svc.json" "$f/$svc.json" >>"$out" || true
+			continue
+		fi
+		"$PY" "$HERE/schema.py" diff --labels "mariadb,$srv@$node" "$m/$svc.json" "$f/$svc@$node.json" >>"$out" || true
+		if [[ -z $first ]]; then
+			first=$node
 		else
-			"$PY" "$HERE/schema.py" diff --labels "mariadb,$srv@$node" "$m/$svc.json" "$f/$svc@$node.json" >>"$out" || true
+			"$PY" "$HERE/schema.py" diff --raw --labels "$srv@$first,$srv@$node" \
+				"$f/$svc@$first.json" "$f/$svc@$node.json" >>"$out" || true
 		fi
 	done < <(nodes "$srv")
 	if [[ $svc == nova ]] && ! diff <(nova_reports mariadb) <(nova_reports "$srv") >"$WORK/nova-reports-$srv.diff"; then

@@ -1,7 +1,7 @@
 """Dump MySQL schemas in a normalised form and compare two dumps.
 
     schema.py dump --port PORT --out FILE DB [DB ...]
-    schema.py diff [--labels A,B] [--max N] FILE_A FILE_B
+    schema.py diff [--labels A,B] [--max N] [--raw] FILE_A FILE_B
     schema.py selftest
 
 `dump` reads each database over the MySQL protocol (root, no password, on
@@ -27,6 +27,10 @@ ACTION` (the default) printed or not, `USING BTREE`, and the order in which
 indexes and constraints are listed. Anything else is compared as printed.
 
 `diff` prints every difference (or the first N) and exits 1 if there is one.
+With --raw it also compares the SHOW CREATE TABLE texts as printed, less
+their AUTO_INCREMENT=N option: for two nodes of one fogdb cluster, which
+must print the same definitions, though each site hands out its own
+AUTO_INCREMENT values for local tables (docs/PLACEMENT.md).
 `selftest` checks the normalisation on one table as MariaDB and MySQL 8
 print it, and that real changes to it are reported.
 Only Debian's python3-pymysql is needed.
@@ -555,7 +559,10 @@ COLUMN_FIELDS = ("type", "collation", "nullable", "default", "on_update",
                  "auto_increment", "comment", "generated", "other")
 
 
-def diff_dumps(a, b, la="A", lb="B", counts=True):
+AUTO_INC_OPTION = re.compile(r" AUTO_INCREMENT=\d+(?= |$)", re.M)
+
+
+def diff_dumps(a, b, la="A", lb="B", counts=True, raw=False):
     """Differences between two dumps, in a stable order (databases, then
     tables by name; in a table columns, indexes, foreign keys, checks)."""
     diffs = []
@@ -577,6 +584,15 @@ def diff_dumps(a, b, la="A", lb="B", counts=True):
                     "it" if t in tb else "no such table")
                 continue
             diffs.extend(diff_table(where, ta[t], tb[t], la, lb))
+            if raw:
+                ra, rb = (AUTO_INC_OPTION.sub("", d["raw"].get(t, "")) for d in (da, dbb))
+                if ra != rb:
+                    la_, lb_ = ra.splitlines(), rb.splitlines()
+                    n = next((i for i, (x, y) in enumerate(zip(la_, lb_)) if x != y),
+                             min(len(la_), len(lb_)))
+                    add(where, "SHOW CREATE TABLE line %d" % (n + 1),
+                        la_[n] if n < len(la_) else "no such line",
+                        lb_[n] if n < len(lb_) else "no such line")
         for key in ("views", "triggers"):
             if da.get(key) != dbb.get(key):
                 add(db, key, da.get(key), dbb.get(key))
@@ -758,6 +774,7 @@ def main(argv):
     c.add_argument("--labels", default="A,B")
     c.add_argument("--max", type=int, default=0)
     c.add_argument("--no-counts", action="store_true")
+    c.add_argument("--raw", action="store_true")
     c.add_argument("a")
     c.add_argument("b")
     sub.add_parser("selftest")
@@ -781,7 +798,7 @@ def main(argv):
     with open(args.b) as f:
         b = json.load(f)
     la, lb = args.labels.split(",", 1)
-    diffs = diff_dumps(a, b, la, lb, counts=not args.no_counts)
+    diffs = diff_dumps(a, b, la, lb, counts=not args.no_counts, raw=args.raw)
     for line in diffs[:args.max] if args.max else diffs:
         print(line)
     return 1 if diffs else 0
