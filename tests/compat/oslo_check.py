@@ -1,6 +1,6 @@
 """What OpenStack services do at run time, through their own DB layers.
 
-    /usr/bin/python3 oslo_check.py --port PORT --server fogdb|mariadb --nova-conf FILE
+    /usr/bin/python3 oslo_check.py --port PORT --server NAME --nova-conf FILE [--other-port PORT]
 
 Against the databases that openstack.sh built on the server at 127.0.0.1:PORT
 (nova: Nova's cell1 database; keystone), with Debian's SQLAlchemy, PyMySQL,
@@ -24,6 +24,13 @@ oslo.db, Nova and Keystone:
     A's task_state, as Nova's compare-and-swap updates do. B must wait for A,
     then succeed, on its first attempt (instance_update's retry decorator
     must not fire: no deadlock, no conflict), and the row must hold both.
+    With --other-port, B goes through the server on that port instead (a
+    node of another site of the same cluster: Nova's API at one site and a
+    conductor at another updating one instance), with a context manager of
+    its own, as Nova targets a context at a cell.
+
+NAME is mariadb (whose duplicate-key messages name keys differently) or
+anything else for fogdb.
 
 Prints one line per check; a failed check prints `CHECK FAILED: ...`; exits
 non-zero if any failed.
@@ -215,13 +222,23 @@ def cleanup(base):
         conn.close()
 
 
-def check_concurrent_update():
+def check_concurrent_update(other_url=None):
     from nova import context as nova_context
     from nova import exception as nova_exc
     from nova.db.main import api as db
 
     def ctx():
         return nova_context.RequestContext("oslo-check", "oslo-check")
+
+    # Session B's context: through another server, when given, as a
+    # context targeted at a cell reaches that cell's database.
+    other_cm = db.create_context_manager(other_url) if other_url else None
+
+    def ctx_b():
+        c = ctx()
+        if other_cm is not None:
+            c.db_connection = other_cm
+        return c
 
     uuid = "0510c4ec-0000-4000-8000-0000000000cc"
     db.instance_create(ctx(), {
@@ -269,7 +286,7 @@ def check_concurrent_update():
                 errors["B"] = "session A never updated"
                 return
             times["b_start"] = time.monotonic()
-            db.instance_update(ctx(), uuid, {
+            db.instance_update(ctx_b(), uuid, {
                 "display_name": "B", "vm_state": "stopped",
                 "expected_task_state": "check-a"})
             times["b_done"] = time.monotonic()
@@ -313,8 +330,12 @@ def main(argv):
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--server", required=True)
     ap.add_argument("--nova-conf", required=True)
+    ap.add_argument("--other-port", type=int)
     args = ap.parse_args(argv)
     base = "mysql+pymysql://root@127.0.0.1:%d" % args.port
+    other = None
+    if args.other_port:
+        other = "mysql+pymysql://root@127.0.0.1:%d/nova" % args.other_port
     try:
         configure(args.nova_conf)
         cleanup(base)
@@ -328,7 +349,8 @@ def main(argv):
          lambda: check_enginefacade_keystone(base + "/keystone", args.server)),
         ("enginefacade: nova instances", lambda: check_enginefacade_nova(base + "/nova")),
         ("nova.db.main.api: concurrent instance_update",
-         lambda: "B waited %.2fs" % check_concurrent_update()),
+         lambda: "B waited %.2fs%s" % (check_concurrent_update(other),
+                                       " through port %d" % args.other_port if other else "")),
     ]
     failed = []
     for name, fn in checks:
