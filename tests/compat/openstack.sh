@@ -49,11 +49,16 @@
 # emulator (fogwan, OS_WAN_DELAY each way). The work is spread as a
 # deployment spreads it: the schema migrations (and keystone's bootstrap)
 # run at paris; nova_seed.py, online data migrations, archiving and purging
-# at rennes; the second syncs and oslo_check.py at nantes; the dumps at
-# every site, each of which must match MariaDB's. Work moves to another
-# site once every node has applied what the cluster committed before
-# (sites.py caught-up): a node reads global tables from its own replica,
-# within the table's staleness bound.
+# at rennes; the second syncs and oslo_check.py at nantes, its second
+# session through paris; the dumps at every site, each of which must match
+# MariaDB's, and the nodes' SHOW CREATE TABLE texts each other's (less
+# AUTO_INCREMENT=N: each site hands out its own values). Then sites.py
+# checks that every table holds its rows where the placement file puts it
+# (fogdb.placements), and that the instances nova_seed.py made are stored
+# at rennes: read there without a round trip to another site, from paris
+# with some. Work moves to another site once every node has applied what
+# the cluster committed before (sites.py caught-up): a node reads global
+# tables from its own replica, within the table's staleness bound.
 #
 # Prints one line per check, `nova: PASS` or `nova: FAIL <first difference>`
 # (then keystone, glance, oslo, and the same four for the three sites,
