@@ -336,8 +336,9 @@ func encodeOwner(node string, owner lock.TxnID) []byte {
 	return binary.BigEndian.AppendUint64(appendBytes(nil, []byte(node)), uint64(owner))
 }
 
-// remoteID maps another node's transaction to its ID in the current table.
-func (l *lockService) remoteID(node string, owner lock.TxnID) lock.TxnID {
+// remoteOwnerOf maps another node's transaction to its entry, and so its
+// ID, in the current table.
+func (l *lockService) remoteOwnerOf(node string, owner lock.TxnID) *remoteOwner {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := remoteKey{node, owner}
@@ -348,7 +349,15 @@ func (l *lockService) remoteID(node string, owner lock.TxnID) lock.TxnID {
 		l.remote[k] = ro
 	}
 	ro.seen = time.Now()
-	return ro.id
+	return ro
+}
+
+// stillRemote reports whether ro is still the entry of another node's
+// transaction: a release or an expiry removes it.
+func (l *lockService) stillRemote(node string, owner lock.TxnID, ro *remoteOwner) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.remote[remoteKey{node, owner}] == ro
 }
 
 func (l *lockService) serveLock(ctx context.Context, payload []byte) ([]byte, error) {
@@ -361,12 +370,7 @@ func (l *lockService) serveLock(ctx context.Context, payload []byte) ([]byte, er
 		return nil, fmt.Errorf("replication: bad lock request: %w", d.err)
 	}
 	key := d.buf
-	t, err := l.leaderTable(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id := l.remoteID(node, owner)
-	if err := t.Acquire(ctx, id, key, mode, timeout); err != nil {
+	if err := l.acquireRemote(ctx, node, owner, timeout, []LockRequest{{Key: key, Mode: mode}}); err != nil {
 		return nil, err
 	}
 	// Read only now: the applied index after the term's barrier and after
