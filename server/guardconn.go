@@ -71,6 +71,10 @@ type guardedConn struct {
 	total int64
 	more  bool
 
+	// usedPassword: the client logged in with a password (MySQL's
+	// access errors say so).
+	usedPassword bool
+
 	respSeq   byte // sequence number of the handshake response
 	gotResp   bool // the handshake response was read...
 	answered  bool // ...and something was written since

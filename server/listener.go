@@ -257,6 +257,9 @@ func (m admissionMethod) HandleAuthPluginData(c *mysql.Conn, user string, server
 		return who, err
 	}
 	if g := guardedOf(c.Conn); g != nil {
+		// An empty password is an empty answer to the scramble (or a
+		// lone NUL in clear text).
+		g.usedPassword = len(clientData) > 0 && !(len(clientData) == 1 && clientData[0] == 0)
 		if err := g.authenticated(func() bool { return isConnectionAdmin(m.a.db, who) }); err != nil {
 			return who, err
 		}

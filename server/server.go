@@ -162,7 +162,7 @@ func (s *Server) build() error {
 	engineInit.Unlock()
 	prov.AttachEngine(s.engine)
 	s.engine.ProcessList = processList{s.engine.ProcessList}
-	s.engine.Analyzer.ExecBuilder = sqlfront.NewExecBuilder()
+	s.engine.Analyzer.ExecBuilder = s.prov.NewExecBuilder()
 	cancellableAnalyzer(s.engine.Analyzer)
 	go s.reloadUsers()
 	s.catchUp(2 * s.cfg.Cluster.Timeout)
@@ -208,7 +208,11 @@ func (s *Server) sessionBuilder(_ context.Context, conn *mysql.Conn, addr string
 		host, user = u.Host, u.User
 	}
 	client := sql.Client{Address: host, User: user, Capabilities: conn.Capabilities}
-	return s.prov.NewSession(sql.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID)), nil
+	sess := s.prov.NewSession(sql.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID))
+	if g := guardedOf(conn.Conn); g != nil {
+		sess.SetUsedPassword(g.usedPassword)
+	}
+	return sess, nil
 }
 
 // Start listens and serves MySQL clients until Close.
@@ -224,6 +228,12 @@ func (s *Server) Start() error {
 	}
 	s.ln = ln
 	if err := s.applyConnectionLimits(); err != nil {
+		ln.Close()
+		return err
+	}
+	// Set at every start: the variable is the process's, shared by the
+	// nodes of an in-process cluster.
+	if _, err := sqlfront.SetSecureFilePriv(s.cfg.SecureFilePriv); err != nil {
 		ln.Close()
 		return err
 	}

@@ -54,6 +54,8 @@ type Session struct {
 	valueErr atomic.Pointer[valueErrorText]
 	// mem is what the running statement has buffered (stmtlimit.go).
 	mem stmtMemory
+	// usedPassword: the client logged in with a password (files.go).
+	usedPassword atomic.Bool
 }
 
 // valueErrorText is MySQL's answer to a value its column refuses (strict
