@@ -356,8 +356,10 @@ func (p *Provider) loadFileFunction() sql.Function {
 	}}
 }
 
-func (l *loadFile) FunctionName() string       { return "load_file" }
-func (l *loadFile) Description() string        { return "returns the contents of a file of the server's host." }
+func (l *loadFile) FunctionName() string { return "load_file" }
+func (l *loadFile) Description() string {
+	return "returns the contents of a file of the server's host."
+}
 func (l *loadFile) Resolved() bool             { return l.name.Resolved() }
 func (l *loadFile) String() string             { return fmt.Sprintf("load_file(%s)", l.name) }
 func (l *loadFile) Type() sql.Type             { return types.LongBlob }
