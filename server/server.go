@@ -237,9 +237,11 @@ func (s *Server) Start() error {
 		ln.Close()
 		return err
 	}
-	s.mln = newMySQLListener(ln, s.log)
+	// TLS is run by each connection's guard (guardconn.go), not by the
+	// protocol code, so that the guard sees every client's packets.
+	s.mln = newMySQLListener(ln, s.log, s.mysqlTLS())
 	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: s.mln,
-		TLSConfig: s.mysqlTLS(), ProtocolListenerFactory: s.protocolListener}
+		ProtocolListenerFactory: s.protocolListener}
 	srv, err := gmsserver.NewServerWithHandler(gcfg, s.engine, sql.NewContext, s.sessionBuilder, nil,
 		func(h mysql.Handler) (mysql.Handler, error) {
 			return errorEdge{Handler: h, prov: s.prov, conns: s.conns}, nil
