@@ -65,7 +65,7 @@ type mysqlListener struct {
 	// tlsConf is the clients' TLS, run by each connection's guard; nil
 	// without --tls-cert.
 	tlsConf *tls.Config
-	open atomic.Int64 // connections accepted and not yet closed
+	open    atomic.Int64 // connections accepted and not yet closed
 	// stmts counts the prepared statements of all connections, against
 	// max_prepared_stmt_count.
 	stmts atomic.Int64
