@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -123,6 +124,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	cfg.Logger = logger
 	bridgeLibraryLogs(logger)
+	raiseFileLimit(logger)
 
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -154,4 +156,23 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// raiseFileLimit raises the soft limit on open files to the hard limit:
+// every client connection holds one, and hosts often default to 1024. (The
+// Go runtime stops one short of the hard limit.)
+func raiseFileLimit(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("cannot read the open files limit", "err", err)
+		return
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			log.Warn("cannot raise the open files limit", "err", err, "hard_limit", lim.Max)
+			return
+		}
+	}
+	log.Debug("open files limit", "limit", lim.Cur)
 }
