@@ -130,6 +130,9 @@ var errRules = []errRule{
 		}},
 
 	{re: regexp.MustCompile(`^Variable '(.+)' is a read only variable$`), num: erVariableReadOnly, state: "HY000", msg: verbatim},
+	// A literal too large for a double (1e400): the parser's own error.
+	{re: regexp.MustCompile(`^strconv\.ParseFloat: parsing "(.+)": value out of range$`), num: erIllegalValueForType, state: "22007",
+		msg: func(m []string, _ errEnv) string { return fmt.Sprintf("Illegal double '%s' value found during parsing", m[1]) }},
 	{re: regexp.MustCompile(`^command denied to user '(.*)'@'(.*)'$`), num: erTableAccessDenied, state: "42000",
 		msg: func(m []string, env errEnv) string { return denied(env, m[1], m[2], "") }},
 	{re: regexp.MustCompile(`^Access denied for user '(.*)'@'(.*)' to table '(.*)'$`), num: erTableAccessDenied, state: "42000",
@@ -447,6 +450,7 @@ const (
 	erDivisionByZero          = 1365 // ER_DIVISION_BY_ZERO
 	erTableAccessDenied       = 1142 // ER_TABLEACCESS_DENIED_ERROR
 	erVariableReadOnly        = 1238 // ER_INCORRECT_GLOBAL_LOCAL_VAR
+	erIllegalValueForType     = 1367 // ER_ILLEGAL_VALUE_FOR_TYPE
 	erKeyDoesNotExist         = 1176 // ER_KEY_DOES_NOT_EXITS
 	erDropIndexFK             = 1553 // ER_DROP_INDEX_FK
 	erFKNoIndexParent         = 1822 // ER_FK_NO_INDEX_PARENT
