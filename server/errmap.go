@@ -132,7 +132,9 @@ var errRules = []errRule{
 	{re: regexp.MustCompile(`^Variable '(.+)' is a read only variable$`), num: erVariableReadOnly, state: "HY000", msg: verbatim},
 	// A literal too large for a double (1e400): the parser's own error.
 	{re: regexp.MustCompile(`^strconv\.ParseFloat: parsing "(.+)": value out of range$`), num: erIllegalValueForType, state: "22007",
-		msg: func(m []string, _ errEnv) string { return fmt.Sprintf("Illegal double '%s' value found during parsing", m[1]) }},
+		msg: func(m []string, _ errEnv) string {
+			return fmt.Sprintf("Illegal double '%s' value found during parsing", m[1])
+		}},
 	{re: regexp.MustCompile(`^command denied to user '(.*)'@'(.*)'$`), num: erTableAccessDenied, state: "42000",
 		msg: func(m []string, env errEnv) string { return denied(env, m[1], m[2], "") }},
 	{re: regexp.MustCompile(`^Access denied for user '(.*)'@'(.*)' to table '(.*)'$`), num: erTableAccessDenied, state: "42000",
