@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -45,6 +46,11 @@ type Config struct {
 	// GLOBAL changes them while the node runs.
 	MaxConnections int
 	ConnectTimeout time.Duration
+	// SecureFilePriv (--secure-file-priv) is the one directory whose
+	// files LOAD_FILE, LOAD DATA INFILE and SELECT ... INTO OUTFILE may
+	// touch, for accounts holding FILE; empty leaves secure_file_priv
+	// NULL: no file of the host is reachable through SQL.
+	SecureFilePriv string
 
 	// PlacementFile (--placement) is a placement file (docs/PLACEMENT.md)
 	// stored as the cluster's placement when this node bootstraps a new
@@ -174,6 +180,11 @@ func (c *Config) Validate() error {
 	}
 	if c.ConnectTimeout != 0 && (c.ConnectTimeout < 2*time.Second || c.ConnectTimeout > 31536000*time.Second) {
 		return errors.New("server: connect timeout must be between 2 s and 31536000 s")
+	}
+	if c.SecureFilePriv != "" {
+		if st, err := os.Stat(c.SecureFilePriv); err != nil || !st.IsDir() {
+			return fmt.Errorf("server: --secure-file-priv %s is not a directory", c.SecureFilePriv)
+		}
 	}
 	if c.Cluster.PeerAddr == "" {
 		return errors.New("server: peer address not set")

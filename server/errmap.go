@@ -36,6 +36,8 @@ type errEnv struct {
 	db    string // the session's current database
 	query string // the statement, when known
 	prov  *sqlfront.Provider
+	// usedPassword: the client logged in with a password.
+	usedPassword bool
 }
 
 // words is the statement's words, upper-cased.
@@ -127,6 +129,12 @@ var errRules = []errRule{
 			return fmt.Sprintf("Invalid default value for '%s'", columnWithDefault(env.query))
 		}},
 
+	{re: regexp.MustCompile(`^Variable '(.+)' is a read only variable$`), num: erVariableReadOnly, state: "HY000", msg: verbatim},
+	// A literal too large for a double (1e400): the parser's own error.
+	{re: regexp.MustCompile(`^strconv\.ParseFloat: parsing "(.+)": value out of range$`), num: erIllegalValueForType, state: "22007",
+		msg: func(m []string, _ errEnv) string {
+			return fmt.Sprintf("Illegal double '%s' value found during parsing", m[1])
+		}},
 	{re: regexp.MustCompile(`^command denied to user '(.*)'@'(.*)'$`), num: erTableAccessDenied, state: "42000",
 		msg: func(m []string, env errEnv) string { return denied(env, m[1], m[2], "") }},
 	{re: regexp.MustCompile(`^Access denied for user '(.*)'@'(.*)' to table '(.*)'$`), num: erTableAccessDenied, state: "42000",
@@ -413,6 +421,17 @@ func accountDenied(se *mysql.SQLError, env errEnv) {
 		return
 	}
 	switch {
+	case words[0] == "LOAD" && words[1] == "DATA":
+		// The engine checks only FILE, a global privilege: MySQL answers
+		// its lack with 1045.
+		if m := regexp.MustCompile(`user '(.*)'@'(.*?)'`).FindStringSubmatch(se.Message); m != nil {
+			yes := "NO"
+			if env.usedPassword {
+				yes = "YES"
+			}
+			se.Num, se.State = mysql.ERAccessDeniedError, "28000"
+			se.Message = fmt.Sprintf("Access denied for user '%s'@'%s' (using password: %s)", m[1], m[2], yes)
+		}
 	case (words[0] == "CREATE" || words[0] == "DROP") && (words[1] == "DATABASE" || words[1] == "SCHEMA"):
 		orig := strings.Fields(env.query)
 		name := strings.Trim(orig[len(orig)-1], "`;")
@@ -432,6 +451,8 @@ func verbatim(m []string, _ errEnv) string { return m[0] }
 const (
 	erDivisionByZero          = 1365 // ER_DIVISION_BY_ZERO
 	erTableAccessDenied       = 1142 // ER_TABLEACCESS_DENIED_ERROR
+	erVariableReadOnly        = 1238 // ER_INCORRECT_GLOBAL_LOCAL_VAR
+	erIllegalValueForType     = 1367 // ER_ILLEGAL_VALUE_FOR_TYPE
 	erKeyDoesNotExist         = 1176 // ER_KEY_DOES_NOT_EXITS
 	erDropIndexFK             = 1553 // ER_DROP_INDEX_FK
 	erFKNoIndexParent         = 1822 // ER_FK_NO_INDEX_PARENT

@@ -82,6 +82,7 @@ func (h errorEdge) mysqlErrorFor(c *mysql.Conn, query string, err error) error {
 	env := errEnv{prov: h.prov, query: query}
 	if s := h.prov.SessionByConn(c.ConnectionID); s != nil {
 		env.db = s.GetCurrentDatabase()
+		env.usedPassword = s.UsedPassword()
 	}
 	translate(&out, env)
 	if s := h.prov.SessionByConn(c.ConnectionID); s != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,9 +21,9 @@ import (
 // engine's accept loop, which returns for good on its first error: it
 // retries failed accepts (running out of file descriptors is the usual
 // one) and enforces max_connections. guardedConn sits under each
-// connection: it applies connect_timeout to the handshake, and answers the
-// malformed packets the protocol code cannot parse with MySQL's errors
-// before they reach it.
+// connection: it runs TLS, applies connect_timeout to the handshake, and
+// answers the malformed packets the protocol code cannot parse with
+// MySQL's errors before they reach it.
 
 // Accept backs off from 5 ms, doubling up to a second, as net/http does.
 const (
@@ -60,8 +61,11 @@ func connectTimeout() time.Duration {
 
 type mysqlListener struct {
 	net.Listener
-	log  *slog.Logger
-	open atomic.Int64 // connections accepted and not yet closed
+	log *slog.Logger
+	// tlsConf is the clients' TLS, run by each connection's guard; nil
+	// without --tls-cert.
+	tlsConf *tls.Config
+	open    atomic.Int64 // connections accepted and not yet closed
 	// stmts counts the prepared statements of all connections, against
 	// max_prepared_stmt_count.
 	stmts atomic.Int64
@@ -76,8 +80,8 @@ type mysqlListener struct {
 	loopStopped bool // the accept loop above returned while the listener was open
 }
 
-func newMySQLListener(ln net.Listener, log *slog.Logger) *mysqlListener {
-	return &mysqlListener{Listener: ln, log: log, done: make(chan struct{})}
+func newMySQLListener(ln net.Listener, log *slog.Logger, tlsConf *tls.Config) *mysqlListener {
+	return &mysqlListener{Listener: ln, log: log, tlsConf: tlsConf, done: make(chan struct{})}
 }
 
 // Accept returns the next admitted connection. It returns an error only
@@ -189,7 +193,7 @@ func (l *mysqlListener) admit(c net.Conn) net.Conn {
 		go refuseTooMany(c)
 		return nil
 	}
-	g := &guardedConn{Conn: c, l: l, br: bufio.NewReaderSize(c, 1024)}
+	g := &guardedConn{Conn: c, l: l, br: bufio.NewReaderSize(c, 1024), tr: c, tlsConf: l.tlsConf}
 	if t := connectTimeout(); t > 0 {
 		_ = c.SetDeadline(time.Now().Add(t))
 	}
@@ -257,6 +261,9 @@ func (m admissionMethod) HandleAuthPluginData(c *mysql.Conn, user string, server
 		return who, err
 	}
 	if g := guardedOf(c.Conn); g != nil {
+		// An empty password is an empty answer to the scramble (or a
+		// lone NUL in clear text).
+		g.usedPassword = len(clientData) > 0 && !(len(clientData) == 1 && clientData[0] == 0)
 		if err := g.authenticated(func() bool { return isConnectionAdmin(m.a.db, who) }); err != nil {
 			return who, err
 		}

@@ -162,7 +162,7 @@ func (s *Server) build() error {
 	engineInit.Unlock()
 	prov.AttachEngine(s.engine)
 	s.engine.ProcessList = processList{s.engine.ProcessList}
-	s.engine.Analyzer.ExecBuilder = sqlfront.NewExecBuilder()
+	s.engine.Analyzer.ExecBuilder = s.prov.NewExecBuilder()
 	cancellableAnalyzer(s.engine.Analyzer)
 	go s.reloadUsers()
 	s.catchUp(2 * s.cfg.Cluster.Timeout)
@@ -208,7 +208,11 @@ func (s *Server) sessionBuilder(_ context.Context, conn *mysql.Conn, addr string
 		host, user = u.Host, u.User
 	}
 	client := sql.Client{Address: host, User: user, Capabilities: conn.Capabilities}
-	return s.prov.NewSession(sql.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID)), nil
+	sess := s.prov.NewSession(sql.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID))
+	if g := guardedOf(conn.Conn); g != nil {
+		sess.SetUsedPassword(g.usedPassword)
+	}
+	return sess, nil
 }
 
 // Start listens and serves MySQL clients until Close.
@@ -227,9 +231,17 @@ func (s *Server) Start() error {
 		ln.Close()
 		return err
 	}
-	s.mln = newMySQLListener(ln, s.log)
+	// Set at every start: the variable is the process's, shared by the
+	// nodes of an in-process cluster.
+	if _, err := sqlfront.SetSecureFilePriv(s.cfg.SecureFilePriv); err != nil {
+		ln.Close()
+		return err
+	}
+	// TLS is run by each connection's guard (guardconn.go), not by the
+	// protocol code, so that the guard sees every client's packets.
+	s.mln = newMySQLListener(ln, s.log, s.mysqlTLS())
 	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: s.mln,
-		TLSConfig: s.mysqlTLS(), ProtocolListenerFactory: s.protocolListener}
+		ProtocolListenerFactory: s.protocolListener}
 	srv, err := gmsserver.NewServerWithHandler(gcfg, s.engine, sql.NewContext, s.sessionBuilder, nil,
 		func(h mysql.Handler) (mysql.Handler, error) {
 			return errorEdge{Handler: h, prov: s.prov, conns: s.conns}, nil

@@ -58,6 +58,8 @@ type Session struct {
 	// forceBarrier: the next statement passes the catalog group's barrier
 	// whatever its names (RetryStale).
 	forceBarrier bool
+	// usedPassword: the client logged in with a password (files.go).
+	usedPassword atomic.Bool
 }
 
 // valueErrorText is MySQL's answer to a value its column refuses (strict

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -85,6 +86,7 @@ func serveFlags(cfg *server.Config, stderr io.Writer) (*flag.FlagSet, serveOpts)
 	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "max_connections: most client connections at once, plus one kept for a SUPER or CONNECTION_ADMIN user; SET GLOBAL changes it")
 	connectTimeout := fs.Int("connect-timeout", int(cfg.ConnectTimeout/time.Second), "connect_timeout: seconds a client has to log in; SET GLOBAL changes it")
 	fs.Int64Var(&cfg.SQL.MaxStatementMemory, "max-statement-memory", cfg.SQL.MaxStatementMemory, "default of max_statement_memory: bytes one statement may buffer (sorts, recursive CTEs); 0 for no limit")
+	fs.StringVar(&cfg.SecureFilePriv, "secure-file-priv", "", "secure_file_priv: the one directory whose files LOAD_FILE, LOAD DATA INFILE and SELECT ... INTO OUTFILE may read or write, for accounts holding FILE (default: none, secure_file_priv is NULL)")
 	lockWait := fs.Int("lock-wait-timeout", int(cfg.SQL.DefaultLockWaitTimeout/time.Second), "default innodb_lock_wait_timeout, seconds")
 	fs.StringVar(&cfg.Cluster.NodeID, "node-id", "", "this node's ID in the cluster (default: the one stored in --data-dir, or a new random one on first start)")
 	fs.StringVar(&cfg.Cluster.PeerAddr, "peer-addr", cfg.Cluster.PeerAddr, "address for other nodes (Raft and forwarding); they dial it as given unless --advertise-peer-addr is set, so name a host")
@@ -123,6 +125,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	cfg.Logger = logger
 	bridgeLibraryLogs(logger)
+	raiseFileLimit(logger)
 
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -154,4 +157,23 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// raiseFileLimit raises the soft limit on open files to the hard limit:
+// every client connection holds one, and hosts often default to 1024. (The
+// Go runtime stops one short of the hard limit.)
+func raiseFileLimit(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("cannot read the open files limit", "err", err)
+		return
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			log.Warn("cannot raise the open files limit", "err", err, "hard_limit", lim.Max)
+			return
+		}
+	}
+	log.Debug("open files limit", "limit", lim.Cur)
 }
