@@ -178,6 +178,10 @@ var errRules = []errRule{
 			}
 			return fmt.Sprintf("Cannot truncate a table referenced in a foreign key constraint (`%s`.`%s`, CONSTRAINT `%s`)", db, m[3], m[2])
 		}},
+	{re: regexp.MustCompile(`^incorrect prefix key '.*'; the used key part isn't a string, the used length is longer than the key part, or the storage engine doesn't support unique prefix keys$`), num: mysql.ERWrongSubKey, state: "HY000",
+		msg: func([]string, errEnv) string {
+			return "Incorrect prefix key; the used key part isn't a string, the used length is longer than the key part, or the storage engine doesn't support unique prefix keys"
+		}},
 	{re: regexp.MustCompile(`^no database selected$`), num: mysql.ERNoDb, state: "3D000",
 		msg: func([]string, errEnv) string { return "No database selected" }},
 	{re: regexp.MustCompile(`^SAVEPOINT (.+) does not exist$`), num: 1305, state: "42000",
