@@ -9,6 +9,9 @@ import (
 	"strings"
 
 	"github.com/dolthub/go-mysql-server/sql"
+	"github.com/dolthub/go-mysql-server/sql/analyzer"
+	"github.com/dolthub/go-mysql-server/sql/plan"
+	"github.com/dolthub/go-mysql-server/sql/transform"
 	vtrpcpb "github.com/dolthub/vitess/go/vt/proto/vtrpc"
 	ast "github.com/dolthub/vitess/go/vt/sqlparser"
 	"github.com/dolthub/vitess/go/vt/vterrors"
@@ -126,6 +129,33 @@ func init() {
 	// triggers, routines, checks and defaults all parse through
 	// sql.GlobalParser (the engine copies it when it is made).
 	sql.GlobalParser = dialectParser{}
+	// The engine refuses ON DELETE / ON UPDATE SET DEFAULT, which InnoDB
+	// does not implement, only when its parser is its own MySQL parser
+	// type; the same refusal, for any parser.
+	analyzer.OnceBeforeDefault = append([]analyzer.Rule{{Id: setDefaultRuleID, Apply: refuseSetDefault}}, analyzer.OnceBeforeDefault...)
+}
+
+const setDefaultRuleID analyzer.RuleId = 1<<20 + 2
+
+func refuseSetDefault(ctx *sql.Context, _ *analyzer.Analyzer, n sql.Node, _ *plan.Scope, _ analyzer.RuleSelector, _ *sql.QueryFlags) (sql.Node, transform.TreeIdentity, error) {
+	var err error
+	check := func(fk *sql.ForeignKeyConstraint) {
+		if fk != nil && (fk.OnUpdate == sql.ForeignKeyReferentialAction_SetDefault || fk.OnDelete == sql.ForeignKeyReferentialAction_SetDefault) {
+			err = sql.ErrForeignKeySetDefault.New()
+		}
+	}
+	transform.Inspect(n, func(n sql.Node) bool {
+		switch n := n.(type) {
+		case *plan.CreateTable:
+			for _, fk := range n.ForeignKeys() {
+				check(fk)
+			}
+		case *plan.CreateForeignKey:
+			check(n.FkDef)
+		}
+		return err == nil
+	})
+	return n, transform.SameTree, err
 }
 
 // Parser returns the parser fogdb's engine uses.

@@ -398,3 +398,19 @@ func TestNonReservedKeywordsAsNamesInTheEngine(t *testing.T) {
 		}
 	}
 }
+
+// ON DELETE / ON UPDATE SET DEFAULT, which InnoDB does not implement, is
+// refused as the engine refuses it with its own parser.
+func TestForeignKeySetDefaultRefused(t *testing.T) {
+	db := newTestDB(t)
+	require.NoError(t, db.exec(db.sess, "CREATE DATABASE d"))
+	require.NoError(t, db.exec(db.sess, "CREATE TABLE d.p (id INT PRIMARY KEY)"))
+	require.NoError(t, db.exec(db.sess, "CREATE TABLE d.c (id INT PRIMARY KEY, pid INT)"))
+	for _, q := range []string{
+		"CREATE TABLE d.x (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES d.p (id) ON DELETE SET DEFAULT)",
+		"ALTER TABLE d.c ADD FOREIGN KEY (pid) REFERENCES d.p (id) ON UPDATE SET DEFAULT",
+	} {
+		err := db.exec(db.sess, q)
+		require.True(t, sql.ErrForeignKeySetDefault.Is(err), "%s: %v", q, err)
+	}
+}
