@@ -449,6 +449,7 @@ func translate(se *mysql.SQLError, env errEnv) {
 		}
 		return
 	}
+	translateKind(se, msg)
 }
 
 // accountDenied refines a privilege error for statements on databases and
