@@ -34,6 +34,7 @@ var kindRules = []kindRule{
 	{sql.ErrAmbiguousColumnInOrderBy, mysql.ERNonUniq, "23000", "Column '%[1]s' in order clause is ambiguous"},
 	{sql.ErrDuplicateAliasOrTable, mysql.ERNonUniqTable, "42000", "Not unique table/alias: '%[1]s'"},
 	{sql.ErrDuplicateKey, mysql.ERDupKeyName, "42000", "Duplicate key name '%[1]s'"},
+	{sql.ErrIndexIDAlreadyRegistered, mysql.ERDupKeyName, "42000", "Duplicate key name '%[1]s'"},
 	{sql.ErrDuplicateColumn, mysql.ERDupFieldName, "42S21", "Duplicate column name '%[1]s'"},
 	{sql.ErrUnknownIndexColumn, mysql.ERKeyColumnDoesNotExist, "42000", "Key column '%[1]s' doesn't exist in table"},
 	{sql.ErrDatabaseSchemaExists, mysql.ERDbCreateExists, "HY000", "Can't create database '%[1]s'; database exists"},
