@@ -27,20 +27,26 @@ import (
 //
 // Rather than patch the grammar, sqlfront parses through dialectParser:
 // the engine's parser first, unchanged, so a statement it takes costs
-// nothing more. When it fails with a syntax error, the word the parser
-// stopped at, or the word just before it (a keyword that begins a clause,
-// NEXT, FULL, STDDEV, is rejected only at the token after it), is quoted,
-// if it is a keyword to the parser and a word MySQL does not reserve, and
-// the statement is parsed again, for as long as each attempt gets further.
-// A reserved word is never quoted: it fails with 1064 unquoted, as in MySQL.
+// nothing more than a scan of its text for four words (below). When it fails
+// with a syntax error, the nearest word among the token the parser stopped
+// at and the few before it (a keyword that begins a clause, NEXT, FULL,
+// STDDEV, is rejected only a token or two later) that is a keyword to the
+// parser and a word MySQL does not reserve is quoted, and the statement is
+// parsed again, for as long as each attempt gets at least as far. A word
+// right after a period qualifying a name is a name to MySQL even when
+// reserved (t.select), and is quoted likewise. A reserved word is never
+// quoted elsewhere: it fails with 1064 unquoted, as in MySQL.
 //
 // The parser reports its positions, and the AST holds offsets, in the text
 // it was given; those are mapped back onto the client's text, so result
 // column names, view and routine bodies and error positions all refer to
-// what the client sent.
+// what the client sent. A statement that still fails reports where the
+// parser got furthest.
 //
-// The reverse gap: the grammar takes a reserved word unquoted in an INSERT
-// column list, where MySQL does not. reservedInsertColumn refuses it.
+// The mirror cases: the grammar takes a reserved word unquoted in an INSERT
+// column list, where MySQL does not (reservedInsertColumn refuses it); and
+// it reads FULL JOIN and the SQL_CACHE option, which MySQL 8 does not have,
+// where MySQL reads names (alienKeywords), which the text is scanned for.
 //
 // mysqlReserved is MySQL 8.0.31's list of reserved words (testdata/
 // mysql80_keywords.txt holds the whole keyword table, with its source;
@@ -229,7 +235,7 @@ func parseDialectText(s string, opts ast.ParserOptions, one bool) (ast.Statement
 	}
 	stmt, next, err := parse(s)
 	var alien map[string]bool
-	if err == nil {
+	if err == nil && (containsFold(s, "full") || containsFold(s, "sql_cache")) {
 		alien = alienKeywords(stmt)
 	}
 	if err == nil && alien == nil {
@@ -240,14 +246,29 @@ func parseDialectText(s string, opts ast.ParserOptions, one bool) (ast.Statement
 	}
 	if err == nil {
 		// Words the parser took as keywords MySQL 8 does not have are
-		// names: quote them all and parse again.
+		// names: quote them all and parse again. FULL OUTER JOIN, which
+		// MySQL refuses, stays the engine's full join.
 		q, qm := s, quoteMap{}
-		for _, t := range tokens(s, opts, -1) {
-			if w, ok := bareWord(s, t.start, t.end); ok && alien[strings.ToLower(w)] {
-				start, end := qm.cur(t.start), qm.cur(t.start)+len(w)
-				q = q[:start] + "`" + w + "`" + q[end:]
-				qm.insert(start, end)
+		toks := tokens(s, opts, -1)
+		for i, t := range toks {
+			w, ok := bareWord(s, t.start, t.end)
+			if !ok || !alien[strings.ToLower(w)] {
+				continue
 			}
+			if i+1 < len(toks) && strings.EqualFold(w, "full") {
+				if next, ok := bareWord(s, toks[i+1].start, toks[i+1].end); ok && strings.EqualFold(next, "outer") {
+					continue
+				}
+			}
+			start, end := qm.cur(t.start), qm.cur(t.start)+len(w)
+			q = q[:start] + "`" + w + "`" + q[end:]
+			qm.insert(start, end)
+		}
+		if q == s {
+			if pos, w, bad := reservedInsertColumn(s, stmt, opts); bad {
+				return nil, 0, s, syntaxError(fmt.Sprintf("syntax error at position %d near '%s'", pos, w), pos, s)
+			}
+			return stmt, next, s, nil
 		}
 		return requote(s, q, qm, opts, parse)
 	}
@@ -539,6 +560,9 @@ func (m *quoteMap) count(p int) int { return p - m.orig(p) }
 // end). The statement's text is read only when a column so named is
 // there at all.
 func reservedInsertColumn(q string, stmt ast.Statement, opts ast.ParserOptions) (int, string, bool) {
+	if !containsFold(q, "insert") && !containsFold(q, "replace") {
+		return 0, "", false
+	}
 	found := false
 	_ = ast.Walk(func(node ast.SQLNode) (bool, error) {
 		if ins, ok := node.(*ast.Insert); ok {
@@ -603,4 +627,25 @@ func reservedInsertColumn(q string, stmt ast.Statement, opts ast.ParserOptions) 
 		}
 	}
 	return 0, "", false
+}
+
+// containsFold reports whether s holds word (lower-case ASCII) in any
+// case: a test cheaper than walking a statement's AST.
+func containsFold(s, word string) bool {
+	for i := 0; i+len(word) <= len(s); i++ {
+		j := 0
+		for ; j < len(word); j++ {
+			c := s[i+j]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != word[j] {
+				break
+			}
+		}
+		if j == len(word) {
+			return true
+		}
+	}
+	return false
 }

@@ -352,6 +352,15 @@ func TestRequotedStatementKeepsItsText(t *testing.T) {
 	ddl := stmt.(*ast.DDL)
 	require.Equal(t, "SELECT shared FROM t", "CREATE VIEW v AS SELECT shared FROM t"[ddl.SubStatementPositionStart:ddl.SubStatementPositionEnd])
 
+	// MySQL 8 has no FULL JOIN: t FULL JOIN u names t full; FULL OUTER
+	// JOIN stays the engine's.
+	stmt, err = p.ParseSimple("SELECT * FROM t full JOIN u ON full.a = u.a")
+	require.NoError(t, err)
+	require.Equal(t, "select * from t as `full` join u on `full`.a = u.a", ast.String(stmt))
+	stmt, err = p.ParseSimple("SELECT * FROM t FULL OUTER JOIN u ON t.a = u.a")
+	require.NoError(t, err)
+	require.Contains(t, ast.String(stmt), "full outer join")
+
 	// ANSI_QUOTES: a double-quoted name is a name, and the keyword after it
 	// is found.
 	_, err = p.ParseSimple(`SELECT "a" FROM t`)
@@ -412,5 +421,12 @@ func TestForeignKeySetDefaultRefused(t *testing.T) {
 	} {
 		err := db.exec(db.sess, q)
 		require.True(t, sql.ErrForeignKeySetDefault.Is(err), "%s: %v", q, err)
+	}
+}
+
+func TestContainsFold(t *testing.T) {
+	for s, want := range map[string]bool{"SELECT SQL_CACHE a": true, "t Full join": true, "fu ll": false, "INSERT": true, "": false} {
+		got := containsFold(s, "sql_cache") || containsFold(s, "full") || containsFold(s, "insert")
+		require.Equal(t, want, got, s)
 	}
 }

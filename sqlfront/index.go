@@ -45,9 +45,13 @@ func (t *Table) GetIndexes(*sql.Context) ([]sql.Index, error) {
 	// NOT NULL columns only before the others and those without a prefix
 	// part before those with one, then the rest, each in the order it was
 	// made.
-	sort.SliceStable(secondary, func(i, j int) bool {
-		return t.keyRank(secondary[i].(*Index).im) < t.keyRank(secondary[j].(*Index).im)
-	})
+	if t.p.cfg.KeysByName {
+		sort.Slice(secondary, func(i, j int) bool { return secondary[i].ID() < secondary[j].ID() })
+	} else {
+		sort.SliceStable(secondary, func(i, j int) bool {
+			return t.keyRank(secondary[i].(*Index).im) < t.keyRank(secondary[j].(*Index).im)
+		})
+	}
 	return append(out, secondary...), nil
 }
 
