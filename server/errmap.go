@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dolthub/vitess/go/mysql"
+	ast "github.com/dolthub/vitess/go/vt/sqlparser"
 
 	"github.com/fogdb/fogdb/sqlfront"
 )
@@ -38,6 +39,28 @@ type errEnv struct {
 	prov  *sqlfront.Provider
 	// usedPassword: the client logged in with a password.
 	usedPassword bool
+}
+
+// databases lists the databases the statement's own qualified names
+// name (DELETE FROM d.t names d), then the current one: where to look
+// for the objects an engine error names without their database.
+func (e errEnv) databases() []string {
+	var out []string
+	add := func(db string) {
+		if db != "" && !slices.ContainsFunc(out, func(x string) bool { return strings.EqualFold(x, db) }) {
+			out = append(out, db)
+		}
+	}
+	if stmt, err := sqlfront.Parser().ParseSimple(e.query); err == nil && stmt != nil {
+		_ = ast.Walk(func(node ast.SQLNode) (bool, error) {
+			if tn, ok := node.(ast.TableName); ok {
+				add(tn.DbQualifier.String())
+			}
+			return true, nil
+		}, stmt)
+	}
+	add(e.db)
+	return out
 }
 
 // words is the statement's words, upper-cased.
@@ -93,8 +116,11 @@ var errRules = []errRule{
 	{re: regexp.MustCompile("^cannot drop table `(.+)` as it is referenced in foreign key `(.+)`$"), num: erFKDropTableReferenced, state: "HY000",
 		msg: func(m []string, env errEnv) string {
 			child := "?"
-			if fk, ok := env.prov.ReferencingForeignKey(env.db, m[1], m[2]); ok {
-				child = fk.Table
+			for _, db := range env.databases() {
+				if fk, ok := env.prov.ReferencingForeignKey(db, m[1], m[2]); ok {
+					child = fk.Table
+					break
+				}
 			}
 			return fmt.Sprintf("Cannot drop table '%s' referenced by a foreign key constraint '%s' on table '%s'.", m[1], m[2], child)
 		}},
@@ -149,6 +175,23 @@ var errRules = []errRule{
 		msg: func(m []string, _ errEnv) string {
 			return fmt.Sprintf("Can't DROP '%s'; check that column/key exists", m[1])
 		}},
+	{re: regexp.MustCompile(`^cannot truncate table (.+) as it is referenced in foreign key (.+) on table (.+)$`), num: erTruncateIllegalFK, state: "42000",
+		msg: func(m []string, env errEnv) string {
+			db := env.db
+			for _, d := range env.databases() {
+				if _, ok := env.prov.ForeignKey(d, m[3], m[2]); ok {
+					db = d
+					break
+				}
+			}
+			return fmt.Sprintf("Cannot truncate a table referenced in a foreign key constraint (`%s`.`%s`, CONSTRAINT `%s`)", db, m[3], m[2])
+		}},
+	{re: regexp.MustCompile(`^incorrect prefix key '.*'; the used key part isn't a string, the used length is longer than the key part, or the storage engine doesn't support unique prefix keys$`), num: mysql.ERWrongSubKey, state: "HY000",
+		msg: func([]string, errEnv) string {
+			return "Incorrect prefix key; the used key part isn't a string, the used length is longer than the key part, or the storage engine doesn't support unique prefix keys"
+		}},
+	{re: regexp.MustCompile(`^no database selected$`), num: mysql.ERNoDb, state: "3D000",
+		msg: func([]string, errEnv) string { return "No database selected" }},
 	{re: regexp.MustCompile(`^SAVEPOINT (.+) does not exist$`), num: 1305, state: "42000",
 		msg: func(m []string, _ errEnv) string { return fmt.Sprintf("SAVEPOINT %s does not exist", m[1]) }},
 	{re: regexp.MustCompile(`(?i)^cannot execute statement in a READ ONLY transaction`), num: 1792, state: "25006",
@@ -233,11 +276,14 @@ func denied(env errEnv, user, host, table string) string {
 func fkText(env errEnv, name, child, parent string) string {
 	db := env.db
 	cols, pcols := "", ""
-	if fk, ok := env.prov.ForeignKey(db, child, name); ok {
-		db = fk.Database
-		cols = "`" + strings.Join(fk.Columns, "`, `") + "`"
-		pcols = "`" + strings.Join(fk.ParentColumns, "`, `") + "`"
-		parent = fk.ParentTable
+	for _, d := range env.databases() {
+		if fk, ok := env.prov.ForeignKey(d, child, name); ok && strings.EqualFold(fk.ParentTable, parent) {
+			db = fk.Database
+			cols = "`" + strings.Join(fk.Columns, "`, `") + "`"
+			pcols = "`" + strings.Join(fk.ParentColumns, "`, `") + "`"
+			parent = fk.ParentTable
+			break
+		}
 	}
 	return fmt.Sprintf("`%s`.`%s`, CONSTRAINT `%s` FOREIGN KEY (%s) REFERENCES `%s` (%s)", db, child, name, cols, parent, pcols)
 }
@@ -411,6 +457,7 @@ func translate(se *mysql.SQLError, env errEnv) {
 		}
 		return
 	}
+	translateKind(se, msg)
 }
 
 // accountDenied refines a privilege error for statements on databases and
@@ -455,6 +502,7 @@ const (
 	erIllegalValueForType     = 1367 // ER_ILLEGAL_VALUE_FOR_TYPE
 	erKeyDoesNotExist         = 1176 // ER_KEY_DOES_NOT_EXITS
 	erDropIndexFK             = 1553 // ER_DROP_INDEX_FK
+	erTruncateIllegalFK       = 1701 // ER_TRUNCATE_ILLEGAL_FK
 	erFKNoIndexParent         = 1822 // ER_FK_NO_INDEX_PARENT
 	erFKCannotOpenParent      = 1824 // ER_FK_CANNOT_OPEN_PARENT
 	erFKDupName               = 1826 // ER_FK_DUP_NAME

@@ -10,6 +10,7 @@ import (
 	"github.com/dolthub/vitess/go/mysql"
 	"github.com/dolthub/vitess/go/sqltypes"
 	querypb "github.com/dolthub/vitess/go/vt/proto/query"
+	ast "github.com/dolthub/vitess/go/vt/sqlparser"
 
 	"github.com/fogdb/fogdb/sqlfront"
 )
@@ -266,6 +267,10 @@ func (h errorEdge) NewConnection(c *mysql.Conn) {
 	c.StatusFlags |= uint16(mysql.ServerStatusAutocommit)
 	if g := guardedOf(c.Conn); g != nil {
 		g.mc = c
+		g.parserOptions = func() ast.ParserOptions {
+			opts, _ := h.Handler.ParserOptionsForConnection(c)
+			return opts
+		}
 	}
 	h.conns.add(c)
 }

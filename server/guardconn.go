@@ -14,6 +14,8 @@ import (
 
 	"github.com/dolthub/go-mysql-server/sql"
 	"github.com/dolthub/vitess/go/mysql"
+	ast "github.com/dolthub/vitess/go/vt/sqlparser"
+	"github.com/dolthub/vitess/go/vt/vterrors"
 
 	"github.com/fogdb/fogdb/sqlfront"
 )
@@ -107,6 +109,11 @@ type guardedConn struct {
 	// usedPassword: the client logged in with a password (MySQL's
 	// access errors say so).
 	usedPassword bool
+	// pending is a command packet served in place of the one the client
+	// sent (a prepared statement's text made parseable, rewritePrepare).
+	pending []byte
+	// parserOptions are the session's (ANSI_QUOTES); set with mc.
+	parserOptions func() ast.ParserOptions
 
 	respSeq   byte // sequence number of the handshake response
 	gotResp   bool // the handshake response was read...
@@ -310,9 +317,29 @@ func (g *guardedConn) Read(p []byte) (int, error) {
 				}
 				continue
 			}
+			if pkt, reply, err := g.rewritePrepare(length); err != nil {
+				return 0, err
+			} else if reply != nil {
+				if err := g.send(reply); err != nil {
+					return 0, err
+				}
+				continue
+			} else if pkt != nil {
+				g.pending, g.remaining = pkt, len(pkt)
+				continue
+			}
 		}
 		g.remaining, g.pktLen = 4+length, 4+length
 		g.adjust = g.phase == phaseHandshake && g.shift != 0
+	}
+	if g.pending != nil {
+		n := copy(p[:min(len(p), g.remaining)], g.pending)
+		g.pending = g.pending[n:]
+		g.remaining -= n
+		if len(g.pending) == 0 {
+			g.pending = nil
+		}
+		return n, nil
 	}
 	if len(p) > g.remaining {
 		p = p[:g.remaining]
@@ -354,6 +381,44 @@ type readerConn struct {
 }
 
 func (c *readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// rewritePrepare reads a COM_STMT_PREPARE packet whole and returns the
+// packet to hand the protocol code instead, or the error to answer it
+// with. The protocol code parses a prepared statement with the engine's
+// parser directly, before any handler sees it, so the statement gets
+// here what every other statement gets from the engine's parser
+// (sqlfront.DialectText): names MySQL takes unquoted that the parser
+// reads as keywords quoted (INSERT INTO v (encryption_key_id) VALUES
+// (?)), FOR SHARE spelled as the parser knows it, and a syntax error
+// answered with MySQL's 1064 rather than the protocol code's 1105. A
+// statement in packets of 16 MiB or more passes unchanged.
+func (g *guardedConn) rewritePrepare(length int) (pkt, reply []byte, err error) {
+	if g.more || length < 2 || g.parserOptions == nil {
+		return nil, nil, nil
+	}
+	head, err := g.br.Peek(5)
+	if err != nil || head[4] != mysql.ComPrepare {
+		return nil, nil, err
+	}
+	pkt = make([]byte, 4+length)
+	if _, err := io.ReadFull(g.br, pkt); err != nil {
+		return nil, nil, err
+	}
+	query := string(pkt[5:])
+	text, perr := sqlfront.DialectText(sqlfront.RewriteQuery(query), g.parserOptions())
+	if perr != nil {
+		if _, ok := vterrors.AsSyntaxError(perr); ok {
+			se := mysql.NewSQLError(mysql.ERUnknownError, mysql.SSUnknownSQLState, "%s", perr.Error())
+			translate(se, errEnv{query: query})
+			return nil, errPacket(1, uint16(se.Num), se.State, cutBytes(se.Message, errMsgMaxBytes)), nil
+		}
+		return pkt, nil, nil
+	}
+	if text == query {
+		return pkt, nil, nil
+	}
+	return packet(0, append([]byte{mysql.ComPrepare}, text...)), nil, nil
+}
 
 // globalMaxAllowedPacket is the largest packet a client may send. The
 // session value is read-only in MySQL 8, so the global one decides.

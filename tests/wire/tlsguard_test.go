@@ -194,6 +194,26 @@ func TestGuardOverTLS(t *testing.T) {
 		require.NoError(t, s1.Close())
 		prepareEventually(t, c, "SELECT 3")
 	})
+
+	// Prepared statements over TLS are read as text statements are: a
+	// word MySQL does not reserve names a column, and a syntax error is
+	// 1064.
+	t.Run("prepared dialect", func(t *testing.T) {
+		restoreGlobals(t)
+		name := fmt.Sprintf("guard-%d", time.Now().UnixNano())
+		require.NoError(t, mysql.RegisterTLSConfig(name, cfg))
+		t.Cleanup(func() { mysql.DeregisterTLSConfig(name) })
+		tdb := openDSN(t, dsn(srv, "")+"&tls="+name)
+		mustExec(t, tdb, "CREATE DATABASE IF NOT EXISTS tlsdialect")
+		mustExec(t, tdb, "CREATE TABLE IF NOT EXISTS tlsdialect.v (id INT PRIMARY KEY, encryption_key_id INT)")
+		_, err := tdb.Exec("INSERT INTO tlsdialect.v (id, encryption_key_id) VALUES (?, ?)", 1, 2)
+		require.NoError(t, err)
+		var n int
+		require.NoError(t, tdb.QueryRow("SELECT encryption_key_id FROM tlsdialect.v WHERE id = ?", 1).Scan(&n))
+		require.Equal(t, 2, n)
+		_, err = tdb.Exec("SELEC encryption_key_id FROM tlsdialect.v WHERE id = ?", 1)
+		requireMySQLError(t, err, 1064, "42000")
+	})
 }
 
 // A client that starts TLS and then says nothing is closed after
