@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fogdb/fogdb/server"
+	"github.com/fogdb/fogdb/wanem"
 )
 
 // partitionTimeout is the cluster timeout of the partition tests: how long
@@ -392,5 +393,41 @@ func TestFollowerCutFromLeaderServesNoStaleCatalog(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "still unavailable %v after the heal: %v", Patience, err)
 	}
 	require.NoError(t, boundedExec(t, conn, "INSERT INTO t VALUES (2, 2)"))
+	requireConverged(t, c)
+}
+
+// A follower whose connection to the leader goes silent (its site cut off
+// in blackhole mode, as a WAN link that stops carrying packets, found by
+// the container tests) fails a write with 1047 within the cluster
+// timeout: the row lock it asks the leader for may wait up to
+// innodb_lock_wait_timeout there, but a leader that answers nothing must
+// not hold the client that long.
+func TestWriteThroughSilentLeaderFailsInTime(t *testing.T) {
+	sites := []string{"paris", "rennes", "nice"}
+	c := StartSites(t, sites, shortClusterTimeout)
+	l := c.Leader()
+	c.Exec(l, "CREATE DATABASE sl", "CREATE TABLE sl.t (id INT PRIMARY KEY, v INT)")
+	f := c.Follower()
+	c.WaitMember(f)
+	conn := dedicatedConn(t, c, f, "sl")
+	// The follower has spoken to the leader: its connection is open.
+	require.NoError(t, boundedExec(t, conn, "INSERT INTO t VALUES (1, 1)"))
+	// The lock wait the leader would allow is far longer than answerBound,
+	// so an answer within it comes from the silence.
+	var wait int
+	require.NoError(t, conn.QueryRowContext(context.Background(), "SELECT @@innodb_lock_wait_timeout").Scan(&wait))
+	require.Greater(t, time.Duration(wait)*time.Second, answerBound)
+
+	for _, s := range sites {
+		if s != c.Nodes[f].Site {
+			c.WAN.Cut(c.Nodes[f].Site, s, wanem.Blackhole)
+		}
+	}
+	for _, q := range []string{"INSERT INTO t VALUES (2, 2)", "UPDATE t SET v = 3 WHERE id = 1"} {
+		requireErrNo(t, boundedExec(t, conn, q), []uint16{erUnavailable}, q)
+	}
+	c.WAN.HealAll()
+	maj := dedicatedConn(t, c, l, "sl")
+	require.NoError(t, boundedExec(t, maj, "INSERT INTO t VALUES (2, 2)"))
 	requireConverged(t, c)
 }

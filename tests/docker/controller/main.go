@@ -125,28 +125,34 @@ func ensureSchema(ctx context.Context, db *sql.DB, out *json.Encoder, site strin
 
 // step is one round: the writes, then what the node shows. An event whose
 // insert failed is written again under the same number next round, so
-// the numbers a site acknowledged have no gaps.
+// the numbers a site acknowledged have no gaps. Each statement has a
+// deadline of its own, longer than a node takes to answer that the
+// cluster is unavailable.
 func step(ctx context.Context, db *sql.DB, site string, seq int64) report {
 	r := report{Site: site, Seq: seq, Local: "ok", Global: "ok"}
-	c, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := db.Conn(c)
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		r.Local, r.Global = errText(err), "not tried"
 		return r
 	}
 	defer conn.Close()
-	var cipher string
-	if err := conn.QueryRowContext(c, "SHOW SESSION STATUS LIKE 'Ssl_version'").Scan(new(string), &cipher); err == nil {
-		r.TLS = cipher
+	var version string
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := conn.QueryRowContext(c, "SHOW SESSION STATUS LIKE 'Ssl_version'").Scan(new(string), &version); err == nil {
+		r.TLS = version
 	}
 	// 1062: an earlier try whose outcome was unknown (1180) did commit.
 	if _, err := conn.ExecContext(c, "INSERT INTO ctl.events VALUES (?, ?, NOW(6))", site, seq); err != nil && !isDup(err) {
 		r.Local = errText(err)
 	}
+	c, cancel = context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	if _, err := conn.ExecContext(c, "INSERT INTO ctl.heartbeats VALUES (?, ?, NOW(6)) ON DUPLICATE KEY UPDATE seq = VALUES(seq), at = VALUES(at)", site, seq); err != nil {
 		r.Global = errText(err)
 	}
+	c, cancel = context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	rows, err := conn.QueryContext(c, "SELECT site, COUNT(*) FROM ctl.events GROUP BY site ORDER BY site")
 	if err != nil {
 		r.SeenError = errText(err)
