@@ -258,7 +258,8 @@ func (s *Server) Start() error {
 func (s *Server) protocolListener(cfg gmsserver.Config, lc mysql.ListenerConfig, sel gmsserver.ServerEventListener) (gmsserver.ProtocolListener, error) {
 	// TLS policy wraps admission, so an insecure login is refused with
 	// 3159 before it counts against max_connections.
-	lc.AuthServer = secureAuthServer{admissionAuth{AuthServer: lc.AuthServer, db: s.engine.Analyzer.Catalog.MySQLDb, onLogin: s.loggedIn}}
+	lc.AuthServer = secureAuthServer{admissionAuth{AuthServer: lc.AuthServer, db: s.engine.Analyzer.Catalog.MySQLDb, onLogin: s.loggedIn,
+		tlsRequirement: s.prov.AccountTLSRequirement}}
 	return gmsserver.MySQLProtocolListenerFactory(cfg, lc, sel)
 }
 
