@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fogdb/fogdb/server"
@@ -410,8 +411,19 @@ func TestWriteThroughSilentLeaderFailsInTime(t *testing.T) {
 	f := c.Follower()
 	c.WaitMember(f)
 	conn := dedicatedConn(t, c, f, "sl")
-	// The follower has spoken to the leader: its connection is open.
+	// The follower has spoken to the leader, several requests at once:
+	// connections to it wait in its pool, open.
 	require.NoError(t, boundedExec(t, conn, "INSERT INTO t VALUES (1, 1)"))
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.DB(f, "sl").Exec(fmt.Sprintf("INSERT INTO t VALUES (%d, 0)", 10+i))
+			assert.NoError(t, err)
+		}()
+	}
+	wg.Wait()
 	// The lock wait the leader would allow is far longer than answerBound,
 	// so an answer within it comes from the silence.
 	var wait int
