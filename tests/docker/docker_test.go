@@ -159,6 +159,9 @@ func TestThreeSites(t *testing.T) {
 			"FOGDB_IMAGE_TAG=" + imageTag,
 			"FOGDB_CLUSTER_SECRET=" + secret,
 			"FOGDB_ROOT_PASSWORD=" + rootPassword,
+			// Every node starts as the older build, for the rolling
+			// upgrade at the end.
+			"FOGDB_ADVERTISE_VERSION=" + oldVersion,
 		},
 	}
 	e.tryRun("down", "-v", "--remove-orphans") // a run that was interrupted
@@ -423,7 +426,81 @@ func TestThreeSites(t *testing.T) {
 			require.Equal(t, 5, n, "%s reads the rows %s wrote while cut off", s.name, cut.name)
 		}
 	})
+
+	t.Run("RollingUpgrade", func(t *testing.T) {
+		// Each node in turn is recreated as this build (its data volume
+		// kept), under writes through the two others: no client operation
+		// fails, and the cluster's active version, which bounds the entry
+		// types a leader proposes, rises only once every node has this
+		// build.
+		build := fmt.Sprintf("%d.%d", replication.BuildVersion.Commands, replication.BuildVersion.Snapshot)
+		require.NotEqual(t, oldVersion, build)
+		upgraded := append(append([]string{}, e.env...), "FOGDB_ADVERTISE_VERSION=")
+		versions := func(s site) (mine, active string, err error) {
+			var m, a sql.NullString
+			err = dbs[s.name].QueryRow("SELECT version, active_version FROM fogdb.`groups` WHERE group_id = 1").Scan(&m, &a)
+			return m.String, a.String, err
+		}
+		activeOnLeader := func(want string) {
+			t.Helper()
+			eventually(t, patience, func() error {
+				leader, err := e.globalLeader(sites[0])
+				if err != nil {
+					return err
+				}
+				_, active, err := versions(siteByName(t, leader))
+				if err != nil {
+					return err
+				}
+				if active != want {
+					return fmt.Errorf("active version %q at the leader (%s), want %q", active, leader, want)
+				}
+				return nil
+			})
+		}
+		for _, s := range sites {
+			mine, _, err := versions(s)
+			require.NoError(t, err)
+			require.Equal(t, oldVersion, mine, "%s before the upgrade", s.name)
+		}
+		activeOnLeader(oldVersion)
+		for i, s := range sites {
+			var others []site
+			for _, o := range sites {
+				if o.name != s.name {
+					others = append(others, o)
+				}
+			}
+			l := startLoad(t, e, others, int64(300000+100000*i))
+			l.waitAcked(t, 10)
+			begin := time.Now()
+			full := append(append(append([]string{}, e.compose[1:]...), "-p", project, "-f", e.file), "up", "-d", "--no-deps", "fogdb-"+s.name)
+			run(t, upgraded, e.compose[0], full...)
+			e.waitHealthy("fogdb-" + s.name)
+			eventually(t, patience, func() error {
+				mine, _, err := versions(s)
+				if err == nil && mine != build {
+					err = fmt.Errorf("%s runs %s", s.name, mine)
+				}
+				return err
+			})
+			l.waitAcked(t, l.acked()+10)
+			acked := l.stop()
+			fmt.Printf("upgraded %s in %v: %d writes through the others acknowledged, %d failed (%v)\n",
+				s.name, time.Since(begin).Round(time.Millisecond), len(acked), l.failed.Load(), l.errorCodes())
+			require.Zero(t, l.failed.Load(), "client operations failed while %s was upgraded: %v", s.name, l.errorCodes())
+			if i < len(sites)-1 {
+				activeOnLeader(oldVersion)
+			}
+		}
+		activeOnLeader(build)
+		requireConverged(t, dbs)
+	})
 }
+
+// oldVersion is the build the nodes of TestThreeSites start as: one from
+// before cluster IDs, which applies commits only.
+const oldVersion = "1.1"
 
 // requireConverged waits until every node holds the same dt.g.
 func requireConverged(t *testing.T, dbs map[string]*sql.DB) {
