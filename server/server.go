@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -208,7 +209,11 @@ func (s *Server) sessionBuilder(_ context.Context, conn *mysql.Conn, addr string
 		host, user = u.Host, u.User
 	}
 	client := sql.Client{Address: host, User: user, Capabilities: conn.Capabilities}
-	return s.prov.NewSession(sql.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID)), nil
+	sess := s.prov.NewSession(sql.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID))
+	if tc, ok := conn.Conn.(*tls.Conn); ok {
+		sess.SetTLS(tlsStatusNames(tc.ConnectionState()))
+	}
+	return sess, nil
 }
 
 // Start listens and serves MySQL clients until Close.

@@ -356,3 +356,25 @@ func TestRequireSSLAccount(t *testing.T) {
 	exec("CREATE USER IF NOT EXISTS 'plain'@'%' IDENTIFIED BY 'other' REQUIRE SSL")
 	require.NoError(t, inClear("plain"), "CREATE USER IF NOT EXISTS leaves an existing account as it was")
 }
+
+// Ssl_version and Ssl_cipher show the session's TLS, as MySQL's do (the
+// mysql client's status command prints them), and are empty in clear.
+func TestTLSStatusVariables(t *testing.T) {
+	srv, dir := tlsNode(t, nil)
+	cli := newTLSClient(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), adminPatience)
+	defer cancel()
+	status := func(db *sql.DB, name string) string {
+		t.Helper()
+		var n, v string
+		require.NoError(t, db.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE '"+name+"'").Scan(&n, &v))
+		return v
+	}
+	secure := openDB(t, fmt.Sprintf("root:%s@tcp(%s)/?tls=%s", tlsRootPW, srv.MySQLAddr(), cli.name))
+	require.Equal(t, "TLSv1.3", status(secure, "Ssl_version"))
+	// Which TLS 1.3 suite depends on the hardware (AES or ChaCha20).
+	require.Regexp(t, `^TLS_(AES_128_GCM_SHA256|AES_256_GCM_SHA384|CHACHA20_POLY1305_SHA256)$`, status(secure, "Ssl_cipher"))
+	plain := openDB(t, fmt.Sprintf("root:%s@tcp(%s)/", tlsRootPW, srv.MySQLAddr()))
+	require.Equal(t, "", status(plain, "Ssl_version"))
+	require.Equal(t, "", status(plain, "Ssl_cipher"))
+}
