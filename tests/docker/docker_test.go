@@ -177,19 +177,20 @@ func TestThreeSites(t *testing.T) {
 	})
 	begin := time.Now()
 	e.run("up", "-d")
-	e.waitHealthy("fogdb-a", "fogdb-b", "fogdb-c")
+	e.waitHealthy(t, "fogdb-a", "fogdb-b", "fogdb-c")
 	fmt.Printf("compose up to three healthy sidecars: %v\n", time.Since(begin).Round(time.Millisecond))
 	e.trustCA()
 
 	t.Run("ControllersSeeEverySite", func(t *testing.T) {
-		// Each controller writes through its own sidecar at 127.0.0.1:3306
-		// and counts every site's events: each must see all three.
+		// Each controller writes through its own sidecar at 127.0.0.1:3306,
+		// over TLS as its node reports it (Ssl_version), and counts every
+		// site's events: each must see all three.
 		for _, s := range sites {
 			eventually(t, patience, func() error {
 				rs := e.controllerReports(s)
 				for i := len(rs) - 1; i >= 0; i-- {
 					r := rs[i]
-					if r.Local == "ok" && r.Global == "ok" && r.Seen["a"] > 0 && r.Seen["b"] > 0 && r.Seen["c"] > 0 {
+					if r.TLS == "TLSv1.3" && r.Local == "ok" && r.Global == "ok" && r.Seen["a"] > 0 && r.Seen["b"] > 0 && r.Seen["c"] > 0 {
 						return nil
 					}
 				}
@@ -304,7 +305,7 @@ func TestThreeSites(t *testing.T) {
 		fmt.Printf("killed the global leader (%s): 20 more writes acknowledged by the others %v later\n",
 			victim.name, time.Since(begin).Round(time.Millisecond))
 		run(t, nil, "docker", "start", e.container("fogdb-"+victim.name))
-		e.waitHealthy("fogdb-" + victim.name)
+		e.waitServing(t, victim)
 		l.waitAcked(t, l.acked()+20)
 		acked := l.stop()
 		fmt.Printf("load: %d writes acknowledged, %d failed (%v)\n", len(acked), l.failed.Load(), l.errorCodes())
@@ -382,11 +383,11 @@ func TestThreeSites(t *testing.T) {
 
 		// A global write fails with 1047 within the cluster timeout (5 s
 		// in the example), never hangs; the other sites go on.
-		begin := time.Now()
 		hung := e.dumpIfHung("fogdb-"+cut.name, 25*time.Second)
+		begin := time.Now()
 		_, err := db.Exec("INSERT INTO dt.g VALUES (?, ?, 0)", 200000, cut.name)
-		hung()
 		took := time.Since(begin)
+		hung()
 		require.Equal(t, uint16(1047), mysqlCode(err), "global write during the cut: %v", err)
 		require.Less(t, took, 30*time.Second, "the write must fail within the timeout, not hang")
 		fmt.Printf("global write at the cut site failed with 1047 after %v\n", took.Round(time.Millisecond))
@@ -473,10 +474,12 @@ func TestThreeSites(t *testing.T) {
 			}
 			l := startLoad(t, e, others, int64(300000+100000*i))
 			l.waitAcked(t, 10)
+			leader, err := e.globalLeader(others[0])
+			require.NoError(t, err)
 			begin := time.Now()
 			full := append(append(append([]string{}, e.compose[1:]...), "-p", project, "-f", e.file), "up", "-d", "--no-deps", "fogdb-"+s.name)
 			run(t, upgraded, e.compose[0], full...)
-			e.waitHealthy("fogdb-" + s.name)
+			e.waitServing(t, s)
 			eventually(t, patience, func() error {
 				mine, _, err := versions(s)
 				if err == nil && mine != build {
@@ -488,7 +491,15 @@ func TestThreeSites(t *testing.T) {
 			acked := l.stop()
 			fmt.Printf("upgraded %s in %v: %d writes through the others acknowledged, %d failed (%v)\n",
 				s.name, time.Since(begin).Round(time.Millisecond), len(acked), l.failed.Load(), l.errorCodes())
-			require.Zero(t, l.failed.Load(), "client operations failed while %s was upgraded: %v", s.name, l.errorCodes())
+			// A leader that stops hands leadership over first, but a
+			// commit it had proposed and not yet seen committed when it
+			// stepped down is answered 1180 (outcome unknown): the one
+			// failure a clean restart of the leader may cause (README).
+			codes := l.errorCodes()
+			if leader == s.name {
+				delete(codes, 1180)
+			}
+			require.Empty(t, codes, "client operations failed while %s (the global leader: %v) was upgraded", s.name, leader == s.name)
 			if i < len(sites)-1 {
 				activeOnLeader(oldVersion)
 			}

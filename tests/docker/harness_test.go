@@ -149,10 +149,10 @@ func (e *example) health(service string) string {
 	return strings.TrimSpace(out)
 }
 
-func (e *example) waitHealthy(services ...string) {
-	e.t.Helper()
+func (e *example) waitHealthy(t testing.TB, services ...string) {
+	t.Helper()
 	for _, s := range services {
-		eventually(e.t, patience, func() error {
+		eventually(t, patience, func() error {
 			if h := e.health(s); h != "healthy" {
 				return fmt.Errorf("%s is %s", s, h)
 			}
@@ -230,6 +230,7 @@ func (e *example) globalLeader(s site) (string, error) {
 type controllerReport struct {
 	Site      string           `json:"site"`
 	Seq       int64            `json:"seq"`
+	TLS       string           `json:"tls"`
 	Local     string           `json:"local"`
 	Global    string           `json:"global"`
 	Seen      map[string]int64 `json:"seen"`
@@ -320,4 +321,17 @@ func (e *example) dumpIfHung(service string, d time.Duration) func() {
 		e.t.Logf("%s did not answer within %v; its goroutines:\n%s", service, d, out)
 	})
 	return func() { tm.Stop() }
+}
+
+// waitServing waits until the sidecar of s answers a query over TLS.
+func (e *example) waitServing(t testing.TB, s site) {
+	t.Helper()
+	eventually(t, patience, func() error {
+		db, err := sql.Open("mysql", e.dsn(s))
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.Ping()
+	})
 }
