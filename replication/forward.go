@@ -349,6 +349,10 @@ func (g *Group) serveRPC(ctx context.Context, m Method, callerApplied uint64, pa
 		return resp, nil
 	case methodLock:
 		return g.locks.serveLock(ctx, payload)
+	case methodLockAll:
+		return g.locks.serveLockAll(ctx, payload)
+	case methodLockCommit:
+		return g.locks.serveLockCommit(ctx, payload)
 	case methodRelease:
 		return nil, g.locks.serveRelease(payload)
 	case methodKeepalive:

@@ -199,32 +199,12 @@ func (g *Group) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode loc
 	st := l.owner(owner)
 	var index uint64
 	err := g.toLeader(ctx, true, func(ctx context.Context) error {
-		t, err := l.leaderTable(ctx)
-		if err != nil {
-			return err
-		}
-		l.mu.Lock()
-		if st.local != nil && st.local != t {
-			// This node led before with another table: those locks are
-			// gone already; forget them.
-			st.local.ReleaseAll(owner)
-		}
-		st.local = t
-		l.mu.Unlock()
-		if err := t.Acquire(ctx, owner, key, mode, timeout); err != nil {
-			return err
-		}
 		// On the leader, every commit of an earlier term was applied here
 		// before the table was handed out, and every commit of an earlier
 		// holder in this term before the holder released.
-		return nil
+		return l.acquireLocal(ctx, st, owner, []LockRequest{{Key: key, Mode: mode}}, timeout)
 	}, func(ctx context.Context, addr string) error {
-		l.mu.Lock()
-		if st.remote == nil {
-			st.remote = map[string]bool{}
-		}
-		st.remote[addr] = true
-		l.mu.Unlock()
+		l.noteRemote(st, addr)
 		cctx, cancel := context.WithTimeout(ctx, timeout+g.cfg.Timeout)
 		defer cancel()
 		silent := g.watchLeader(cctx, cancel, addr)
@@ -242,14 +222,12 @@ func (g *Group) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode loc
 			return fmt.Errorf("replication: bad lock response of %d bytes", len(resp))
 		}
 		index = binary.BigEndian.Uint64(resp)
+		l.granted(st, 1)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	l.mu.Lock()
-	st.n++
-	l.mu.Unlock()
 	return g.waitApplied(ctx, index)
 }
 

@@ -44,6 +44,9 @@ const (
 	methodReleaseSnapshot Method = 10
 	methodGet             Method = 11
 	methodScan            Method = 12
+	// Several locks in one request, and locks taken with a commit.
+	methodLockAll    Method = 13
+	methodLockCommit Method = 14
 
 	// FirstUserMethod is the lowest Method a package above may register.
 	FirstUserMethod Method = 32

@@ -70,6 +70,12 @@ type ClusterConfig struct {
 	// It lets a node sit behind NAT, a container network or a WAN
 	// emulator, or listen on an unspecified address (0.0.0.0:7071).
 	AdvertisePeerAddr string
+	// PeerSourceAddr is the IP address this node's connections to other
+	// nodes come from; empty lets the system choose. A WAN emulator that
+	// tells sites apart by source address needs one per site when the
+	// nodes share a host (127.0.1.1, 127.0.2.1, ...: every 127.0.0.0/8
+	// address is local on Linux). Ignored when Dial is set.
+	PeerSourceAddr string
 	// Join is any member's peer address: a node started on an empty data
 	// directory asks to be added there instead of bootstrapping. A node
 	// with state ignores it.
@@ -175,6 +181,11 @@ func (c *Config) Validate() error {
 	if a := c.Cluster.AdvertisePeerAddr; a != "" {
 		if err := mux.CheckDialable(a); err != nil {
 			return fmt.Errorf("server: advertised peer address: %w", err)
+		}
+	}
+	if a := c.Cluster.PeerSourceAddr; a != "" {
+		if ip := net.ParseIP(a); ip == nil || ip.IsUnspecified() {
+			return fmt.Errorf("server: peer source address %q: want an IP address of this host", a)
 		}
 	}
 	if !placement.ValidSiteName(c.Cluster.Site) {

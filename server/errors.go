@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 
@@ -134,8 +135,61 @@ func (h errorEdge) ComQuery(ctx context.Context, c *mysql.Conn, query string, cb
 	}
 	ctx, end := h.statementContext(ctx, c, query)
 	defer end()
-	err := h.Handler.ComQuery(ctx, c, sqlfront.RewriteQuery(query), cb)
+	answered := false
+	err := h.Handler.ComQuery(ctx, c, sqlfront.RewriteQuery(query), answering(cb, &answered))
+	if !answered && h.retryStale(c, err) {
+		err = h.Handler.ComQuery(ctx, c, sqlfront.RewriteQuery(query), cb)
+	}
 	return h.mysqlErrorFor(c, query, stopped(ctx, err))
+}
+
+// unknownColumn reports whether err is the engine's unknown column, as
+// it leaves its handler (converted to a protocol error with its text).
+func unknownColumn(err error) bool {
+	if err == nil {
+		return false
+	}
+	if sql.ErrColumnNotFound.Is(err) || sql.ErrTableColumnNotFound.Is(err) {
+		return true
+	}
+	var se *mysql.SQLError
+	if !errors.As(err, &se) {
+		return false
+	}
+	m := se.Message
+	return strings.HasSuffix(m, "could not be found in any table in scope") ||
+		strings.Contains(m, "\" does not have column \"") || strings.HasPrefix(m, "Unknown column '")
+}
+
+// retryStale reports whether a statement that failed is to be run
+// again, once, after a read barrier of the catalog
+// (Session.RetryStale): it named a column, or committed under a table
+// definition, that a DDL at another node had just changed, and this
+// node's replica had not applied yet. The caller has checked that
+// nothing of the statement reached the client.
+func (h errorEdge) retryStale(c *mysql.Conn, err error) bool {
+	changed := definitionChanged(err)
+	if !changed && !unknownColumn(err) {
+		return false
+	}
+	s := h.prov.SessionByConn(c.ConnectionID)
+	return s != nil && s.RetryStale(changed)
+}
+
+// definitionChanged reports whether err is 1412: the statement's table
+// changed under it.
+func definitionChanged(err error) bool {
+	var se *mysql.SQLError
+	return errors.As(err, &se) && se.Num == 1412
+}
+
+// answering wraps a result callback to note whether it was called: a
+// statement that sent anything cannot be run again.
+func answering(cb mysql.ResultSpoolFn, answered *bool) mysql.ResultSpoolFn {
+	return func(r *sqltypes.Result, more bool) error {
+		*answered = true
+		return cb(r, more)
+	}
 }
 
 func (h errorEdge) ComMultiQuery(ctx context.Context, c *mysql.Conn, query string, cb mysql.ResultSpoolFn) (string, error) {
@@ -147,7 +201,11 @@ func (h errorEdge) ComMultiQuery(ctx context.Context, c *mysql.Conn, query strin
 	}
 	ctx, end := h.statementContext(ctx, c, query)
 	defer end()
-	rest, err := h.Handler.ComMultiQuery(ctx, c, sqlfront.RewriteQuery(query), cb)
+	answered := false
+	rest, err := h.Handler.ComMultiQuery(ctx, c, sqlfront.RewriteQuery(query), answering(cb, &answered))
+	if !answered && h.retryStale(c, err) {
+		rest, err = h.Handler.ComMultiQuery(ctx, c, sqlfront.RewriteQuery(query), cb)
+	}
 	return rest, h.mysqlErrorFor(c, query, stopped(ctx, err))
 }
 
@@ -164,6 +222,10 @@ func (h errorEdge) ComPrepare(ctx context.Context, c *mysql.Conn, query string, 
 	ctx, end := h.statementContext(ctx, c, "")
 	defer end()
 	f, err := h.Handler.ComPrepare(ctx, c, query, prepare)
+	if h.retryStale(c, err) {
+		delete(c.PrepareData, prepare.StatementID)
+		f, err = h.Handler.ComPrepare(ctx, c, query, prepare)
+	}
 	if err != nil {
 		// The protocol code keeps a statement that failed to prepare in
 		// its map; nobody can use or close it.
@@ -178,7 +240,15 @@ func (h errorEdge) ComPrepare(ctx context.Context, c *mysql.Conn, query string, 
 func (h errorEdge) ComStmtExecute(ctx context.Context, c *mysql.Conn, prepare *mysql.PrepareData, cb func(*sqltypes.Result) error) error {
 	ctx, end := h.statementContext(ctx, c, prepare.PrepareStmt)
 	defer end()
-	return h.mysqlErrorFor(c, prepare.PrepareStmt, stopped(ctx, h.Handler.ComStmtExecute(ctx, c, prepare, cb)))
+	answered := false
+	err := h.Handler.ComStmtExecute(ctx, c, prepare, func(r *sqltypes.Result) error {
+		answered = true
+		return cb(r)
+	})
+	if !answered && h.retryStale(c, err) {
+		err = h.Handler.ComStmtExecute(ctx, c, prepare, cb)
+	}
+	return h.mysqlErrorFor(c, prepare.PrepareStmt, stopped(ctx, err))
 }
 
 // NewConnection announces autocommit in the handshake, as MySQL does: the

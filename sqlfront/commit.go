@@ -13,6 +13,7 @@ import (
 
 	"github.com/fogdb/fogdb/kv"
 	"github.com/fogdb/fogdb/kv/keys"
+	"github.com/fogdb/fogdb/kv/lock"
 )
 
 // commit turns the transaction's buffered writes into one batch whose
@@ -94,7 +95,18 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 	// became of it (success, a conflict, or 1180 when the group could not
 	// confirm it within its timeout), never a stop for a commit that may
 	// have happened.
-	err = tp.part.Commit(uncancelled(ctx), b)
+	if len(tp.pending) > 0 {
+		// The locks the statement left for the commit are taken at the
+		// leader first, in the commit's request (lockbatch.go).
+		sess := sessionOf(ctx)
+		err = tp.part.(batchLocker).CommitLocked(uncancelled(ctx), t.id, tp.pending, sess.lockWait(ctx), b)
+		if errors.Is(err, lock.ErrDeadlock) || errors.Is(err, lock.ErrAborted) || errors.Is(err, lock.ErrTimeout) {
+			// Refused before anything was proposed.
+			return lockErr(sess, t, err)
+		}
+	} else {
+		err = tp.part.Commit(uncancelled(ctx), b)
+	}
 	if p.cfg.OnCommit != nil {
 		p.cfg.OnCommit(time.Since(start), err)
 	}

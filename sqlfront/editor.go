@@ -121,7 +121,12 @@ func (e *editor) enter(ctx *sql.Context, t *txn, group uint64) error {
 	if t.written[tg] {
 		return nil
 	}
-	if err := e.sess.lockKey(ctx, t, group, tableLockKey(e.m), lock.Shared); err != nil {
+	if tp, err := t.in(e.p, group); err != nil {
+		return err
+	} else if !e.m.placed() && e.sess.deferrable(tp) {
+		// Taken with the statement's first row lock, or its commit.
+		tp.deferLock(tableLockKey(e.m), lock.Shared)
+	} else if err := e.sess.lockKey(ctx, t, group, tableLockKey(e.m), lock.Shared); err != nil {
 		return err
 	}
 	if e.m.placed() {
@@ -256,9 +261,20 @@ func (e *editor) insertIn(ctx *sql.Context, t *txn, group uint64, row sql.Row) e
 			t.seen[gkey{group, string(rowKey)}] = observed{exists: false}
 		}
 	} else {
-		found, err := e.claim(ctx, t, group, rowKey, m.pkCross)
-		if err != nil {
-			return err
+		deferred := false
+		if !m.pkCross && !e.changesDup {
+			deferred, err = e.sess.deferredClaim(ctx, t, group, rowKey, func() string {
+				return m.dupMessage(ctx, "PRIMARY", m.pkOrds, row)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		found := findResult{group: group}
+		if !deferred {
+			if found, err = e.claim(ctx, t, group, rowKey, m.pkCross); err != nil {
+				return err
+			}
 		}
 		if found.found {
 			existing, err := decodeRow(found.data, len(m.schema))
@@ -283,6 +299,9 @@ func (e *editor) insertIn(ctx *sql.Context, t *txn, group uint64, row sql.Row) e
 	}
 	val, err := encodeRow(nil, row)
 	if err != nil {
+		return err
+	}
+	if err := e.sess.beforeWrite(ctx, t, group); err != nil {
 		return err
 	}
 	if err := t.write(e.p, group, string(rowKey), val, false); err != nil {
@@ -367,6 +386,14 @@ func (e *editor) claim(ctx *sql.Context, t *txn, group uint64, key []byte, cross
 // change (which would deadlock when that transaction then frees the
 // value).
 func (e *editor) claimUnique(ctx *sql.Context, t *txn, group uint64, im *indexMeta, ik []byte, row sql.Row) error {
+	if !im.cross && !e.changesDup {
+		deferred, err := e.sess.deferredClaim(ctx, t, group, ik, func() string {
+			return e.m.dupMessage(ctx, im.def.Name, im.ords, row)
+		})
+		if deferred || err != nil {
+			return err
+		}
+	}
 	groups, err := e.checkGroups(ctx, group, im.cross)
 	if err != nil {
 		return err
@@ -611,6 +638,9 @@ func (e *editor) Delete(ctx *sql.Context, row sql.Row) error {
 			return err
 		}
 	}
+	if err := e.sess.beforeWrite(ctx, t, group); err != nil {
+		return err
+	}
 	if err := t.write(e.p, group, string(rowKey), nil, true); err != nil {
 		return err
 	}
@@ -754,6 +784,9 @@ func (e *editor) Update(ctx *sql.Context, old, new sql.Row) error {
 	}
 	val, err := encodeRow(nil, new)
 	if err != nil {
+		return err
+	}
+	if err := e.sess.beforeWrite(ctx, t, group); err != nil {
 		return err
 	}
 	if err := t.write(e.p, group, string(oldKey), val, false); err != nil {

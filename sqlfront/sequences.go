@@ -137,6 +137,12 @@ func (p *Provider) handleSeq(pt Part, method uint8, fn func(ctx context.Context,
 			return nil, err
 		}
 		m, err := p.leaderTable(pt, id)
+		if errors.Is(err, errNoTableID) {
+			// The caller's definition is older than a DROP or a rebuild
+			// here (it has applied no more than this leader): an empty
+			// answer, which it reports as its table changed (1412).
+			return []byte{}, nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -158,10 +164,13 @@ func (p *Provider) callSeq(ctx context.Context, pt Part, method uint8, id uint64
 	if err != nil {
 		return 0, storeErr(err)
 	}
-	if len(resp) != 8 {
-		return 0, fmt.Errorf("sqlfront: bad sequence response of %d bytes", len(resp))
+	switch len(resp) {
+	case 8:
+		return binary.BigEndian.Uint64(resp), nil
+	case 0:
+		return 0, errTableDefChanged
 	}
-	return binary.BigEndian.Uint64(resp), nil
+	return 0, fmt.Errorf("sqlfront: bad sequence response of %d bytes", len(resp))
 }
 
 func encodeSeqReq(id uint64, given *uint64) []byte {
@@ -190,8 +199,12 @@ func (p *Provider) leaderTable(pt Part, id uint64) (*tableMeta, error) {
 	if m := p.tableByID(id); m != nil {
 		return m, nil
 	}
-	return nil, fmt.Errorf("sqlfront: no table with ID %d", id)
+	return nil, fmt.Errorf("%w %d", errNoTableID, id)
 }
+
+// errNoTableID: a sequence request names a table this leader does not
+// have (any more).
+var errNoTableID = errors.New("sqlfront: no table with ID")
 
 func (p *Provider) seqFor(id uint64, kind seqKind) *seqState {
 	p.seqMu.Lock()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fogdb/fogdb/kv"
 	"github.com/fogdb/fogdb/kv/lock"
+	"github.com/fogdb/fogdb/replication"
 )
 
 // Session is one client connection's state: the engine's base session plus
@@ -57,6 +58,9 @@ type Session struct {
 	valueErr atomic.Pointer[valueErrorText]
 	// mem is what the running statement has buffered (stmtlimit.go).
 	mem stmtMemory
+	// forceBarrier: the next statement passes the catalog group's barrier
+	// whatever its names (RetryStale).
+	forceBarrier bool
 }
 
 // valueErrorText is MySQL's answer to a value its column refuses (strict
@@ -188,6 +192,8 @@ type txnPart struct {
 	// noBarrier: the snapshot may be taken from the replica as it is
 	// (staleRead).
 	noBarrier bool
+	// pending are locks left for the commit to take (lockbatch.go).
+	pending []replication.LockRequest
 }
 
 // txn is the state of one open transaction.
@@ -437,6 +443,7 @@ func (t *txn) rollbackTo(n int) {
 func (t *txn) release(p *Provider) {
 	p.cat().ReleaseAll(t.id)
 	for g, tp := range t.parts {
+		tp.pending = nil
 		if g != CatalogGroup {
 			tp.part.ReleaseAll(t.id)
 		}
@@ -530,7 +537,9 @@ func (s *Session) ValidateSession(ctx *sql.Context) error {
 	if s.startsTxn() && !inner {
 		s.wan.rotate()
 	}
-	if (s.txn == nil || !s.txn.hasSnapshot()) && needsBarrier(q) && (!catalogOnMiss(q) || strings.EqualFold(ctx.GetCurrentDatabase(), "mysql")) {
+	force := s.forceBarrier && !inner
+	s.forceBarrier = false
+	if (s.txn == nil || !s.txn.hasSnapshot()) && needsBarrier(q) && (force || !catalogOnMiss(q) || strings.EqualFold(ctx.GetCurrentDatabase(), "mysql")) {
 		if err := s.catalogBarrier(ctx); err != nil {
 			return err
 		}
@@ -613,6 +622,29 @@ func (p *Provider) lookupMissed(ctx *sql.Context) (again bool, err error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// RetryStale reports whether the statement that just failed may be run
+// again after a read barrier of the catalog group, and arranges that it
+// will be. It resolved its names from this node's replica of the catalog
+// without that barrier (catalogOnMiss), which may be behind a DDL made at
+// another node: a column it named was unknown (missed, when the DDL added
+// it), or its commit found its table's definition changed (1412, when the
+// DDL changed the table after this replica's copy; the commit wrote
+// nothing). A single MySQL server would have run it under the newest
+// definition. It may be run again only when nothing of it remains: its
+// autocommit transaction ended with it (inside an explicit transaction
+// the error stands, as the transaction may have read by then). The caller
+// also makes sure no result reached the client. A table missed is asked
+// about as it is looked up (lookupMissed).
+func (s *Session) RetryStale(definitionChanged bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.txn != nil || !catalogOnMiss(s.stmtState.query) || (s.stmtState.barrier && !definitionChanged) {
+		return false
+	}
+	s.forceBarrier = true
+	return true
 }
 
 // stmtText is the text of the statement running: the one ValidateSession
@@ -949,7 +981,17 @@ func (s *Session) lockKey(ctx *sql.Context, t *txn, group uint64, key []byte, mo
 	if err != nil {
 		return err
 	}
-	err = storeErr(tp.part.Lock(ctx, t.id, key, mode, s.lockWait(ctx)))
+	if len(tp.pending) > 0 {
+		// The locks left for the commit go first, in the same request.
+		return s.takeDeferred(ctx, t, tp, &replication.LockRequest{Key: key, Mode: mode})
+	}
+	return lockErr(s, t, tp.part.Lock(ctx, t.id, key, mode, s.lockWait(ctx)))
+}
+
+// lockErr maps a store's lock failure as the client meets it: a deadlock
+// victim's transaction is rolled back.
+func lockErr(s *Session, t *txn, err error) error {
+	err = storeErr(err)
 	switch {
 	case err == nil:
 		return nil

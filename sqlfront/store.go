@@ -250,12 +250,7 @@ func (s GroupStore) Snapshot(context.Context, lock.TxnID) (Snapshot, error) {
 	return s.G.Engine().Snapshot(), nil
 }
 func (s GroupStore) Commit(ctx context.Context, b *kv.Batch) error {
-	cctx := counted(ctx)
-	if sc, ok := ctx.(*sql.Context); ok && sc.Session != nil {
-		// Group commit counts the sessions committing (replication.linger).
-		cctx = replication.WithCommitter(cctx, 1<<32|uint64(sc.Session.ID()))
-	}
-	_, err := s.G.Commit(cctx, b)
+	_, err := s.G.Commit(committing(ctx), b)
 	return err
 }
 func (s GroupStore) ReadBarrier(ctx context.Context) error { return s.G.ReadBarrier(counted(ctx)) }
