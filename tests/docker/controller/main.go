@@ -97,6 +97,10 @@ func run() error {
 	for {
 		if !ready {
 			ready = ensureSchema(ctx, db, out, site)
+			// A controller restarted goes on after its site's last event.
+			if ready && db.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0) + 1 FROM ctl.events WHERE site = ?", site).Scan(&seq) != nil {
+				ready = false
+			}
 		}
 		if ready {
 			r := step(ctx, db, site, seq)
