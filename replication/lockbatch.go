@@ -41,7 +41,11 @@ func (g *Group) LockAll(ctx context.Context, owner lock.TxnID, reqs []LockReques
 		l.noteRemote(st, addr)
 		cctx, cancel := context.WithTimeout(ctx, batchWait(len(reqs), timeout)+g.cfg.Timeout)
 		defer cancel()
+		silent := g.watchLeader(cctx, cancel, addr)
 		resp, err := g.node.rpc.call(cctx, addr, g.id, methodLockAll, g.fsm.Applied(), encodeLockAll(string(g.cfg.ID), owner, timeout, reqs))
+		if err != nil && silent() && ctx.Err() == nil {
+			return fmt.Errorf("%w: the leader at %s stopped answering", ErrUnavailable, addr)
+		}
 		if errors.Is(err, errNoMethod) {
 			// A leader of an older build: one request per lock.
 			for _, r := range reqs {
@@ -103,11 +107,18 @@ func (g *Group) CommitLocked(ctx context.Context, owner lock.TxnID, reqs []LockR
 		l.noteRemote(st, addr)
 		cctx, cancel := context.WithTimeout(ctx, batchWait(len(reqs), timeout)+g.cfg.Timeout+time.Second)
 		defer cancel()
+		silent := g.watchLeader(cctx, cancel, addr)
 		req := encodeLockAll(string(g.cfg.ID), owner, timeout, reqs)
 		req = binary.BigEndian.AppendUint64(req, remoteCommitter(g.cfg.ID, committerOf(ctx)))
 		resp, err := g.node.rpc.call(cctx, addr, g.id, methodLockCommit, g.fsm.Applied(), append(req, encodeBatch(b)...))
 		if err != nil {
 			switch {
+			case silent() && ctx.Err() == nil && !errors.Is(err, errNotSent):
+				// The request may have reached the leader before it fell
+				// silent: its commit may be proposed.
+				return fmt.Errorf("%w: the leader at %s stopped answering after the commit was sent", ErrOutcomeUnknown, addr)
+			case silent() && ctx.Err() == nil:
+				return fmt.Errorf("%w: the leader at %s stopped answering", ErrUnavailable, addr)
 			case errors.Is(err, errNoMethod):
 				old = true
 				return nil

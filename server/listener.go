@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -239,6 +240,9 @@ type admissionAuth struct {
 	mysql.AuthServer
 	db      *mysql_db.MySQLDb
 	onLogin func(*mysql.Conn, sql.MysqlConnectionUser)
+	// tlsRequirement is the ssl_type of an account (user and the
+	// account's host pattern): "" when it may log in without TLS.
+	tlsRequirement func(ctx context.Context, user, host string) (string, error)
 }
 
 func (a admissionAuth) AuthMethods() []mysql.AuthMethod {
@@ -260,6 +264,11 @@ func (m admissionMethod) HandleAuthPluginData(c *mysql.Conn, user string, server
 	if err != nil {
 		return who, err
 	}
+	if !c.TLSEnabled() {
+		if err := m.a.checkTLSRequirement(who, addr, len(clientData) > 0); err != nil {
+			return nil, err
+		}
+	}
 	if g := guardedOf(c.Conn); g != nil {
 		// An empty password is an empty answer to the scramble (or a
 		// lone NUL in clear text).
@@ -272,6 +281,43 @@ func (m admissionMethod) HandleAuthPluginData(c *mysql.Conn, user string, server
 		m.a.onLogin(c, cu)
 	}
 	return who, nil
+}
+
+// checkTLSRequirement refuses a login in clear to an account created with
+// REQUIRE SSL (or X509...), as MySQL does: access denied, 1045, whatever
+// the password. A requirement that cannot be read refuses the login too.
+func (a admissionAuth) checkTLSRequirement(who mysql.Getter, client net.Addr, usedPassword bool) error {
+	cu, ok := who.(sql.MysqlConnectionUser)
+	if !ok || a.db == nil || a.tlsRequirement == nil {
+		return nil
+	}
+	rd := a.db.Reader()
+	u := a.db.GetUser(rd, cu.User, cu.Host, false)
+	var user, host string
+	if u != nil {
+		user, host = u.User, u.Host
+	}
+	rd.Close()
+	if u == nil {
+		return nil
+	}
+	req, err := a.tlsRequirement(context.Background(), user, host)
+	if err == nil && req == "" {
+		return nil
+	}
+	using := "NO"
+	if usedPassword {
+		using = "YES"
+	}
+	// MySQL names the client's host, not the account's pattern.
+	clientHost := cu.Host
+	if client != nil {
+		if h, _, err := net.SplitHostPort(client.String()); err == nil {
+			clientHost = h
+		}
+	}
+	return mysql.NewSQLError(mysql.ERAccessDeniedError, mysql.SSAccessDeniedError,
+		"Access denied for user '%s'@'%s' (using password: %s)", cu.User, clientHost, using)
 }
 
 // isConnectionAdmin: SUPER or CONNECTION_ADMIN, the privileges MySQL lets

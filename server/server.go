@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -211,6 +212,13 @@ func (s *Server) sessionBuilder(_ context.Context, conn *mysql.Conn, addr string
 	sess := s.prov.NewSession(sql.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID))
 	if g := guardedOf(conn.Conn); g != nil {
 		sess.SetUsedPassword(g.usedPassword)
+		// The guard runs the client's TLS (guardconn.go): the protocol
+		// code's connection is the guard, not a *tls.Conn.
+		if tc, ok := g.tr.(*tls.Conn); ok && g.tlsOn {
+			sess.SetTLS(tlsStatusNames(tc.ConnectionState()))
+		}
+	} else if tc, ok := conn.Conn.(*tls.Conn); ok {
+		sess.SetTLS(tlsStatusNames(tc.ConnectionState()))
 	}
 	return sess, nil
 }
@@ -270,7 +278,8 @@ func (s *Server) Start() error {
 func (s *Server) protocolListener(cfg gmsserver.Config, lc mysql.ListenerConfig, sel gmsserver.ServerEventListener) (gmsserver.ProtocolListener, error) {
 	// TLS policy wraps admission, so an insecure login is refused with
 	// 3159 before it counts against max_connections.
-	lc.AuthServer = secureAuthServer{admissionAuth{AuthServer: lc.AuthServer, db: s.engine.Analyzer.Catalog.MySQLDb, onLogin: s.loggedIn}}
+	lc.AuthServer = secureAuthServer{admissionAuth{AuthServer: lc.AuthServer, db: s.engine.Analyzer.Catalog.MySQLDb, onLogin: s.loggedIn,
+		tlsRequirement: s.prov.AccountTLSRequirement}}
 	return gmsserver.MySQLProtocolListenerFactory(cfg, lc, sel)
 }
 

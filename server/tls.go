@@ -204,3 +204,19 @@ func loadCAPool(path string) (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
+
+// tlsStatusNames are a connection's TLS version and cipher suite as MySQL
+// names them in Ssl_version and Ssl_cipher: "TLSv1.3", and the suite's
+// name (for TLS 1.3 the same in OpenSSL as in the standard; for TLS 1.2 the
+// standard's, where MySQL shows OpenSSL's).
+func tlsStatusNames(st tls.ConnectionState) (version, cipher string) {
+	switch st.Version {
+	case tls.VersionTLS13:
+		version = "TLSv1.3"
+	case tls.VersionTLS12:
+		version = "TLSv1.2"
+	default:
+		version = tls.VersionName(st.Version)
+	}
+	return version, tls.CipherSuiteName(st.CipherSuite)
+}

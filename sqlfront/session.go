@@ -25,6 +25,9 @@ type Session struct {
 	// wan counts the round trips to other sites of the session's
 	// transactions (wan.go).
 	wan *wanCounts
+	// tlsVersion and tlsCipher are the connection's TLS, empty in clear
+	// (tlsstatus.go); set once, before the first statement.
+	tlsVersion, tlsCipher string
 
 	// cmdMu is held for the whole of each client command (CommandBegin to
 	// CommandEnd), so the idle reaper never touches a session whose

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fogdb/fogdb/replication"
 	"github.com/fogdb/fogdb/server"
 )
 
@@ -105,6 +106,7 @@ func serveFlags(cfg *server.Config, stderr io.Writer) (*flag.FlagSet, serveOpts)
 	fs.StringVar(&cfg.Cluster.PeerCA, "peer-ca", "", "PEM CA certificate of the cluster: peer connections use TLS 1.3 and both ends must hold a certificate it signed")
 	fs.StringVar(&cfg.Cluster.PeerCert, "peer-cert", "", "PEM certificate of this node, signed by --peer-ca; reloaded on SIGHUP")
 	fs.StringVar(&cfg.Cluster.PeerKey, "peer-key", "", "PEM private key of --peer-cert; reloaded on SIGHUP")
+	fs.Var(versionFlag{&cfg.Cluster.AdvertiseVersion}, "advertise-version", "act as an older build: advertise and apply no more than COMMANDS.SNAPSHOT (log entry types, snapshot format); rolling-upgrade tests run one build as two")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json (one JSON object a line)")
 	return fs, serveOpts{lockWait: lockWait, connectTimeout: connectTimeout, logLevel: logLevel, logFormat: logFormat}
@@ -176,4 +178,34 @@ func raiseFileLimit(log *slog.Logger) {
 		}
 	}
 	log.Debug("open files limit", "limit", lim.Cur)
+}
+
+// versionFlag is --advertise-version: COMMANDS.SNAPSHOT, no higher than
+// this build's; empty for this build's own.
+type versionFlag struct{ v *replication.Version }
+
+func (f versionFlag) String() string {
+	if f.v == nil || *f.v == (replication.Version{}) {
+		return ""
+	}
+	return fmt.Sprintf("%d.%d", f.v.Commands, f.v.Snapshot)
+}
+
+func (f versionFlag) Get() any { return *f.v }
+
+func (f versionFlag) Set(s string) error {
+	if s == "" {
+		*f.v = replication.Version{}
+		return nil
+	}
+	var c, sn int
+	if n, err := fmt.Sscanf(s, "%d.%d", &c, &sn); err != nil || n != 2 || fmt.Sprintf("%d.%d", c, sn) != s {
+		return fmt.Errorf("want COMMANDS.SNAPSHOT, such as 1.1")
+	}
+	b := replication.BuildVersion
+	if c < 1 || sn < 1 || c > int(b.Commands) || sn > int(b.Snapshot) {
+		return fmt.Errorf("%s is not between 1.1 and this build's %d.%d", s, b.Commands, b.Snapshot)
+	}
+	*f.v = replication.Version{Commands: replication.CommandType(c), Snapshot: uint8(sn)}
+	return nil
 }
