@@ -17,6 +17,9 @@ import (
 	"time"
 )
 
+// ErrCAExists is returned by InitCA where a CA is already.
+var ErrCAExists = errors.New("pki: a CA exists")
+
 func serial() (*big.Int, error) {
 	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 }
@@ -32,7 +35,7 @@ func InitCA(dir string, days int) error {
 	for _, p := range []string{crt, key} {
 		if _, err := os.Stat(p); err == nil {
 			// Replacing the CA would orphan every node certificate it signed.
-			return fmt.Errorf("%s exists; remove it to make a new CA", p)
+			return fmt.Errorf("%w: %s exists; remove it to make a new CA", ErrCAExists, p)
 		}
 	}
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -70,6 +73,13 @@ var certName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // the DNS names and IP addresses in hosts, usable as a TLS server and as a
 // TLS client, valid for days (825 when 0, never past the CA).
 func Issue(dir, name string, hosts []string, days int) error {
+	return IssueInto(dir, dir, name, hosts, days)
+}
+
+// IssueInto is Issue with the CA in caDir and the new pair written to
+// outDir, with a copy of the CA certificate (ca.crt) beside it: what one
+// node needs, and no more (its volume never holds the CA's key).
+func IssueInto(caDir, outDir, name string, hosts []string, days int) error {
 	if !certName.MatchString(name) || name == "ca" {
 		return fmt.Errorf("--name %q: letters, digits, '.', '_' and '-' only, and not \"ca\"", name)
 	}
@@ -79,7 +89,7 @@ func Issue(dir, name string, hosts []string, days int) error {
 	if days == 0 {
 		days = 825
 	}
-	caCert, caKey, err := loadCA(dir)
+	caCert, caKey, err := loadCA(caDir)
 	if err != nil {
 		return err
 	}
@@ -114,7 +124,15 @@ func Issue(dir, name string, hosts []string, days int) error {
 	if err != nil {
 		return err
 	}
-	return writePair(filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"), der, priv)
+	if err := os.MkdirAll(outDir, 0o700); err != nil {
+		return err
+	}
+	if filepath.Clean(outDir) != filepath.Clean(caDir) {
+		if err := writeFile(filepath.Join(outDir, "ca.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}), 0o644); err != nil {
+			return err
+		}
+	}
+	return writePair(filepath.Join(outDir, name+".crt"), filepath.Join(outDir, name+".key"), der, priv)
 }
 
 func loadCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {

@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 func TestInitAndIssue(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, InitCA(dir, 0))
-	require.ErrorContains(t, InitCA(dir, 0), "exists", "an existing CA is never replaced")
+	require.ErrorIs(t, InitCA(dir, 0), ErrCAExists, "an existing CA is never replaced")
 	require.NoError(t, Issue(dir, "n1", []string{"fogdb-a", "10.0.0.5", "127.0.0.1"}, 0))
 
 	ca, _, err := loadCA(dir)
@@ -51,4 +52,41 @@ func TestInitAndIssue(t *testing.T) {
 	require.Error(t, Issue(dir, "../n2", []string{"x"}, 0))
 	require.Error(t, Issue(dir, "n2", nil, 0), "no host")
 	require.Error(t, Issue(t.TempDir(), "n2", []string{"x"}, 0), "no CA")
+}
+
+// A node's own directory gets its pair and the CA certificate, never the
+// CA's key.
+func TestIssueInto(t *testing.T) {
+	caDir, out := t.TempDir(), filepath.Join(t.TempDir(), "n1")
+	require.NoError(t, InitCA(caDir, 0))
+	require.NoError(t, IssueInto(caDir, out, "n1", []string{"127.0.0.1"}, 0))
+	entries, err := os.ReadDir(out)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	require.ElementsMatch(t, []string{"ca.crt", "n1.crt", "n1.key"}, names)
+	caPEM, err := os.ReadFile(filepath.Join(out, "ca.crt"))
+	require.NoError(t, err)
+	want, err := os.ReadFile(filepath.Join(caDir, "ca.crt"))
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(caPEM))
+	pair, err := tls.LoadX509KeyPair(filepath.Join(out, "n1.crt"), filepath.Join(out, "n1.key"))
+	require.NoError(t, err)
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	require.NoError(t, err)
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "127.0.0.1"})
+	require.NoError(t, err)
+	ca, _, err := loadCA(caDir)
+	require.NoError(t, err)
+	require.Equal(t, ca.Raw, mustPEMBlock(t, want))
+}
+
+func mustPEMBlock(t *testing.T, b []byte) []byte {
+	t.Helper()
+	blk, _ := pem.Decode(b)
+	require.NotNil(t, blk)
+	return blk.Bytes
 }

@@ -125,6 +125,11 @@ func (g *Group) ReadIndex(ctx context.Context) (uint64, error) {
 		defer cancel()
 		resp, err := g.node.rpc.call(cctx, addr, g.id, methodReadIndex, g.fsm.Applied(), []byte{readIndexReportWAN})
 		if err != nil {
+			if cctx.Err() != nil && ctx.Err() == nil {
+				// A leader gone silent: the caller hears "unavailable",
+				// not the bare deadline (which reached clients as 1105).
+				return fmt.Errorf("%w: no answer from the leader at %s within %s", ErrUnavailable, addr, g.cfg.Timeout)
+			}
 			return err
 		}
 		var wan uint64

@@ -39,9 +39,13 @@ func (g *Group) LockAll(ctx context.Context, owner lock.TxnID, reqs []LockReques
 		return l.acquireLocal(ctx, st, owner, reqs, timeout)
 	}, func(ctx context.Context, addr string) error {
 		l.noteRemote(st, addr)
-		cctx, cancel := context.WithTimeout(ctx, timeout+g.cfg.Timeout)
+		cctx, cancel := context.WithTimeout(ctx, batchWait(len(reqs), timeout)+g.cfg.Timeout)
 		defer cancel()
+		silent := g.watchLeader(cctx, cancel, addr)
 		resp, err := g.node.rpc.call(cctx, addr, g.id, methodLockAll, g.fsm.Applied(), encodeLockAll(string(g.cfg.ID), owner, timeout, reqs))
+		if err != nil && silent() && ctx.Err() == nil {
+			return fmt.Errorf("%w: the leader at %s stopped answering", ErrUnavailable, addr)
+		}
 		if errors.Is(err, errNoMethod) {
 			// A leader of an older build: one request per lock.
 			for _, r := range reqs {
@@ -101,20 +105,27 @@ func (g *Group) CommitLocked(ctx context.Context, owner lock.TxnID, reqs []LockR
 		return err
 	}, func(ctx context.Context, addr string) error {
 		l.noteRemote(st, addr)
-		cctx, cancel := context.WithTimeout(ctx, timeout+g.cfg.Timeout+time.Second)
+		cctx, cancel := context.WithTimeout(ctx, batchWait(len(reqs), timeout)+g.cfg.Timeout+time.Second)
 		defer cancel()
+		silent := g.watchLeader(cctx, cancel, addr)
 		req := encodeLockAll(string(g.cfg.ID), owner, timeout, reqs)
 		req = binary.BigEndian.AppendUint64(req, remoteCommitter(g.cfg.ID, committerOf(ctx)))
 		resp, err := g.node.rpc.call(cctx, addr, g.id, methodLockCommit, g.fsm.Applied(), append(req, encodeBatch(b)...))
 		if err != nil {
 			switch {
+			case silent() && ctx.Err() == nil && !errors.Is(err, errNotSent):
+				// The request may have reached the leader before it fell
+				// silent: its commit may be proposed.
+				return fmt.Errorf("%w: the leader at %s stopped answering after the commit was sent", ErrOutcomeUnknown, addr)
+			case silent() && ctx.Err() == nil:
+				return fmt.Errorf("%w: the leader at %s stopped answering", ErrUnavailable, addr)
 			case errors.Is(err, errNoMethod):
 				old = true
 				return nil
 			case errors.Is(err, errNotSent), !gaveUp(cctx, err):
 				return err
 			case ctx.Err() == nil:
-				return fmt.Errorf("%w: no answer from the leader within %s", ErrOutcomeUnknown, timeout+g.cfg.Timeout)
+				return fmt.Errorf("%w: no answer from the leader within %s", ErrOutcomeUnknown, batchWait(len(reqs), timeout)+g.cfg.Timeout)
 			default:
 				return fmt.Errorf("%w: the caller gave up after the commit was sent: %w", ErrOutcomeUnknown, err)
 			}
@@ -143,6 +154,13 @@ func (g *Group) CommitLocked(ctx context.Context, owner lock.TxnID, reqs []LockR
 		return 0, fmt.Errorf("%w: committed at %d but not applied here: %w", ErrOutcomeUnknown, index, err)
 	}
 	return index, nil
+}
+
+// batchWait is how long the leader may keep a batch of n locks waiting:
+// each lock waits up to timeout on its own, as it would requested alone
+// (InnoDB bounds each wait, not a statement's sum of them).
+func batchWait(n int, timeout time.Duration) time.Duration {
+	return time.Duration(max(n, 1)) * timeout
 }
 
 // acquireLocal takes reqs in this node's lock table, as leader.
@@ -260,10 +278,17 @@ func (l *lockService) acquireRemote(ctx context.Context, node string, owner lock
 	if err != nil {
 		return err
 	}
-	id := l.remoteID(node, owner)
+	ro := l.remoteOwnerOf(node, owner)
 	for _, r := range reqs {
-		if err := t.Acquire(ctx, id, r.Key, r.Mode, timeout); err != nil {
+		if err := t.Acquire(ctx, ro.id, r.Key, r.Mode, timeout); err != nil {
 			return err
+		}
+		if !l.stillRemote(node, owner, ro) {
+			// The owner's release arrived while this batch waited (its
+			// node gave up on the request): what was granted since would
+			// belong to an ID nobody releases or expires.
+			t.ReleaseAll(ro.id)
+			return lock.ErrAborted
 		}
 	}
 	return nil

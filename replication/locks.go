@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -206,8 +207,12 @@ func (g *Group) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode loc
 		l.noteRemote(st, addr)
 		cctx, cancel := context.WithTimeout(ctx, timeout+g.cfg.Timeout)
 		defer cancel()
+		silent := g.watchLeader(cctx, cancel, addr)
 		resp, err := g.node.rpc.call(cctx, addr, g.id, methodLock, g.fsm.Applied(), encodeLock(string(g.cfg.ID), owner, mode, timeout, key))
 		if err != nil {
+			if silent() && ctx.Err() == nil {
+				return fmt.Errorf("%w: the leader at %s stopped answering", ErrUnavailable, addr)
+			}
 			if cctx.Err() != nil && ctx.Err() == nil {
 				return fmt.Errorf("%w: lock request unanswered", ErrUnavailable)
 			}
@@ -224,6 +229,67 @@ func (g *Group) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode loc
 		return err
 	}
 	return g.waitApplied(ctx, index)
+}
+
+// watchLeader guards a lock request to the leader at addr. The request may
+// wait there up to the lock wait timeout, for a holder to finish; but a
+// leader that stopped answering (a WAN link gone silent keeps a pooled
+// connection open, and nothing comes back on it) must not hold the caller
+// that long. So while the request waits, the leader is asked for a cheap
+// answer (an empty keepalive) every half cluster timeout, and one that does
+// not come within half a cluster timeout ends the request: cancel is
+// called, and silent reports it. A lock the leader grants after that
+// expires there, since this node sends no keepalive for it.
+func (g *Group) watchLeader(ctx context.Context, cancel context.CancelFunc, addr string) (silent func() bool) {
+	if g.node == nil {
+		return func() bool { return false }
+	}
+	probe := emptyKeepalive(string(g.cfg.ID))
+	return watchSilence(ctx, cancel, g.cfg.Timeout/2, func(pctx context.Context) error {
+		_, err := g.node.rpc.call(pctx, addr, g.id, methodKeepalive, 0, probe)
+		return err
+	})
+}
+
+// emptyKeepalive is a keepalive naming no owner: the cheapest request a
+// leader answers.
+func emptyKeepalive(node string) []byte {
+	return binary.AppendUvarint(appendBytes(nil, []byte(node)), 0)
+}
+
+// watchSilence calls probe every interval until ctx ends; the first probe
+// that fails within interval (other than with ErrNotLeader, an answer)
+// calls cancel and makes silent report true. Probes are background
+// requests: no caller's round trips count them.
+func watchSilence(ctx context.Context, cancel context.CancelFunc, every time.Duration, probe func(context.Context) error) (silent func() bool) {
+	var gone atomic.Bool
+	if every <= 0 {
+		return gone.Load
+	}
+	go func() {
+		t := time.NewTimer(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			pctx, pcancel := context.WithTimeout(inBackground(context.Background()), every)
+			err := probe(pctx)
+			pcancel()
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil && !errors.Is(err, ErrNotLeader) {
+				gone.Store(true)
+				cancel()
+				return
+			}
+			t.Reset(every)
+		}
+	}()
+	return gone.Load
 }
 
 // ReleaseAll drops every lock owner holds, wherever it took them. Locks at
@@ -336,8 +402,9 @@ func encodeOwner(node string, owner lock.TxnID) []byte {
 	return binary.BigEndian.AppendUint64(appendBytes(nil, []byte(node)), uint64(owner))
 }
 
-// remoteID maps another node's transaction to its ID in the current table.
-func (l *lockService) remoteID(node string, owner lock.TxnID) lock.TxnID {
+// remoteOwnerOf maps another node's transaction to its entry, and so its
+// ID, in the current table.
+func (l *lockService) remoteOwnerOf(node string, owner lock.TxnID) *remoteOwner {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := remoteKey{node, owner}
@@ -348,7 +415,15 @@ func (l *lockService) remoteID(node string, owner lock.TxnID) lock.TxnID {
 		l.remote[k] = ro
 	}
 	ro.seen = time.Now()
-	return ro.id
+	return ro
+}
+
+// stillRemote reports whether ro is still the entry of another node's
+// transaction: a release or an expiry removes it.
+func (l *lockService) stillRemote(node string, owner lock.TxnID, ro *remoteOwner) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.remote[remoteKey{node, owner}] == ro
 }
 
 func (l *lockService) serveLock(ctx context.Context, payload []byte) ([]byte, error) {
@@ -361,12 +436,7 @@ func (l *lockService) serveLock(ctx context.Context, payload []byte) ([]byte, er
 		return nil, fmt.Errorf("replication: bad lock request: %w", d.err)
 	}
 	key := d.buf
-	t, err := l.leaderTable(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id := l.remoteID(node, owner)
-	if err := t.Acquire(ctx, id, key, mode, timeout); err != nil {
+	if err := l.acquireRemote(ctx, node, owner, timeout, []LockRequest{{Key: key, Mode: mode}}); err != nil {
 		return nil, err
 	}
 	// Read only now: the applied index after the term's barrier and after

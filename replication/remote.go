@@ -425,8 +425,27 @@ func (r *Remote) Lock(ctx context.Context, owner lock.TxnID, key []byte, mode lo
 		return err
 	}
 	req := encodeLock(string(r.n.cfg.ID), owner, mode, timeout, key)
+	probe := emptyKeepalive(string(r.n.cfg.ID))
 	return r.do(ctx, true, timeout, func(ctx context.Context, addr string) error {
-		resp, err := r.call(ctx, addr, methodLock, req)
+		// The request may wait at the leader up to timeout; a leader gone
+		// silent ends it sooner (Group.watchLeader).
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		silent := watchSilence(wctx, cancel, r.timeout/2, func(pctx context.Context) error {
+			_, err := r.n.rpc.call(pctx, addr, r.group, methodKeepalive, 0, probe)
+			return err
+		})
+		resp, err := r.call(wctx, addr, methodLock, req)
+		if err != nil && silent() && ctx.Err() == nil {
+			r.mu.Lock()
+			if r.locks[owner] == nil {
+				r.locks[owner] = map[string]bool{}
+			}
+			r.locks[owner][addr] = true
+			r.mu.Unlock()
+			r.forget(addr)
+			return fmt.Errorf("%w: group %d: the leader at %s stopped answering", ErrUnavailable, r.group, addr)
+		}
 		// Any outcome but a refusal before the lock table may have
 		// registered the owner there (a grant whose answer was lost, say):
 		// ReleaseAll tells that leader too.

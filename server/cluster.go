@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -89,7 +90,7 @@ func (s *Server) startCluster(eng *kv.Engine, kopts kv.Options) error {
 		PeerAddr:      cc.PeerAddr,
 		AdvertiseAddr: cc.AdvertisePeerAddr,
 		Secret:        secret,
-		Dial:          cc.Dial,
+		Dial:          peerDialer(cc),
 		ServerTLS:     serverTLS,
 		ClientTLS:     clientTLS,
 		Logger:        newHclog(s.log, "peer"),
@@ -253,3 +254,15 @@ func (s *Server) Group() *replication.Group { return s.group }
 // PeerAddr is the address other nodes reach this one at: the advertised
 // peer address when one is set.
 func (s *Server) PeerAddr() string { return s.node.Addr() }
+
+// peerDialer is the dialer towards other nodes: the configured hook, or
+// one bound to PeerSourceAddr, or nil (the mux's plain dialer).
+func peerDialer(cc ClusterConfig) func(ctx context.Context, addr string) (net.Conn, error) {
+	if cc.Dial != nil || cc.PeerSourceAddr == "" {
+		return cc.Dial
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(cc.PeerSourceAddr)}}
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		return d.DialContext(ctx, "tcp", addr)
+	}
+}

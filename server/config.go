@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -45,6 +46,11 @@ type Config struct {
 	// GLOBAL changes them while the node runs.
 	MaxConnections int
 	ConnectTimeout time.Duration
+	// SecureFilePriv (--secure-file-priv) is the one directory whose
+	// files LOAD_FILE, LOAD DATA INFILE and SELECT ... INTO OUTFILE may
+	// touch, for accounts holding FILE; empty leaves secure_file_priv
+	// NULL: no file of the host is reachable through SQL.
+	SecureFilePriv string
 
 	// PlacementFile (--placement) is a placement file (docs/PLACEMENT.md)
 	// stored as the cluster's placement when this node bootstraps a new
@@ -70,6 +76,12 @@ type ClusterConfig struct {
 	// It lets a node sit behind NAT, a container network or a WAN
 	// emulator, or listen on an unspecified address (0.0.0.0:7071).
 	AdvertisePeerAddr string
+	// PeerSourceAddr is the IP address this node's connections to other
+	// nodes come from; empty lets the system choose. A WAN emulator that
+	// tells sites apart by source address needs one per site when the
+	// nodes share a host (127.0.1.1, 127.0.2.1, ...: every 127.0.0.0/8
+	// address is local on Linux). Ignored when Dial is set.
+	PeerSourceAddr string
 	// Join is any member's peer address: a node started on an empty data
 	// directory asks to be added there instead of bootstrapping. A node
 	// with state ignores it.
@@ -169,12 +181,22 @@ func (c *Config) Validate() error {
 	if c.ConnectTimeout != 0 && (c.ConnectTimeout < 2*time.Second || c.ConnectTimeout > 31536000*time.Second) {
 		return errors.New("server: connect timeout must be between 2 s and 31536000 s")
 	}
+	if c.SecureFilePriv != "" {
+		if st, err := os.Stat(c.SecureFilePriv); err != nil || !st.IsDir() {
+			return fmt.Errorf("server: --secure-file-priv %s is not a directory", c.SecureFilePriv)
+		}
+	}
 	if c.Cluster.PeerAddr == "" {
 		return errors.New("server: peer address not set")
 	}
 	if a := c.Cluster.AdvertisePeerAddr; a != "" {
 		if err := mux.CheckDialable(a); err != nil {
 			return fmt.Errorf("server: advertised peer address: %w", err)
+		}
+	}
+	if a := c.Cluster.PeerSourceAddr; a != "" {
+		if ip := net.ParseIP(a); ip == nil || ip.IsUnspecified() {
+			return fmt.Errorf("server: peer source address %q: want an IP address of this host", a)
 		}
 	}
 	if !placement.ValidSiteName(c.Cluster.Site) {

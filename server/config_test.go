@@ -1,8 +1,11 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -76,4 +79,44 @@ func TestNodeAdvertisesPeerAddr(t *testing.T) {
 	members := srv.Group().Status().Members
 	require.Len(t, members, 1)
 	require.Equal(t, "wan.example:7100", members[0].Address)
+}
+
+func TestValidatePeerSourceAddr(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, bad := range []string{"127.0.1.1:7071", "host", "0.0.0.0", "::"} {
+		cfg.Cluster.PeerSourceAddr = bad
+		require.Error(t, cfg.Validate(), bad)
+	}
+	for _, good := range []string{"127.0.1.1", "10.0.0.9", "::1"} {
+		cfg.Cluster.PeerSourceAddr = good
+		require.NoError(t, cfg.Validate(), good)
+	}
+}
+
+// Connections to other nodes come from the source address, which is how
+// a WAN emulator in front of nodes sharing a host tells their sites apart.
+func TestPeerDialerBindsSourceAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Addr, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c.RemoteAddr()
+		c.Close()
+	}()
+	require.Nil(t, peerDialer(ClusterConfig{}), "the mux's own dialer")
+	dial := peerDialer(ClusterConfig{PeerSourceAddr: "127.0.3.7"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := dial(ctx, ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	from := <-accepted
+	require.NotNil(t, from)
+	require.Equal(t, "127.0.3.7", from.(*net.TCPAddr).IP.String())
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dolthub/vitess/go/mysql"
+	ast "github.com/dolthub/vitess/go/vt/sqlparser"
 
 	"github.com/fogdb/fogdb/sqlfront"
 )
@@ -36,6 +37,30 @@ type errEnv struct {
 	db    string // the session's current database
 	query string // the statement, when known
 	prov  *sqlfront.Provider
+	// usedPassword: the client logged in with a password.
+	usedPassword bool
+}
+
+// databases lists the databases the statement's own qualified names
+// name (DELETE FROM d.t names d), then the current one: where to look
+// for the objects an engine error names without their database.
+func (e errEnv) databases() []string {
+	var out []string
+	add := func(db string) {
+		if db != "" && !slices.ContainsFunc(out, func(x string) bool { return strings.EqualFold(x, db) }) {
+			out = append(out, db)
+		}
+	}
+	if stmt, err := sqlfront.Parser().ParseSimple(e.query); err == nil && stmt != nil {
+		_ = ast.Walk(func(node ast.SQLNode) (bool, error) {
+			if tn, ok := node.(ast.TableName); ok {
+				add(tn.DbQualifier.String())
+			}
+			return true, nil
+		}, stmt)
+	}
+	add(e.db)
+	return out
 }
 
 // words is the statement's words, upper-cased.
@@ -91,8 +116,11 @@ var errRules = []errRule{
 	{re: regexp.MustCompile("^cannot drop table `(.+)` as it is referenced in foreign key `(.+)`$"), num: erFKDropTableReferenced, state: "HY000",
 		msg: func(m []string, env errEnv) string {
 			child := "?"
-			if fk, ok := env.prov.ReferencingForeignKey(env.db, m[1], m[2]); ok {
-				child = fk.Table
+			for _, db := range env.databases() {
+				if fk, ok := env.prov.ReferencingForeignKey(db, m[1], m[2]); ok {
+					child = fk.Table
+					break
+				}
 			}
 			return fmt.Sprintf("Cannot drop table '%s' referenced by a foreign key constraint '%s' on table '%s'.", m[1], m[2], child)
 		}},
@@ -127,6 +155,12 @@ var errRules = []errRule{
 			return fmt.Sprintf("Invalid default value for '%s'", columnWithDefault(env.query))
 		}},
 
+	{re: regexp.MustCompile(`^Variable '(.+)' is a read only variable$`), num: erVariableReadOnly, state: "HY000", msg: verbatim},
+	// A literal too large for a double (1e400): the parser's own error.
+	{re: regexp.MustCompile(`^strconv\.ParseFloat: parsing "(.+)": value out of range$`), num: erIllegalValueForType, state: "22007",
+		msg: func(m []string, _ errEnv) string {
+			return fmt.Sprintf("Illegal double '%s' value found during parsing", m[1])
+		}},
 	{re: regexp.MustCompile(`^command denied to user '(.*)'@'(.*)'$`), num: erTableAccessDenied, state: "42000",
 		msg: func(m []string, env errEnv) string { return denied(env, m[1], m[2], "") }},
 	{re: regexp.MustCompile(`^Access denied for user '(.*)'@'(.*)' to table '(.*)'$`), num: erTableAccessDenied, state: "42000",
@@ -141,6 +175,23 @@ var errRules = []errRule{
 		msg: func(m []string, _ errEnv) string {
 			return fmt.Sprintf("Can't DROP '%s'; check that column/key exists", m[1])
 		}},
+	{re: regexp.MustCompile(`^cannot truncate table (.+) as it is referenced in foreign key (.+) on table (.+)$`), num: erTruncateIllegalFK, state: "42000",
+		msg: func(m []string, env errEnv) string {
+			db := env.db
+			for _, d := range env.databases() {
+				if _, ok := env.prov.ForeignKey(d, m[3], m[2]); ok {
+					db = d
+					break
+				}
+			}
+			return fmt.Sprintf("Cannot truncate a table referenced in a foreign key constraint (`%s`.`%s`, CONSTRAINT `%s`)", db, m[3], m[2])
+		}},
+	{re: regexp.MustCompile(`^incorrect prefix key '.*'; the used key part isn't a string, the used length is longer than the key part, or the storage engine doesn't support unique prefix keys$`), num: mysql.ERWrongSubKey, state: "HY000",
+		msg: func([]string, errEnv) string {
+			return "Incorrect prefix key; the used key part isn't a string, the used length is longer than the key part, or the storage engine doesn't support unique prefix keys"
+		}},
+	{re: regexp.MustCompile(`^no database selected$`), num: mysql.ERNoDb, state: "3D000",
+		msg: func([]string, errEnv) string { return "No database selected" }},
 	{re: regexp.MustCompile(`^SAVEPOINT (.+) does not exist$`), num: 1305, state: "42000",
 		msg: func(m []string, _ errEnv) string { return fmt.Sprintf("SAVEPOINT %s does not exist", m[1]) }},
 	{re: regexp.MustCompile(`(?i)^cannot execute statement in a READ ONLY transaction`), num: 1792, state: "25006",
@@ -225,11 +276,14 @@ func denied(env errEnv, user, host, table string) string {
 func fkText(env errEnv, name, child, parent string) string {
 	db := env.db
 	cols, pcols := "", ""
-	if fk, ok := env.prov.ForeignKey(db, child, name); ok {
-		db = fk.Database
-		cols = "`" + strings.Join(fk.Columns, "`, `") + "`"
-		pcols = "`" + strings.Join(fk.ParentColumns, "`, `") + "`"
-		parent = fk.ParentTable
+	for _, d := range env.databases() {
+		if fk, ok := env.prov.ForeignKey(d, child, name); ok && strings.EqualFold(fk.ParentTable, parent) {
+			db = fk.Database
+			cols = "`" + strings.Join(fk.Columns, "`, `") + "`"
+			pcols = "`" + strings.Join(fk.ParentColumns, "`, `") + "`"
+			parent = fk.ParentTable
+			break
+		}
 	}
 	return fmt.Sprintf("`%s`.`%s`, CONSTRAINT `%s` FOREIGN KEY (%s) REFERENCES `%s` (%s)", db, child, name, cols, parent, pcols)
 }
@@ -403,6 +457,7 @@ func translate(se *mysql.SQLError, env errEnv) {
 		}
 		return
 	}
+	translateKind(se, msg)
 }
 
 // accountDenied refines a privilege error for statements on databases and
@@ -413,6 +468,17 @@ func accountDenied(se *mysql.SQLError, env errEnv) {
 		return
 	}
 	switch {
+	case words[0] == "LOAD" && words[1] == "DATA":
+		// The engine checks only FILE, a global privilege: MySQL answers
+		// its lack with 1045.
+		if m := regexp.MustCompile(`user '(.*)'@'(.*?)'`).FindStringSubmatch(se.Message); m != nil {
+			yes := "NO"
+			if env.usedPassword {
+				yes = "YES"
+			}
+			se.Num, se.State = mysql.ERAccessDeniedError, "28000"
+			se.Message = fmt.Sprintf("Access denied for user '%s'@'%s' (using password: %s)", m[1], m[2], yes)
+		}
 	case (words[0] == "CREATE" || words[0] == "DROP") && (words[1] == "DATABASE" || words[1] == "SCHEMA"):
 		orig := strings.Fields(env.query)
 		name := strings.Trim(orig[len(orig)-1], "`;")
@@ -432,8 +498,11 @@ func verbatim(m []string, _ errEnv) string { return m[0] }
 const (
 	erDivisionByZero          = 1365 // ER_DIVISION_BY_ZERO
 	erTableAccessDenied       = 1142 // ER_TABLEACCESS_DENIED_ERROR
+	erVariableReadOnly        = 1238 // ER_INCORRECT_GLOBAL_LOCAL_VAR
+	erIllegalValueForType     = 1367 // ER_ILLEGAL_VALUE_FOR_TYPE
 	erKeyDoesNotExist         = 1176 // ER_KEY_DOES_NOT_EXITS
 	erDropIndexFK             = 1553 // ER_DROP_INDEX_FK
+	erTruncateIllegalFK       = 1701 // ER_TRUNCATE_ILLEGAL_FK
 	erFKNoIndexParent         = 1822 // ER_FK_NO_INDEX_PARENT
 	erFKCannotOpenParent      = 1824 // ER_FK_CANNOT_OPEN_PARENT
 	erFKDupName               = 1826 // ER_FK_DUP_NAME

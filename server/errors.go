@@ -10,6 +10,7 @@ import (
 	"github.com/dolthub/vitess/go/mysql"
 	"github.com/dolthub/vitess/go/sqltypes"
 	querypb "github.com/dolthub/vitess/go/vt/proto/query"
+	ast "github.com/dolthub/vitess/go/vt/sqlparser"
 
 	"github.com/fogdb/fogdb/sqlfront"
 )
@@ -82,6 +83,7 @@ func (h errorEdge) mysqlErrorFor(c *mysql.Conn, query string, err error) error {
 	env := errEnv{prov: h.prov, query: query}
 	if s := h.prov.SessionByConn(c.ConnectionID); s != nil {
 		env.db = s.GetCurrentDatabase()
+		env.usedPassword = s.UsedPassword()
 	}
 	translate(&out, env)
 	if s := h.prov.SessionByConn(c.ConnectionID); s != nil {
@@ -161,26 +163,28 @@ func unknownColumn(err error) bool {
 		strings.Contains(m, "\" does not have column \"") || strings.HasPrefix(m, "Unknown column '")
 }
 
-// retryStale reports whether a statement that failed is to be run
-// again, once, after a read barrier of the catalog
-// (Session.RetryStale): it named a column, or committed under a table
-// definition, that a DDL at another node had just changed, and this
-// node's replica had not applied yet. The caller has checked that
-// nothing of the statement reached the client.
+// retryStale reports whether a statement that failed naming an unknown
+// column is to be run again, once, after a read barrier of the catalog
+// (Session.RetryStale): the column may be one a DDL at another node just
+// added, which this node's replica had not applied yet. The engine refuses
+// an unknown column while planning, before it runs anything; the caller
+// has also checked that nothing reached the client.
 func (h errorEdge) retryStale(c *mysql.Conn, err error) bool {
-	changed := definitionChanged(err)
-	if !changed && !unknownColumn(err) {
+	if err == nil {
 		return false
 	}
 	s := h.prov.SessionByConn(c.ConnectionID)
-	return s != nil && s.RetryStale(changed)
-}
-
-// definitionChanged reports whether err is 1412: the statement's table
-// changed under it.
-func definitionChanged(err error) bool {
+	if s == nil {
+		return false
+	}
 	var se *mysql.SQLError
-	return errors.As(err, &se) && se.Num == 1412
+	if errors.As(err, &se) && se.Num == 1412 {
+		// The client is told to retry: its next statement must see the
+		// definition that changed, not this node's possibly older copy.
+		s.BarrierNext()
+		return false
+	}
+	return unknownColumn(err) && s.RetryStale()
 }
 
 // answering wraps a result callback to note whether it was called: a
@@ -222,7 +226,11 @@ func (h errorEdge) ComPrepare(ctx context.Context, c *mysql.Conn, query string, 
 	ctx, end := h.statementContext(ctx, c, "")
 	defer end()
 	f, err := h.Handler.ComPrepare(ctx, c, query, prepare)
-	if h.retryStale(c, err) {
+	if unknownColumn(err) && h.prov.ReadBarrier(ctx) == nil {
+		// Preparing resolves names from this node's catalog without its
+		// barrier (the engine runs no session check for it): a column a
+		// DDL elsewhere just added may be missing here. Preparing runs
+		// nothing, so it is done again after the barrier.
 		delete(c.PrepareData, prepare.StatementID)
 		f, err = h.Handler.ComPrepare(ctx, c, query, prepare)
 	}
@@ -259,6 +267,10 @@ func (h errorEdge) NewConnection(c *mysql.Conn) {
 	c.StatusFlags |= uint16(mysql.ServerStatusAutocommit)
 	if g := guardedOf(c.Conn); g != nil {
 		g.mc = c
+		g.parserOptions = func() ast.ParserOptions {
+			opts, _ := h.Handler.ParserOptionsForConnection(c)
+			return opts
+		}
 	}
 	h.conns.add(c)
 }

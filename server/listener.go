@@ -2,6 +2,8 @@ package server
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,9 +22,9 @@ import (
 // engine's accept loop, which returns for good on its first error: it
 // retries failed accepts (running out of file descriptors is the usual
 // one) and enforces max_connections. guardedConn sits under each
-// connection: it applies connect_timeout to the handshake, and answers the
-// malformed packets the protocol code cannot parse with MySQL's errors
-// before they reach it.
+// connection: it runs TLS, applies connect_timeout to the handshake, and
+// answers the malformed packets the protocol code cannot parse with
+// MySQL's errors before they reach it.
 
 // Accept backs off from 5 ms, doubling up to a second, as net/http does.
 const (
@@ -60,8 +62,11 @@ func connectTimeout() time.Duration {
 
 type mysqlListener struct {
 	net.Listener
-	log  *slog.Logger
-	open atomic.Int64 // connections accepted and not yet closed
+	log *slog.Logger
+	// tlsConf is the clients' TLS, run by each connection's guard; nil
+	// without --tls-cert.
+	tlsConf *tls.Config
+	open    atomic.Int64 // connections accepted and not yet closed
 	// stmts counts the prepared statements of all connections, against
 	// max_prepared_stmt_count.
 	stmts atomic.Int64
@@ -76,8 +81,8 @@ type mysqlListener struct {
 	loopStopped bool // the accept loop above returned while the listener was open
 }
 
-func newMySQLListener(ln net.Listener, log *slog.Logger) *mysqlListener {
-	return &mysqlListener{Listener: ln, log: log, done: make(chan struct{})}
+func newMySQLListener(ln net.Listener, log *slog.Logger, tlsConf *tls.Config) *mysqlListener {
+	return &mysqlListener{Listener: ln, log: log, tlsConf: tlsConf, done: make(chan struct{})}
 }
 
 // Accept returns the next admitted connection. It returns an error only
@@ -189,7 +194,7 @@ func (l *mysqlListener) admit(c net.Conn) net.Conn {
 		go refuseTooMany(c)
 		return nil
 	}
-	g := &guardedConn{Conn: c, l: l, br: bufio.NewReaderSize(c, 1024)}
+	g := &guardedConn{Conn: c, l: l, br: bufio.NewReaderSize(c, 1024), tr: c, tlsConf: l.tlsConf}
 	if t := connectTimeout(); t > 0 {
 		_ = c.SetDeadline(time.Now().Add(t))
 	}
@@ -235,6 +240,9 @@ type admissionAuth struct {
 	mysql.AuthServer
 	db      *mysql_db.MySQLDb
 	onLogin func(*mysql.Conn, sql.MysqlConnectionUser)
+	// tlsRequirement is the ssl_type of an account (user and the
+	// account's host pattern): "" when it may log in without TLS.
+	tlsRequirement func(ctx context.Context, user, host string) (string, error)
 }
 
 func (a admissionAuth) AuthMethods() []mysql.AuthMethod {
@@ -256,7 +264,15 @@ func (m admissionMethod) HandleAuthPluginData(c *mysql.Conn, user string, server
 	if err != nil {
 		return who, err
 	}
+	if !c.TLSEnabled() {
+		if err := m.a.checkTLSRequirement(who, addr, len(clientData) > 0); err != nil {
+			return nil, err
+		}
+	}
 	if g := guardedOf(c.Conn); g != nil {
+		// An empty password is an empty answer to the scramble (or a
+		// lone NUL in clear text).
+		g.usedPassword = len(clientData) > 0 && !(len(clientData) == 1 && clientData[0] == 0)
 		if err := g.authenticated(func() bool { return isConnectionAdmin(m.a.db, who) }); err != nil {
 			return who, err
 		}
@@ -265,6 +281,43 @@ func (m admissionMethod) HandleAuthPluginData(c *mysql.Conn, user string, server
 		m.a.onLogin(c, cu)
 	}
 	return who, nil
+}
+
+// checkTLSRequirement refuses a login in clear to an account created with
+// REQUIRE SSL (or X509...), as MySQL does: access denied, 1045, whatever
+// the password. A requirement that cannot be read refuses the login too.
+func (a admissionAuth) checkTLSRequirement(who mysql.Getter, client net.Addr, usedPassword bool) error {
+	cu, ok := who.(sql.MysqlConnectionUser)
+	if !ok || a.db == nil || a.tlsRequirement == nil {
+		return nil
+	}
+	rd := a.db.Reader()
+	u := a.db.GetUser(rd, cu.User, cu.Host, false)
+	var user, host string
+	if u != nil {
+		user, host = u.User, u.Host
+	}
+	rd.Close()
+	if u == nil {
+		return nil
+	}
+	req, err := a.tlsRequirement(context.Background(), user, host)
+	if err == nil && req == "" {
+		return nil
+	}
+	using := "NO"
+	if usedPassword {
+		using = "YES"
+	}
+	// MySQL names the client's host, not the account's pattern.
+	clientHost := cu.Host
+	if client != nil {
+		if h, _, err := net.SplitHostPort(client.String()); err == nil {
+			clientHost = h
+		}
+	}
+	return mysql.NewSQLError(mysql.ERAccessDeniedError, mysql.SSAccessDeniedError,
+		"Access denied for user '%s'@'%s' (using password: %s)", cu.User, clientHost, using)
 }
 
 // isConnectionAdmin: SUPER or CONNECTION_ADMIN, the privileges MySQL lets

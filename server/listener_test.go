@@ -61,7 +61,7 @@ func TestListenerRetriesFailedAccepts(t *testing.T) {
 	var logged strings.Builder
 	var logMu sync.Mutex
 	log := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logged}, nil))
-	l := newMySQLListener(fl, log)
+	l := newMySQLListener(fl, log, nil)
 	defer l.Close()
 
 	s := &Server{admin: &admin{}, mln: l}

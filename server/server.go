@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -162,7 +163,7 @@ func (s *Server) build() error {
 	engineInit.Unlock()
 	prov.AttachEngine(s.engine)
 	s.engine.ProcessList = processList{s.engine.ProcessList}
-	s.engine.Analyzer.ExecBuilder = sqlfront.NewExecBuilder()
+	s.engine.Analyzer.ExecBuilder = s.prov.NewExecBuilder()
 	cancellableAnalyzer(s.engine.Analyzer)
 	go s.reloadUsers()
 	s.catchUp(2 * s.cfg.Cluster.Timeout)
@@ -208,7 +209,18 @@ func (s *Server) sessionBuilder(_ context.Context, conn *mysql.Conn, addr string
 		host, user = u.Host, u.User
 	}
 	client := sql.Client{Address: host, User: user, Capabilities: conn.Capabilities}
-	return s.prov.NewSession(sql.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID)), nil
+	sess := s.prov.NewSession(sql.NewBaseSessionWithClientServer(addr, client, conn.ConnectionID))
+	if g := guardedOf(conn.Conn); g != nil {
+		sess.SetUsedPassword(g.usedPassword)
+		// The guard runs the client's TLS (guardconn.go): the protocol
+		// code's connection is the guard, not a *tls.Conn.
+		if tc, ok := g.tr.(*tls.Conn); ok && g.tlsOn {
+			sess.SetTLS(tlsStatusNames(tc.ConnectionState()))
+		}
+	} else if tc, ok := conn.Conn.(*tls.Conn); ok {
+		sess.SetTLS(tlsStatusNames(tc.ConnectionState()))
+	}
+	return sess, nil
 }
 
 // Start listens and serves MySQL clients until Close.
@@ -227,9 +239,17 @@ func (s *Server) Start() error {
 		ln.Close()
 		return err
 	}
-	s.mln = newMySQLListener(ln, s.log)
+	// Set at every start: the variable is the process's, shared by the
+	// nodes of an in-process cluster.
+	if _, err := sqlfront.SetSecureFilePriv(s.cfg.SecureFilePriv); err != nil {
+		ln.Close()
+		return err
+	}
+	// TLS is run by each connection's guard (guardconn.go), not by the
+	// protocol code, so that the guard sees every client's packets.
+	s.mln = newMySQLListener(ln, s.log, s.mysqlTLS())
 	gcfg := gmsserver.Config{Protocol: "tcp", Address: ln.Addr().String(), Listener: s.mln,
-		TLSConfig: s.mysqlTLS(), ProtocolListenerFactory: s.protocolListener}
+		ProtocolListenerFactory: s.protocolListener}
 	srv, err := gmsserver.NewServerWithHandler(gcfg, s.engine, sql.NewContext, s.sessionBuilder, nil,
 		func(h mysql.Handler) (mysql.Handler, error) {
 			return errorEdge{Handler: h, prov: s.prov, conns: s.conns}, nil
@@ -258,7 +278,8 @@ func (s *Server) Start() error {
 func (s *Server) protocolListener(cfg gmsserver.Config, lc mysql.ListenerConfig, sel gmsserver.ServerEventListener) (gmsserver.ProtocolListener, error) {
 	// TLS policy wraps admission, so an insecure login is refused with
 	// 3159 before it counts against max_connections.
-	lc.AuthServer = secureAuthServer{admissionAuth{AuthServer: lc.AuthServer, db: s.engine.Analyzer.Catalog.MySQLDb, onLogin: s.loggedIn}}
+	lc.AuthServer = secureAuthServer{admissionAuth{AuthServer: lc.AuthServer, db: s.engine.Analyzer.Catalog.MySQLDb, onLogin: s.loggedIn,
+		tlsRequirement: s.prov.AccountTLSRequirement}}
 	return gmsserver.MySQLProtocolListenerFactory(cfg, lc, sel)
 }
 

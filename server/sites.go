@@ -334,7 +334,8 @@ func (s *Server) topology(*sql.Context) (sqlfront.Topology, error) {
 	hosted := func(g *replication.Group, kind, site string) sqlfront.GroupRow {
 		st := g.Status()
 		r := sqlfront.GroupRow{Group: st.Group, Kind: kind, Site: site, Hosted: true, Role: st.Role,
-			Leader: st.Leader, Term: st.Term, Members: len(st.Members), AppliedIndex: st.AppliedIndex}
+			Leader: st.Leader, Term: st.Term, Members: len(st.Members), AppliedIndex: st.AppliedIndex,
+			Version: versionText(&st.Version), ActiveVersion: versionText(st.ActiveVersion)}
 		for _, m := range st.Members {
 			if m.Voter {
 				r.Voters++
@@ -367,4 +368,13 @@ func (s *Server) topology(*sql.Context) (sqlfront.Topology, error) {
 		t.Placements = append(t.Placements, row)
 	}
 	return t, nil
+}
+
+// versionText is a version as fogdb.groups shows it, COMMANDS.SNAPSHOT
+// (the form --advertise-version takes), "" when unknown.
+func versionText(v *replication.Version) string {
+	if v == nil || *v == (replication.Version{}) {
+		return ""
+	}
+	return fmt.Sprintf("%d.%d", v.Commands, v.Snapshot)
 }

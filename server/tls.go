@@ -123,6 +123,8 @@ type secureAuthMethod struct{ mysql.AuthMethod }
 // 3159: left to itself, caching_sha2_password declines a connection
 // without TLS and the client would get a generic handshake error (2012).
 func (m secureAuthMethod) HandleUser(c *mysql.Conn, user string) bool {
+	// The first hook after the protocol code read the handshake response.
+	markTLS(c)
 	if !c.TLSEnabled() && requireSecureTransport() {
 		return true
 	}
@@ -133,6 +135,7 @@ func (m secureAuthMethod) HandleUser(c *mysql.Conn, user string) bool {
 // what the client sent, so no password is checked over clear text once the
 // server requires TLS.
 func (m secureAuthMethod) HandleAuthPluginData(c *mysql.Conn, user string, serverData, clientData []byte, remote net.Addr) (mysql.Getter, error) {
+	markTLS(c)
 	if !c.TLSEnabled() && requireSecureTransport() {
 		return nil, mysql.NewSQLError(ErSecureTransportRequired, "HY000",
 			"Connections using insecure transport are prohibited while --require_secure_transport=ON.")
@@ -200,4 +203,20 @@ func loadCAPool(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("server: cluster CA %s holds no PEM certificate", path)
 	}
 	return pool, nil
+}
+
+// tlsStatusNames are a connection's TLS version and cipher suite as MySQL
+// names them in Ssl_version and Ssl_cipher: "TLSv1.3", and the suite's
+// name (for TLS 1.3 the same in OpenSSL as in the standard; for TLS 1.2 the
+// standard's, where MySQL shows OpenSSL's).
+func tlsStatusNames(st tls.ConnectionState) (version, cipher string) {
+	switch st.Version {
+	case tls.VersionTLS13:
+		version = "TLSv1.3"
+	case tls.VersionTLS12:
+		version = "TLSv1.2"
+	default:
+		version = tls.VersionName(st.Version)
+	}
+	return version, tls.CipherSuiteName(st.CipherSuite)
 }

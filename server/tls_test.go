@@ -314,3 +314,67 @@ func TestPeerCertificateMustChainToTheCA(t *testing.T) {
 	}
 	require.ErrorContains(t, err, "does not verify against --peer-ca")
 }
+
+// An account created with REQUIRE SSL logs in over TLS only: in clear it
+// is denied with 1045 as in MySQL, whatever the password; other accounts
+// still may. The requirement goes with DROP USER.
+func TestRequireSSLAccount(t *testing.T) {
+	srv, dir := tlsNode(t, nil)
+	cli := newTLSClient(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), adminPatience)
+	defer cancel()
+	root := openDB(t, fmt.Sprintf("root:%s@tcp(%s)/?tls=%s", tlsRootPW, srv.MySQLAddr(), cli.name))
+	exec := func(q string) {
+		t.Helper()
+		_, err := root.ExecContext(ctx, q)
+		require.NoError(t, err, q)
+	}
+	inClear := func(user string) error {
+		return openDB(t, fmt.Sprintf("%s:pw@tcp(%s)/", user, srv.MySQLAddr())).PingContext(ctx)
+	}
+	overTLS := func(user string) error {
+		return openDB(t, fmt.Sprintf("%s:pw@tcp(%s)/?tls=%s", user, srv.MySQLAddr(), cli.name)).PingContext(ctx)
+	}
+	exec("CREATE USER 'sec'@'%' IDENTIFIED WITH mysql_native_password BY 'pw' REQUIRE SSL")
+	exec("CREATE USER 'sha'@'%' IDENTIFIED WITH caching_sha2_password BY 'pw' REQUIRE SSL")
+	exec("CREATE USER 'x509'@'%' IDENTIFIED WITH mysql_native_password BY 'pw' REQUIRE X509")
+	exec("CREATE USER 'plain'@'%' IDENTIFIED WITH mysql_native_password BY 'pw'")
+
+	require.NoError(t, overTLS("sec"))
+	require.NoError(t, overTLS("sha"))
+	require.NoError(t, inClear("plain"))
+	for _, u := range []string{"sec", "x509"} {
+		err := inClear(u)
+		require.Equal(t, uint16(1045), mysqlErrNumber(err), "%s in clear: %v", u, err)
+		require.ErrorContains(t, err, fmt.Sprintf("Access denied for user '%s'@'127.0.0.1' (using password: YES)", u))
+	}
+
+	exec("DROP USER 'sec'@'%'")
+	exec("CREATE USER 'sec'@'%' IDENTIFIED WITH mysql_native_password BY 'pw'")
+	require.NoError(t, inClear("sec"), "a new account of the same name has no requirement")
+	exec("DROP USER 'x509'@'%'")
+	exec("CREATE USER IF NOT EXISTS 'plain'@'%' IDENTIFIED BY 'other' REQUIRE SSL")
+	require.NoError(t, inClear("plain"), "CREATE USER IF NOT EXISTS leaves an existing account as it was")
+}
+
+// Ssl_version and Ssl_cipher show the session's TLS, as MySQL's do (the
+// mysql client's status command prints them), and are empty in clear.
+func TestTLSStatusVariables(t *testing.T) {
+	srv, dir := tlsNode(t, nil)
+	cli := newTLSClient(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), adminPatience)
+	defer cancel()
+	status := func(db *sql.DB, name string) string {
+		t.Helper()
+		var n, v string
+		require.NoError(t, db.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE '"+name+"'").Scan(&n, &v))
+		return v
+	}
+	secure := openDB(t, fmt.Sprintf("root:%s@tcp(%s)/?tls=%s", tlsRootPW, srv.MySQLAddr(), cli.name))
+	require.Equal(t, "TLSv1.3", status(secure, "Ssl_version"))
+	// Which TLS 1.3 suite depends on the hardware (AES or ChaCha20).
+	require.Regexp(t, `^TLS_(AES_128_GCM_SHA256|AES_256_GCM_SHA384|CHACHA20_POLY1305_SHA256)$`, status(secure, "Ssl_cipher"))
+	plain := openDB(t, fmt.Sprintf("root:%s@tcp(%s)/", tlsRootPW, srv.MySQLAddr()))
+	require.Equal(t, "", status(plain, "Ssl_version"))
+	require.Equal(t, "", status(plain, "Ssl_cipher"))
+}

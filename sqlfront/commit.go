@@ -50,17 +50,13 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 		b.Mutations = append(b.Mutations, kv.Mutation{Key: []byte(it.key), Value: it.val, Delete: it.del})
 		return true
 	})
-	// Definition markers go first: the store reports the first
-	// precondition that failed, and a table changed under the
-	// transaction is its clearest account (1412), whatever else the
-	// change did to its rows (a cleaner removing them, say).
-	for _, markers := range []bool{true, false} {
-		for k, o := range t.seen {
-			if k.group == group && isMarkerKey([]byte(k.key)) == markers {
-				b.Preconditions = append(b.Preconditions, kv.Precondition{Key: []byte(k.key), Exists: o.exists, Version: o.version})
-			}
-		}
-	}
+	// The store reports the first precondition that failed, so the
+	// clearest account goes first: a table changed under the transaction
+	// (1412), whatever else the change did to its rows (a cleaner removing
+	// them, say), from its catalog definition, then from its definition
+	// marker; then the keys claimed by this commit (lockbatch.go), in the
+	// statement's order, so that a duplicate is the first row's; then the
+	// rest.
 	if group == CatalogGroup {
 		for _, m := range t.tables {
 			if m.placed() {
@@ -71,6 +67,23 @@ func (p *Provider) commit(ctx *sql.Context, t *txn) error {
 				Exists:  true,
 				Version: kv.Timestamp(m.version),
 			})
+		}
+	}
+	for k, o := range t.seen {
+		if k.group == group && isMarkerKey([]byte(k.key)) {
+			b.Preconditions = append(b.Preconditions, kv.Precondition{Key: []byte(k.key), Exists: o.exists, Version: o.version})
+		}
+	}
+	claimed := map[gkey]bool{}
+	for _, k := range t.deferred {
+		if o, ok := t.seen[k]; ok && k.group == group && !claimed[k] {
+			claimed[k] = true
+			b.Preconditions = append(b.Preconditions, kv.Precondition{Key: []byte(k.key), Exists: o.exists, Version: o.version})
+		}
+	}
+	for k, o := range t.seen {
+		if k.group == group && !isMarkerKey([]byte(k.key)) && !claimed[k] {
+			b.Preconditions = append(b.Preconditions, kv.Precondition{Key: []byte(k.key), Exists: o.exists, Version: o.version})
 		}
 	}
 	if err := p.checkBatchSize(b); err != nil {

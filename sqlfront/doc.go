@@ -3,6 +3,10 @@
 // the session with its InnoDB-like transactions, and the mapping of fogdb's
 // failures to MySQL errors.
 //
+// Importing it makes the engine parse through dialectParser (dialect.go),
+// which takes MySQL's non-reserved keywords as names where the engine's
+// parser reads them as keywords.
+//
 // It owns everything that knows SQL types. Keys are built here from column
 // values with the SQL-agnostic encoders of kv/keys (collation weights for
 // strings, scaled integers for DECIMAL, and so on), so kv never learns about

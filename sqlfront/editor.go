@@ -263,7 +263,7 @@ func (e *editor) insertIn(ctx *sql.Context, t *txn, group uint64, row sql.Row) e
 	} else {
 		deferred := false
 		if !m.pkCross && !e.changesDup {
-			deferred, err = e.sess.deferredClaim(ctx, t, group, rowKey, func() string {
+			deferred, err = e.sess.deferredClaim(ctx, t, m, group, rowKey, func() string {
 				return m.dupMessage(ctx, "PRIMARY", m.pkOrds, row)
 			})
 			if err != nil {
@@ -387,7 +387,7 @@ func (e *editor) claim(ctx *sql.Context, t *txn, group uint64, key []byte, cross
 // value).
 func (e *editor) claimUnique(ctx *sql.Context, t *txn, group uint64, im *indexMeta, ik []byte, row sql.Row) error {
 	if !im.cross && !e.changesDup {
-		deferred, err := e.sess.deferredClaim(ctx, t, group, ik, func() string {
+		deferred, err := e.sess.deferredClaim(ctx, t, e.m, group, ik, func() string {
 			return e.m.dupMessage(ctx, im.def.Name, im.ords, row)
 		})
 		if deferred || err != nil {

@@ -178,7 +178,7 @@ func (p *Provider) persistGrants(ctx *sql.Context, data []byte) error {
 			}
 			b.expect(key, uint64(v.Version))
 			b.put(key, out)
-			return nil
+			return p.persistAccountTLS(ctx, b, p.grants.base, data)
 		})
 		if err == errDDLConflict && attempt < persistAttempts {
 			continue

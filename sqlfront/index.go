@@ -40,10 +40,36 @@ func (t *Table) GetIndexes(*sql.Context) ([]sql.Index, error) {
 	for _, im := range t.m.indexes {
 		secondary = append(secondary, &Index{t: t, name: im.def.Name, ords: im.ords, prefix: im.prefix, unique: im.def.Unique, comment: im.def.Comment, im: im})
 	}
-	// SHOW CREATE TABLE lists keys in this order; go-mysql-server's own
-	// backends order them by name.
-	sort.Slice(secondary, func(i, j int) bool { return secondary[i].ID() < secondary[j].ID() })
+	// SHOW CREATE TABLE and SHOW INDEX list keys in this order, which is
+	// InnoDB's (sql_table.cc's sort_keys): unique keys first, those over
+	// NOT NULL columns only before the others and those without a prefix
+	// part before those with one, then the rest, each in the order it was
+	// made.
+	if t.p.cfg.KeysByName {
+		sort.Slice(secondary, func(i, j int) bool { return secondary[i].ID() < secondary[j].ID() })
+	} else {
+		sort.SliceStable(secondary, func(i, j int) bool {
+			return t.keyRank(secondary[i].(*Index).im) < t.keyRank(secondary[j].(*Index).im)
+		})
+	}
 	return append(out, secondary...), nil
+}
+
+// keyRank is a secondary key's class in InnoDB's order of keys.
+func (t *Table) keyRank(im *indexMeta) int {
+	if !im.def.Unique {
+		return 4
+	}
+	rank := 0
+	for j, o := range im.ords {
+		if t.m.schema[o].Nullable {
+			rank |= 2
+		}
+		if im.prefix[j] > 0 {
+			rank |= 1
+		}
+	}
+	return rank
 }
 
 // PreciseMatch implements sql.IndexAddressable: every row a lookup returns

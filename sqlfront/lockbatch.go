@@ -88,27 +88,60 @@ func (s *Session) beforeWrite(ctx *sql.Context, t *txn, group uint64) error {
 // Only then may a duplicate be found by the commit rather than by the
 // statement. Either word anywhere in the text (in a string, say) rules it
 // out: a false no only costs the round trips saved.
-func plainInsert(q string) bool {
-	w, _ := word(q, skipSpaceAndComments(q, 0))
+//
+// The statement's own rows only: the table must be the one it names. A
+// trigger's statements (which may be INSERT IGNORE) write other tables
+// (MySQL refuses a trigger that writes its own table, 1442).
+func plainInsert(q string, m *tableMeta) bool {
+	w, i := word(q, skipSpaceAndComments(q, 0))
 	if w != "insert" {
 		return false
 	}
 	l := lowerASCII(q)
-	return !strings.Contains(l, "ignore") && !strings.Contains(l, "duplicate")
+	if strings.Contains(l, "ignore") || strings.Contains(l, "duplicate") {
+		return false
+	}
+	for {
+		i = skipSpaceAndComments(q, i)
+		w, next := word(q, i)
+		if w != "into" && w != "low_priority" && w != "high_priority" && w != "delayed" {
+			break
+		}
+		i = next
+	}
+	name, i, ok := identAt(q, i)
+	if !ok {
+		return false
+	}
+	db := ""
+	if i < len(q) && q[i] == '.' {
+		db = name
+		if name, _, ok = identAt(q, i+1); !ok {
+			return false
+		}
+	}
+	return strings.EqualFold(name, m.def.Name) && (db == "" || strings.EqualFold(db, m.db))
 }
 
 // deferLock records a lock the commit will take in tp's part, before the
 // locks recorded after it.
 func (tp *txnPart) deferLock(key []byte, mode lock.Mode) {
-	for i, r := range tp.pending {
-		if string(r.Key) == string(key) {
-			if mode == lock.Exclusive {
-				tp.pending[i].Mode = mode
-			}
-			return
+	if i, ok := tp.pendingAt[string(key)]; ok {
+		if mode == lock.Exclusive {
+			tp.pending[i].Mode = mode
 		}
+		return
 	}
+	if tp.pendingAt == nil {
+		tp.pendingAt = map[string]int{}
+	}
+	tp.pendingAt[string(key)] = len(tp.pending)
 	tp.pending = append(tp.pending, replication.LockRequest{Key: append([]byte(nil), key...), Mode: mode})
+}
+
+// clearPending forgets the locks left for the commit, once taken.
+func (tp *txnPart) clearPending() {
+	tp.pending, tp.pendingAt = nil, nil
 }
 
 // deferredClaim is claim's read of a key a plain INSERT takes, without its
@@ -118,8 +151,8 @@ func (tp *txnPart) deferLock(key []byte, mode lock.Mode) {
 // 1062 (msg). It reports false when the claim must be made now: the
 // statement or the part does not allow it, or the key is taken here (the
 // replica may be behind a delete, so only a current read may say so).
-func (s *Session) deferredClaim(ctx *sql.Context, t *txn, group uint64, key []byte, msg func() string) (bool, error) {
-	if !s.implicitTxn() || !plainInsert(ctx.Query()) {
+func (s *Session) deferredClaim(ctx *sql.Context, t *txn, m *tableMeta, group uint64, key []byte, msg func() string) (bool, error) {
+	if !s.implicitTxn() || !plainInsert(ctx.Query(), m) {
 		return false, nil
 	}
 	tp, err := t.in(s.p, group)
@@ -146,6 +179,9 @@ func (s *Session) deferredClaim(ctx *sql.Context, t *txn, group uint64, key []by
 	tp.deferLock(key, lock.Exclusive)
 	t.seen[k] = observed{exists: false}
 	t.uniqueMsg[k] = msg()
+	// The commit checks these in the statement's order, so a duplicate
+	// found there is the first row's, as MySQL reports it.
+	t.deferred = append(t.deferred, k)
 	return true, nil
 }
 
@@ -158,7 +194,7 @@ func (s *Session) takeDeferred(ctx *sql.Context, t *txn, tp *txnPart, extra *rep
 	}
 	err := lockErr(s, t, tp.part.(batchLocker).LockAll(ctx, t.id, reqs, s.lockWait(ctx)))
 	if err == nil {
-		tp.pending = nil
+		tp.clearPending()
 	}
 	return err
 }

@@ -186,10 +186,10 @@ func lowerASCII(s string) string {
 }
 
 // RewriteQuery adapts MySQL 8 text the engine's parser does not take to an
-// equivalent it does: FOR SHARE becomes LOCK IN SHARE MODE, and ENCRYPTED,
-// an ordinary identifier in MySQL 8 (Nova has a column of that name) but a
-// keyword to the parser, is quoted. Quoted text and comments are left
-// alone; a query needing neither is returned as is, without copying.
+// equivalent it does: FOR SHARE becomes LOCK IN SHARE MODE. (Words MySQL
+// takes as names and the parser as keywords are the parser's business:
+// dialectParser.) Quoted text and comments are left alone; a query
+// needing nothing is returned as is, without copying.
 func RewriteQuery(q string) string {
 	var out []byte
 	last := 0
@@ -203,22 +203,15 @@ func RewriteQuery(q string) string {
 				j++
 			}
 			i = j
-		case ((c|0x20) == 'f' || (c|0x20) == 'e') && (i == 0 || !isWordByte(q[i-1])):
+		case (c|0x20) == 'f' && (i == 0 || !isWordByte(q[i-1])):
 			w, next := word(q, i)
-			switch w {
-			case "for":
+			if w == "for" {
 				j := skipSpaceAndComments(q, next)
 				if w2, end := word(q, j); w2 == "share" {
 					out = append(out, q[last:i]...)
 					out = append(out, "LOCK IN SHARE MODE"...)
 					last, next = end, end
 				}
-			case "encrypted":
-				out = append(out, q[last:i]...)
-				out = append(out, '`')
-				out = append(out, q[i:next]...)
-				out = append(out, '`')
-				last = next
 			}
 			i = next
 		case isWordByte(c):

@@ -37,6 +37,10 @@ type Config struct {
 	// SQLMode is sql_mode's default, global and session; empty means
 	// MySQL 8.0's (MySQL80SQLMode).
 	SQLMode string
+	// KeysByName lists a table's secondary keys (SHOW CREATE TABLE, SHOW
+	// INDEX) by name, as go-mysql-server's own backends do, rather than in
+	// InnoDB's order; its engine suites expect that order.
+	KeysByName bool
 	// OnCommit, when set, is told how long each transaction's commit took
 	// (the durable kv commit, fsync included) and how it ended.
 	OnCommit func(elapsed time.Duration, err error)

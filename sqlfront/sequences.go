@@ -138,10 +138,17 @@ func (p *Provider) handleSeq(pt Part, method uint8, fn func(ctx context.Context,
 		}
 		m, err := p.leaderTable(pt, id)
 		if errors.Is(err, errNoTableID) {
-			// The caller's definition is older than a DROP or a rebuild
-			// here (it has applied no more than this leader): an empty
-			// answer, which it reports as its table changed (1412).
-			return []byte{}, nil
+			// This node's catalog may be behind the caller's (it leads
+			// pt, not necessarily the catalog group): once it has caught
+			// up, a table still missing is one the caller's definition
+			// predates, dropped or rebuilt since. An empty answer, which
+			// the caller reports as its table changed (1412).
+			if err := p.cat().ReadBarrier(ctx); err != nil {
+				return nil, err
+			}
+			if m, err = p.leaderTable(pt, id); errors.Is(err, errNoTableID) {
+				return []byte{}, nil
+			}
 		}
 		if err != nil {
 			return nil, err

@@ -25,6 +25,9 @@ type Session struct {
 	// wan counts the round trips to other sites of the session's
 	// transactions (wan.go).
 	wan *wanCounts
+	// tlsVersion and tlsCipher are the connection's TLS, empty in clear
+	// (tlsstatus.go); set once, before the first statement.
+	tlsVersion, tlsCipher string
 
 	// cmdMu is held for the whole of each client command (CommandBegin to
 	// CommandEnd), so the idle reaper never touches a session whose
@@ -58,6 +61,8 @@ type Session struct {
 	// forceBarrier: the next statement passes the catalog group's barrier
 	// whatever its names (RetryStale).
 	forceBarrier bool
+	// usedPassword: the client logged in with a password (files.go).
+	usedPassword atomic.Bool
 }
 
 // valueErrorText is MySQL's answer to a value its column refuses (strict
@@ -189,8 +194,10 @@ type txnPart struct {
 	// noBarrier: the snapshot may be taken from the replica as it is
 	// (staleRead).
 	noBarrier bool
-	// pending are locks left for the commit to take (lockbatch.go).
-	pending []replication.LockRequest
+	// pending are locks left for the commit to take (lockbatch.go), and
+	// pendingAt the position of each key in it.
+	pending   []replication.LockRequest
+	pendingAt map[string]int
 }
 
 // txn is the state of one open transaction.
@@ -203,6 +210,7 @@ type txn struct {
 	undo      []undoRec
 	seen      map[gkey]observed
 	uniqueMsg map[gkey]string       // unique-index keys this txn claimed, with the duplicate-entry message their failed precondition means
+	deferred  []gkey                // keys claimed by their commit's precondition (lockbatch.go), in order
 	tables    map[uint64]*tableMeta // definitions of the tables written, checked at commit
 	written   map[tableGroup]bool   // where the tables written hold their metadata lock
 	// rowGroups are the groups where rows of local tables were read under
@@ -440,7 +448,7 @@ func (t *txn) rollbackTo(n int) {
 func (t *txn) release(p *Provider) {
 	p.cat().ReleaseAll(t.id)
 	for g, tp := range t.parts {
-		tp.pending = nil
+		tp.clearPending()
 		if g != CatalogGroup {
 			tp.part.ReleaseAll(t.id)
 		}
@@ -621,27 +629,37 @@ func (p *Provider) lookupMissed(ctx *sql.Context) (again bool, err error) {
 	return true, nil
 }
 
-// RetryStale reports whether the statement that just failed may be run
-// again after a read barrier of the catalog group, and arranges that it
-// will be. It resolved its names from this node's replica of the catalog
-// without that barrier (catalogOnMiss), which may be behind a DDL made at
-// another node: a column it named was unknown (missed, when the DDL added
-// it), or its commit found its table's definition changed (1412, when the
-// DDL changed the table after this replica's copy; the commit wrote
-// nothing). A single MySQL server would have run it under the newest
-// definition. It may be run again only when nothing of it remains: its
-// autocommit transaction ended with it (inside an explicit transaction
-// the error stands, as the transaction may have read by then). The caller
-// also makes sure no result reached the client. A table missed is asked
-// about as it is looked up (lookupMissed).
-func (s *Session) RetryStale(definitionChanged bool) bool {
+// RetryStale reports whether the statement that just failed naming an
+// unknown column may be run again after the catalog group's barrier, and
+// arranges that it will be. It resolved its names from this node's replica
+// of the catalog without that barrier (catalogOnMiss), which may be behind
+// a DDL made at another node that added the column; a single MySQL server
+// would have found it. The engine refuses an unknown column while it
+// plans, before anything runs, so nothing of the first run remains: its
+// autocommit transaction ended with it (inside an explicit transaction the
+// error stands, as the transaction may have read under the old
+// definition). A table missed is asked about as it is looked up
+// (lookupMissed). A commit refused because a definition changed (1412) is
+// not run again: the statement ran by then, and what it did to the
+// session (LAST_INSERT_ID, variables a trigger set) would show twice.
+func (s *Session) RetryStale() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.txn != nil || !catalogOnMiss(s.stmtState.query) || (s.stmtState.barrier && !definitionChanged) {
+	if s.txn != nil || s.stmtState.barrier || !catalogOnMiss(s.stmtState.query) {
 		return false
 	}
 	s.forceBarrier = true
 	return true
+}
+
+// BarrierNext makes the session's next statement pass the catalog group's
+// barrier, whatever names it uses: the statement that just ended found a
+// definition changed under it (1412), and the client's retry must be
+// planned under the new one.
+func (s *Session) BarrierNext() {
+	s.mu.Lock()
+	s.forceBarrier = true
+	s.mu.Unlock()
 }
 
 // stmtText is the text of the statement running: the one ValidateSession
@@ -1014,6 +1032,7 @@ func (s *Session) abortTxn(t *txn) {
 	t.saves = nil
 	t.seen = map[gkey]observed{}
 	t.uniqueMsg = map[gkey]string{}
+	t.deferred = nil
 	t.tables = map[uint64]*tableMeta{}
 	t.written = map[tableGroup]bool{}
 	t.rowGroups = map[string]uint64{}

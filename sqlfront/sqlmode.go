@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -415,6 +416,18 @@ func (f fitter) outOfRange() string {
 }
 
 func (f fitter) fit(t sql.Type, v interface{}) (interface{}, error) {
+	switch t.Type() {
+	case query.Type_BIT:
+		return f.fitBit(t, v)
+	case query.Type_YEAR:
+		return f.fitYear(t, v)
+	case query.Type_TIME:
+		return f.fitTime(t, v)
+	case query.Type_ENUM:
+		return f.fitEnum(t, v)
+	case query.Type_SET:
+		return f.fitSet(t, v)
+	}
 	switch {
 	case types.IsInteger(t) || types.IsFloat(t) || types.IsDecimal(t):
 		return f.fitNumber(t, v)
@@ -506,6 +519,21 @@ func (f fitter) parseNumber(t sql.Type, s string) (decimal.Decimal, error) {
 			d = d.Neg()
 		}
 	}
+	if types.IsDecimal(t) {
+		// MySQL reads the string as a decimal of up to 81 digits first:
+		// in strict mode any trouble there (trailing text, a number too
+		// large for a decimal) is 1366; otherwise trailing text is a note,
+		// and a number too large is clipped by the column's own check.
+		tooLarge := d.Abs().Cmp(maxDecimalString) >= 0
+		if (len(p) < len(trimmed) || tooLarge) && f.strict {
+			return d, valueError(f.ctx, sql.ErrInvalidValue.New(s, t.String()), erTruncatedWrongForFld, "HY000",
+				"Incorrect decimal value: '%s' for column '%s' at row %d", s, f.col, f.row)
+		}
+		if len(p) < len(trimmed) {
+			f.warn("Note", erWarnDataTruncated, f.truncated())
+		}
+		return d, nil
+	}
 	if len(p) < len(trimmed) {
 		if err := f.problem(sql.ErrInvalidValue.New(s, t.String()), erWarnDataTruncated, "01000", "%s", f.truncated()); err != nil {
 			return d, err
@@ -514,16 +542,23 @@ func (f fitter) parseNumber(t sql.Type, s string) (decimal.Decimal, error) {
 	return d, nil
 }
 
+// maxDecimalString bounds what MySQL can read as a decimal (81 digits).
+var maxDecimalString = decimal.New(1, 81)
+
 func (f fitter) fitFloat(t sql.Type, x float64) (interface{}, error) {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return x, nil
+	if math.IsNaN(x) {
+		// Only a parameter of the binary protocol can be NaN.
+		if err := f.problem(sql.ErrValueOutOfRange.New(x, t), erWarnDataOutOfRange, "22003", "%s", f.outOfRange()); err != nil {
+			return nil, err
+		}
+		x = 0
 	}
 	if types.IsFloat(t) {
 		limit := math.MaxFloat64
 		if t.Type() == query.Type_FLOAT32 {
 			limit = math.MaxFloat32
 		}
-		if math.Abs(x) > limit {
+		if math.Abs(x) > limit || math.IsInf(x, 0) {
 			if err := f.problem(sql.ErrValueOutOfRange.New(x, t), erWarnDataOutOfRange, "22003", "%s", f.outOfRange()); err != nil {
 				return nil, err
 			}
@@ -531,6 +566,9 @@ func (f fitter) fitFloat(t sql.Type, x float64) (interface{}, error) {
 		}
 		out, _, err := t.Convert(f.ctx, x)
 		return out, err
+	}
+	if math.IsInf(x, 0) {
+		return f.fitDecimal(t, decimal.New(int64(math.Copysign(1, x)), 400))
 	}
 	return f.fitDecimal(t, decimal.NewFromFloat(x))
 }
@@ -629,14 +667,26 @@ func (f fitter) fitString(t sql.Type, v interface{}) (interface{}, error) {
 		s, _ = str.(string)
 	}
 	binary := types.IsBinaryType(t)
-	max := int(t.(sql.StringType).MaxCharacterLength())
+	st := t.(sql.StringType)
+	max := int(st.MaxCharacterLength())
 	kept := s
-	if binary {
+	switch {
+	case binary:
 		if len(kept) > max {
 			kept = kept[:max]
 		}
-	} else if utf8.RuneCountInString(kept) > max {
-		kept = string([]rune(kept)[:max])
+	case types.IsTextBlob(t):
+		// A TEXT type's limit is in bytes, whatever the characters.
+		if n := int(st.MaxByteLength()); len(kept) > n {
+			for n > 0 && !utf8.RuneStart(kept[n]) {
+				n--
+			}
+			kept = kept[:n]
+		}
+	default:
+		if utf8.RuneCountInString(kept) > max {
+			kept = string([]rune(kept)[:max])
+		}
 	}
 	for {
 		// TEXT limits count bytes of the column's character set: drop
@@ -700,6 +750,35 @@ func (f fitter) fitDatetime(t sql.Type, v interface{}) (interface{}, error) {
 	if f.strict {
 		return nil, valueError(f.ctx, err, erTruncatedWrongValue, "22007", "Incorrect %s value: '%s' for column '%s' at row %d", kind, shown, f.col, f.row)
 	}
-	f.warn("Warning", erWarnDataTruncated, f.truncated())
+	// A date that reads as one but does not exist (February 30) or is
+	// outside TIMESTAMP's range is out of range to MySQL; anything else
+	// is a truncation.
+	if s, ok := v.(string); ok && wellFormedDate(s) {
+		f.warn("Warning", erWarnDataOutOfRange, f.outOfRange())
+	} else {
+		f.warn("Warning", erWarnDataTruncated, f.truncated())
+	}
 	return t.Zero(), nil
+}
+
+var dateParts = regexp.MustCompile(`^\s*(\d{1,4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d*)?)?)?\s*$`)
+
+// wellFormedDate reports whether s is a date (and time) whose fields are
+// each within their range, whether or not the date exists.
+func wellFormedDate(s string) bool {
+	m := dateParts.FindStringSubmatch(s)
+	if m == nil {
+		return false
+	}
+	limits := []int{9999, 12, 31, 23, 59, 59}
+	for i, lim := range limits {
+		if m[i+1] == "" {
+			continue
+		}
+		n, err := strconv.Atoi(m[i+1])
+		if err != nil || n > lim || (i == 1 || i == 2) && n == 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -117,15 +117,17 @@ func rowBytes(row sql.Row) int64 {
 }
 
 // NewExecBuilder returns the engine's executor builder with fogdb's
-// executors for the nodes that buffer.
-func NewExecBuilder() sql.NodeExecBuilder {
-	o := &execOverride{}
+// executors for the nodes that buffer, and the checks of statements that
+// touch the host's files (files.go).
+func (p *Provider) NewExecBuilder() sql.NodeExecBuilder {
+	o := &execOverride{p: p}
 	o.full = rowexec.NewOverrideBuilder(o)
 	return o.full
 }
 
 type execOverride struct {
 	full sql.NodeExecBuilder
+	p    *Provider
 }
 
 // Build returns nil for the nodes it leaves to the engine. It is called
@@ -137,6 +139,17 @@ func (o *execOverride) Build(ctx *sql.Context, n sql.Node, row sql.Row) (sql.Row
 		return nil, errInterrupted
 	}
 	switch n := n.(type) {
+	case *plan.Into, *plan.InsertInto, *plan.LoadData:
+		checked, err := o.p.checkFileStatement(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		if checked != n {
+			// The same node with the file's real path: checked again
+			// on the way, it is left to the engine.
+			return o.full.Build(ctx, checked, row)
+		}
+		return nil, nil
 	case *plan.RecursiveCte:
 		return o.buildRecursiveCte(ctx, n, row)
 	case *plan.Sort:

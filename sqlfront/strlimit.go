@@ -191,9 +191,14 @@ func maxAllowedPacket(ctx *sql.Context) int64 {
 }
 
 // Function implements sql.FunctionProvider: fogdb's own instances of the
-// string-building functions; the engine's built-ins otherwise.
+// string-building functions and of LOAD_FILE (files.go); the engine's
+// built-ins otherwise.
 func (p *Provider) Function(_ *sql.Context, name string) (sql.Function, bool) {
-	return boundedFunction(strings.ToLower(name))
+	name = strings.ToLower(name)
+	if name == "load_file" {
+		return p.loadFileFunction(), true
+	}
+	return boundedFunction(name)
 }
 
 // boundedFunction returns fogdb's instance of a string-building function.

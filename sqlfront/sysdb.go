@@ -56,6 +56,10 @@ type GroupRow struct {
 	Term            uint64
 	Voters, Members int
 	AppliedIndex    uint64
+	// Version is what this node advertises (COMMANDS.SNAPSHOT) and
+	// ActiveVersion the lowest over the members, "" until known: the
+	// entry types a leader may propose during a rolling upgrade.
+	Version, ActiveVersion string
 }
 
 type sysTable struct {
@@ -117,6 +121,8 @@ var sysTables = []*sysTable{
 			sysColumn("groups", "voters", types.Int64),
 			sysColumn("groups", "members", types.Int64),
 			sysColumn("groups", "applied_index", types.Uint64),
+			sysColumn("groups", "version", types.LongText),
+			sysColumn("groups", "active_version", types.LongText),
 		},
 		rows: func(t Topology) []sql.Row {
 			out := make([]sql.Row, 0, len(t.Groups))
@@ -126,7 +132,7 @@ var sysTables = []*sysTable{
 					hosted = 1
 				}
 				out = append(out, sql.NewRow(g.Group, g.Kind, g.Site, hosted, g.Role, g.Leader, g.Term,
-					int64(g.Voters), int64(g.Members), g.AppliedIndex))
+					int64(g.Voters), int64(g.Members), g.AppliedIndex, nullIfEmpty(g.Version), nullIfEmpty(g.ActiveVersion)))
 			}
 			return out
 		},
@@ -343,4 +349,11 @@ func (p *Provider) TablePlacement(db, table string) (TablePlacement, bool) {
 		pl.Parent = &ref
 	}
 	return pl, true
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -59,6 +59,7 @@ func registerSystemVariables(cfg Config) {
 				Type:    types.NewSystemIntType(MaxStatementMemoryVar, 0, math.MaxInt64, false),
 				Default: cfg.MaxStatementMemory,
 			},
+			secureFilePrivVariable(),
 			&sql.MysqlSystemVariable{
 				Name:    "version_comment",
 				Scope:   sql.GetMysqlScope(sql.SystemVariableScope_Global),

@@ -45,10 +45,14 @@ func (s *Session) startsTxn() bool {
 
 var wanStatusVar = &sql.MySQLStatusVariable{Name: WANStatusVar, Scope: sql.StatusVariableScope_Session, Type: types.Uint64, Default: uint64(0)}
 
-// GetStatusVariable adds fogdb's status variable to the engine's.
+// GetStatusVariable adds fogdb's status variable to the engine's, and
+// the connection's TLS (tlsstatus.go).
 func (s *Session) GetStatusVariable(ctx *sql.Context, name string) (interface{}, error) {
 	if strings.EqualFold(name, WANStatusVar) {
 		return s.wan.last.Load(), nil
+	}
+	if v, ok := s.tlsStatus(name); ok {
+		return v, nil
 	}
 	return s.BaseSession.GetStatusVariable(ctx, name)
 }
@@ -58,5 +62,6 @@ func (s *Session) GetStatusVariable(ctx *sql.Context, name string) (interface{},
 func (s *Session) GetAllStatusVariables(ctx *sql.Context) map[string]sql.StatusVarValue {
 	m := s.BaseSession.GetAllStatusVariables(ctx)
 	m[WANStatusVar] = &sql.ImmutableStatusVarValue{Var: wanStatusVar, Val: s.wan.last.Load()}
+	s.withTLSStatus(m)
 	return m
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Soak: a fogdb process under ordinary load next to runaway statements
 # (memory bombs, recursive CTEs, endless joins, deep subqueries) that are
-# killed, timed out or abandoned by disconnecting clients. Fails if the
-# node's RSS passes SOAK_RSS_MB or an ordinary client is not served.
+# killed, timed out or abandoned by disconnecting clients, half of them over
+# TLS. Fails if the node's RSS passes SOAK_RSS_MB or an ordinary client is
+# not served.
 #
 #   tests/soak.sh [seconds]     (default 20; SOAK_RSS_MB default 1536)
 set -euo pipefail

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,8 +12,8 @@ import (
 
 // certs makes a cluster CA and node certificates:
 //
-//	fogdb certs init  --dir D                      D/ca.crt, D/ca.key
-//	fogdb certs issue --dir D --name N --host H... D/N.crt, D/N.key
+//	fogdb certs init  --dir D [--if-missing]                 D/ca.crt, D/ca.key
+//	fogdb certs issue --dir D --name N --host H... [--out O] O/N.crt, O/N.key (O/ca.crt)
 //
 // A node certificate serves both as a TLS server (MySQL clients, peers
 // dialling in) and a TLS client (dialling peers), so one per node does.
@@ -26,9 +27,14 @@ func certs(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "certs", "directory of the CA's files and the certificates")
 	days := fs.Int("days", 0, "validity in days (default: 3650 for the CA, 825 for a node)")
-	var name string
+	var name, out string
 	var hosts multiFlag
+	var ifMissing bool
+	if sub == "init" {
+		fs.BoolVar(&ifMissing, "if-missing", false, "keep an existing CA and exit 0 (for a setup step run on every start)")
+	}
 	if sub == "issue" {
+		fs.StringVar(&out, "out", "", "directory of the new pair, with a copy of ca.crt (default: --dir); a node's own directory, without the CA's key")
 		fs.StringVar(&name, "name", "", "the certificate's name: its common name and its files' base name (the node's ID, say)")
 		fs.Var(&hosts, "host", "DNS name or IP address the node is reached at (repeat, or separate by commas)")
 	} else if sub != "init" {
@@ -42,8 +48,14 @@ func certs(args []string, stderr io.Writer) int {
 	switch sub {
 	case "init":
 		err = pki.InitCA(*dir, *days)
+		if ifMissing && errors.Is(err, pki.ErrCAExists) {
+			err = nil
+		}
 	case "issue":
-		err = pki.Issue(*dir, name, hosts, *days)
+		if out == "" {
+			out = *dir
+		}
+		err = pki.IssueInto(*dir, out, name, hosts, *days)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "fogdb certs %s: %v\n", sub, err)

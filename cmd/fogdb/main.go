@@ -4,12 +4,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/fogdb/fogdb/replication"
 	"github.com/fogdb/fogdb/server"
 )
 
@@ -85,10 +87,12 @@ func serveFlags(cfg *server.Config, stderr io.Writer) (*flag.FlagSet, serveOpts)
 	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "max_connections: most client connections at once, plus one kept for a SUPER or CONNECTION_ADMIN user; SET GLOBAL changes it")
 	connectTimeout := fs.Int("connect-timeout", int(cfg.ConnectTimeout/time.Second), "connect_timeout: seconds a client has to log in; SET GLOBAL changes it")
 	fs.Int64Var(&cfg.SQL.MaxStatementMemory, "max-statement-memory", cfg.SQL.MaxStatementMemory, "default of max_statement_memory: bytes one statement may buffer (sorts, recursive CTEs); 0 for no limit")
+	fs.StringVar(&cfg.SecureFilePriv, "secure-file-priv", "", "secure_file_priv: the one directory whose files LOAD_FILE, LOAD DATA INFILE and SELECT ... INTO OUTFILE may read or write, for accounts holding FILE (default: none, secure_file_priv is NULL)")
 	lockWait := fs.Int("lock-wait-timeout", int(cfg.SQL.DefaultLockWaitTimeout/time.Second), "default innodb_lock_wait_timeout, seconds")
 	fs.StringVar(&cfg.Cluster.NodeID, "node-id", "", "this node's ID in the cluster (default: the one stored in --data-dir, or a new random one on first start)")
 	fs.StringVar(&cfg.Cluster.PeerAddr, "peer-addr", cfg.Cluster.PeerAddr, "address for other nodes (Raft and forwarding); they dial it as given unless --advertise-peer-addr is set, so name a host")
 	fs.StringVar(&cfg.Cluster.AdvertisePeerAddr, "advertise-peer-addr", "", "address other nodes dial to reach --peer-addr, recorded in the cluster's membership (default: --peer-addr); for a node behind NAT, a container network or a WAN emulator")
+	fs.StringVar(&cfg.Cluster.PeerSourceAddr, "peer-source-addr", "", "IP address of this host that connections to other nodes come from (default: the system's choice); for a WAN emulator that tells sites apart by source address")
 	fs.StringVar(&cfg.Cluster.Join, "join", "", "peer address of any member: join that cluster on first start instead of bootstrapping one (ignored once the node has state)")
 	fs.BoolVar(&cfg.Cluster.NonVoter, "non-voter", false, "join as a non-voting replica of every group")
 	fs.StringVar(&cfg.Cluster.Site, "site", cfg.Cluster.Site, "this node's site: the rows homed at it live in its site's group, whose voters are nodes of the site (fixed once the node has state)")
@@ -102,6 +106,7 @@ func serveFlags(cfg *server.Config, stderr io.Writer) (*flag.FlagSet, serveOpts)
 	fs.StringVar(&cfg.Cluster.PeerCA, "peer-ca", "", "PEM CA certificate of the cluster: peer connections use TLS 1.3 and both ends must hold a certificate it signed")
 	fs.StringVar(&cfg.Cluster.PeerCert, "peer-cert", "", "PEM certificate of this node, signed by --peer-ca; reloaded on SIGHUP")
 	fs.StringVar(&cfg.Cluster.PeerKey, "peer-key", "", "PEM private key of --peer-cert; reloaded on SIGHUP")
+	fs.Var(versionFlag{&cfg.Cluster.AdvertiseVersion}, "advertise-version", "act as an older build: advertise and apply no more than COMMANDS.SNAPSHOT (log entry types, snapshot format); rolling-upgrade tests run one build as two")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json (one JSON object a line)")
 	return fs, serveOpts{lockWait: lockWait, connectTimeout: connectTimeout, logLevel: logLevel, logFormat: logFormat}
@@ -122,6 +127,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	cfg.Logger = logger
 	bridgeLibraryLogs(logger)
+	raiseFileLimit(logger)
 
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -153,4 +159,53 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// raiseFileLimit raises the soft limit on open files to the hard limit:
+// every client connection holds one, and hosts often default to 1024. (The
+// Go runtime stops one short of the hard limit.)
+func raiseFileLimit(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("cannot read the open files limit", "err", err)
+		return
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			log.Warn("cannot raise the open files limit", "err", err, "hard_limit", lim.Max)
+			return
+		}
+	}
+	log.Debug("open files limit", "limit", lim.Cur)
+}
+
+// versionFlag is --advertise-version: COMMANDS.SNAPSHOT, no higher than
+// this build's; empty for this build's own.
+type versionFlag struct{ v *replication.Version }
+
+func (f versionFlag) String() string {
+	if f.v == nil || *f.v == (replication.Version{}) {
+		return ""
+	}
+	return fmt.Sprintf("%d.%d", f.v.Commands, f.v.Snapshot)
+}
+
+func (f versionFlag) Get() any { return *f.v }
+
+func (f versionFlag) Set(s string) error {
+	if s == "" {
+		*f.v = replication.Version{}
+		return nil
+	}
+	var c, sn int
+	if n, err := fmt.Sscanf(s, "%d.%d", &c, &sn); err != nil || n != 2 || fmt.Sprintf("%d.%d", c, sn) != s {
+		return fmt.Errorf("want COMMANDS.SNAPSHOT, such as 1.1")
+	}
+	b := replication.BuildVersion
+	if c < 1 || sn < 1 || c > int(b.Commands) || sn > int(b.Snapshot) {
+		return fmt.Errorf("%s is not between 1.1 and this build's %d.%d", s, b.Commands, b.Snapshot)
+	}
+	*f.v = replication.Version{Commands: replication.CommandType(c), Snapshot: uint8(sn)}
+	return nil
 }

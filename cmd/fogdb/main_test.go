@@ -21,6 +21,7 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fogdb/fogdb/replication"
 	"github.com/fogdb/fogdb/server"
 )
 
@@ -246,6 +247,8 @@ func TestEveryFlagReadsItsVariable(t *testing.T) {
 			val = "7"
 		case time.Duration:
 			val = "30s"
+		case replication.Version:
+			val = "1.1"
 		default:
 			val = "from-env"
 		}
@@ -272,4 +275,20 @@ func TestEveryFlagReadsItsVariable(t *testing.T) {
 	require.Error(t, parseFlags(fs, nil))
 	require.Contains(t, stderr.String(), "FOGDB_CLUSTER_TIMEOUT")
 	require.NotContains(t, stderr.String(), "s3cr3t", "a bad value may be a secret: never echo it")
+}
+
+// --advertise-version takes COMMANDS.SNAPSHOT up to this build's own.
+func TestAdvertiseVersionFlag(t *testing.T) {
+	var v replication.Version
+	f := versionFlag{&v}
+	require.NoError(t, f.Set("1.1"))
+	require.Equal(t, replication.Version{Commands: replication.CommandCommit, Snapshot: 1}, v)
+	require.Equal(t, "1.1", f.String())
+	b := replication.BuildVersion
+	require.NoError(t, f.Set(fmt.Sprintf("%d.%d", b.Commands, b.Snapshot)))
+	for _, bad := range []string{"0.1", "1.0", fmt.Sprintf("%d.1", b.Commands+1), "1", "1.1.1", "a.b", " 1.1"} {
+		require.Error(t, f.Set(bad), bad)
+	}
+	require.NoError(t, f.Set(""))
+	require.Equal(t, replication.Version{}, v)
 }

@@ -23,41 +23,48 @@ import (
 	"github.com/fogdb/fogdb/server"
 )
 
-// fogdbBin is the fogdb binary, built once per test binary on first use,
-// in a directory TestMain removes.
-var fogdbBin struct {
+// binary is a command of the project, built once per test binary on first
+// use, in a directory TestMain removes.
+type binary struct {
 	once sync.Once
 	dir  string
 	path string
 	err  error
 }
 
+var fogdbBin, fogwanBin binary
+
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if fogdbBin.dir != "" {
-		os.RemoveAll(fogdbBin.dir)
+	for _, b := range []*binary{&fogdbBin, &fogwanBin} {
+		if b.dir != "" {
+			os.RemoveAll(b.dir)
+		}
 	}
 	os.Exit(code)
 }
 
-func buildFogdb(t testing.TB) string {
+// build builds cmd/name.
+func (b *binary) build(t testing.TB, name string) string {
 	t.Helper()
-	fogdbBin.once.Do(func() {
-		fogdbBin.dir, fogdbBin.err = os.MkdirTemp("", "fogdb-cluster-bin-")
-		if fogdbBin.err != nil {
+	b.once.Do(func() {
+		b.dir, b.err = os.MkdirTemp("", "fogdb-cluster-bin-")
+		if b.err != nil {
 			return
 		}
-		bin := filepath.Join(fogdbBin.dir, "fogdb")
-		out, err := exec.Command("go", "build", "-o", bin, "github.com/fogdb/fogdb/cmd/fogdb").CombinedOutput()
+		bin := filepath.Join(b.dir, name)
+		out, err := exec.Command("go", "build", "-o", bin, "github.com/fogdb/fogdb/cmd/"+name).CombinedOutput()
 		if err != nil {
-			fogdbBin.err = fmt.Errorf("go build cmd/fogdb: %w\n%s", err, out)
+			b.err = fmt.Errorf("go build cmd/%s: %w\n%s", name, err, out)
 			return
 		}
-		fogdbBin.path = bin
+		b.path = bin
 	})
-	require.NoError(t, fogdbBin.err)
-	return fogdbBin.path
+	require.NoError(t, b.err)
+	return b.path
 }
+
+func buildFogdb(t testing.TB) string { return fogdbBin.build(t, "fogdb") }
 
 // proc is one fogdb process of a cluster. Its flags stay the same across
 // restarts.
@@ -192,35 +199,36 @@ func (p *proc) status() (server.NodeStatus, error) {
 	return st, nil
 }
 
-// procCluster starts n fogdb processes on loopback: the first bootstraps
-// the cluster, the others join it. They are killed when the test ends.
-func procCluster(t *testing.T, n int, clusterTimeout time.Duration) []*proc {
+// newProc makes, without starting it, fogdb process name with its data
+// and log in a new temporary directory, its own ports and the flags every
+// test cluster uses.
+func newProc(t *testing.T, name string, clusterTimeout time.Duration) *proc {
+	t.Helper()
+	dir := t.TempDir()
+	p := &proc{
+		name:      name,
+		mysqlAddr: freeport.Addr(t),
+		adminAddr: freeport.Addr(t),
+		peerAddr:  freeport.Addr(t),
+		log:       filepath.Join(dir, "fogdb.log"),
+	}
+	p.args = []string{"serve",
+		"--node-id", p.name,
+		"--data-dir", filepath.Join(dir, "data"),
+		"--mysql-addr", p.mysqlAddr,
+		"--admin-addr", p.adminAddr,
+		"--peer-addr", p.peerAddr,
+		"--cluster-secret", Secret,
+		"--cluster-timeout", clusterTimeout.String(),
+	}
+	return p
+}
+
+// startProcs starts the processes in order, each once the one before
+// serves, and kills them all when the test ends, passed or failed.
+func startProcs(t *testing.T, ps []*proc) {
 	t.Helper()
 	bin := buildFogdb(t)
-	var ps []*proc
-	for i := 0; i < n; i++ {
-		dir := t.TempDir()
-		p := &proc{
-			name:      fmt.Sprintf("n%d", i+1),
-			mysqlAddr: freeport.Addr(t),
-			adminAddr: freeport.Addr(t),
-			peerAddr:  freeport.Addr(t),
-			log:       filepath.Join(dir, "fogdb.log"),
-		}
-		p.args = []string{"serve",
-			"--node-id", p.name,
-			"--data-dir", filepath.Join(dir, "data"),
-			"--mysql-addr", p.mysqlAddr,
-			"--admin-addr", p.adminAddr,
-			"--peer-addr", p.peerAddr,
-			"--cluster-secret", Secret,
-			"--cluster-timeout", clusterTimeout.String(),
-		}
-		if i > 0 {
-			p.args = append(p.args, "--join", ps[0].peerAddr)
-		}
-		ps = append(ps, p)
-	}
 	t.Cleanup(func() {
 		for _, p := range ps {
 			p.kill(t)
@@ -234,6 +242,21 @@ func procCluster(t *testing.T, n int, clusterTimeout time.Duration) []*proc {
 	for _, p := range ps {
 		p.start(t, bin)
 	}
+}
+
+// procCluster starts n fogdb processes on loopback: the first bootstraps
+// the cluster, the others join it. They are killed when the test ends.
+func procCluster(t *testing.T, n int, clusterTimeout time.Duration) []*proc {
+	t.Helper()
+	var ps []*proc
+	for i := 0; i < n; i++ {
+		p := newProc(t, fmt.Sprintf("n%d", i+1), clusterTimeout)
+		if i > 0 {
+			p.args = append(p.args, "--join", ps[0].peerAddr)
+		}
+		ps = append(ps, p)
+	}
+	startProcs(t, ps)
 	// Every node sees every member and a leader.
 	require.Eventually(t, func() bool {
 		for _, p := range ps {

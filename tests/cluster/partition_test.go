@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fogdb/fogdb/server"
+	"github.com/fogdb/fogdb/wanem"
 )
 
 // partitionTimeout is the cluster timeout of the partition tests: how long
@@ -393,4 +395,69 @@ func TestFollowerCutFromLeaderServesNoStaleCatalog(t *testing.T) {
 	}
 	require.NoError(t, boundedExec(t, conn, "INSERT INTO t VALUES (2, 2)"))
 	requireConverged(t, c)
+}
+
+// A follower whose connection to the leader goes silent (its site cut off
+// in blackhole mode, as a WAN link that stops carrying packets, found by
+// the container tests) answers a write within the cluster timeout: the row
+// lock it asks the leader for may wait up to innodb_lock_wait_timeout
+// there, but a leader that answers nothing must not hold the client that
+// long. Inside a transaction the lock request fails as unavailable (1047);
+// an autocommit write sends its commit with its locks, and may have been
+// proposed before the silence, so it may also end as outcome unknown
+// (1180).
+func TestWriteThroughSilentLeaderFailsInTime(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before []string // run before the cut
+		stmt   string
+		want   []uint16
+	}{
+		// The transaction has passed its read barrier: the UPDATE's first
+		// request to the leader is its lock.
+		{"in a transaction", []string{"BEGIN", "SELECT v FROM t WHERE id = 1"}, "UPDATE t SET v = 3 WHERE id = 1", []uint16{erUnavailable}},
+		{"autocommit", nil, "INSERT INTO t VALUES (2, 2)", []uint16{erUnavailable, erOutcomeUnknown}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sites := []string{"paris", "rennes", "nice"}
+			c := StartSites(t, sites, shortClusterTimeout)
+			l := c.Leader()
+			c.Exec(l, "CREATE DATABASE sl", "CREATE TABLE sl.t (id INT PRIMARY KEY, v INT)")
+			f := c.Follower()
+			c.WaitMember(f)
+			conn := dedicatedConn(t, c, f, "sl")
+			// The follower has spoken to the leader, several requests at
+			// once: connections to it wait in its pool, open.
+			require.NoError(t, boundedExec(t, conn, "INSERT INTO t VALUES (1, 1)"))
+			var wg sync.WaitGroup
+			for i := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := c.DB(f, "sl").Exec(fmt.Sprintf("INSERT INTO t VALUES (%d, 0)", 10+i))
+					assert.NoError(t, err)
+				}()
+			}
+			wg.Wait()
+			// The lock wait the leader would allow is far longer than
+			// answerBound, so an answer within it comes from the silence.
+			var wait int
+			require.NoError(t, conn.QueryRowContext(context.Background(), "SELECT @@innodb_lock_wait_timeout").Scan(&wait))
+			require.Greater(t, time.Duration(wait)*time.Second, answerBound)
+
+			for _, q := range tc.before {
+				require.NoError(t, boundedExec(t, conn, q), q)
+			}
+			for _, s := range sites {
+				if s != c.Nodes[f].Site {
+					c.WAN.Cut(c.Nodes[f].Site, s, wanem.Blackhole)
+				}
+			}
+			requireErrNo(t, boundedExec(t, conn, tc.stmt), tc.want, tc.stmt)
+			c.WAN.HealAll()
+			maj := dedicatedConn(t, c, l, "sl")
+			require.NoError(t, boundedExec(t, maj, "INSERT INTO t VALUES (3, 3)"))
+			requireConverged(t, c)
+		})
+	}
 }

@@ -163,13 +163,16 @@ func TestRemoteWriteHoldsMetadataLock(t *testing.T) {
 }
 
 // A statement resolved from a replica of the catalog that a DDL made
-// elsewhere has not reached yet is run again after the catalog's barrier,
-// as a single server would have run it under the new definition: a
-// column just added is found, and a commit under the old definition
-// (1412) is made again under the new one. Rennes is cut off while paris
-// changes the table, so its replica is behind for sure; the cut holds
-// rennes's requests until the heal, which comes once rennes has sent one.
-func TestStaleDefinitionsRunAgain(t *testing.T) {
+// elsewhere has not reached yet: a column just added is found (the
+// statement, refused while it was planned, runs again after the catalog's
+// barrier, as a single server would have run it under the new
+// definition); a write planned under the old definition fails with 1412
+// and writes nothing (it ran by then, and running it again would repeat
+// what it did to the session, such as a trigger's variables). Rennes is
+// cut off while paris changes the table, so its replica is behind for
+// sure; the cut holds rennes's requests until the heal, which comes once
+// rennes has sent one.
+func TestStaleDefinitions(t *testing.T) {
 	c := remoteWriteCluster(t)
 	const paris, rennes = 0, 1
 	ctx, cancel := context.WithTimeout(context.Background(), Patience)
@@ -198,13 +201,26 @@ func TestStaleDefinitionsRunAgain(t *testing.T) {
 	require.NoError(t, err, "a column added elsewhere is unknown")
 	require.Equal(t, int64(7), b.Int64)
 
+	c.Exec(paris, "CREATE TRIGGER common.k_sum BEFORE INSERT ON common.k FOR EACH ROW SET @sum = @sum + NEW.a")
+	c.Exec(rennes, "SHOW TRIGGERS FROM common")
+	conn := dedicatedConn(t, c, rennes, "common")
+	_, err = conn.ExecContext(ctx, "SET @sum = 0")
+	require.NoError(t, err)
 	err = behind("ALTER TABLE common.k ADD COLUMN c INT DEFAULT 8", func() error {
-		_, err := c.DB(rennes, "").ExecContext(ctx, "INSERT INTO common.k (a) VALUES (2)")
+		_, err := conn.ExecContext(ctx, "INSERT INTO k (a) VALUES (5)")
 		return err
 	})
-	require.NoError(t, err, "an INSERT under the old definition fails")
+	code, _ := sqlErr(err)
+	require.Equal(t, uint16(1412), code, "an INSERT under the old definition: %v", err)
+	var sum, n int
+	require.NoError(t, conn.QueryRowContext(ctx, "SELECT @sum").Scan(&sum))
+	require.Equal(t, 5, sum, "the trigger ran once")
+	require.NoError(t, c.DB(paris, "").QueryRowContext(ctx, "SELECT COUNT(*) FROM common.k WHERE a = 5").Scan(&n))
+	require.Zero(t, n, "the refused INSERT wrote its row")
+	_, err = conn.ExecContext(ctx, "INSERT INTO k (a) VALUES (5)")
+	require.NoError(t, err, "run again by the client")
 	var cc int
-	require.NoError(t, c.DB(paris, "").QueryRowContext(ctx, "SELECT b, c FROM common.k WHERE a = 2").Scan(&b, &cc))
+	require.NoError(t, c.DB(paris, "").QueryRowContext(ctx, "SELECT b, c FROM common.k WHERE a = 5").Scan(&b, &cc))
 	require.Equal(t, int64(7), b.Int64)
 	require.Equal(t, 8, cc)
 }

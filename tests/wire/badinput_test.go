@@ -196,10 +196,10 @@ func TestBadInputPrepared(t *testing.T) {
 		num   uint16
 		state string
 	}{
-		// go-mysql-server's protocol layer parses a COM_STMT_PREPARE itself
-		// and answers a syntax error with ER_UNKNOWN_ERROR before fogdb
-		// sees the statement (README, "Where fogdb differs").
-		{"SELEC ?", 1105, "HY000"},
+		// The protocol layer parses a COM_STMT_PREPARE itself, before
+		// fogdb's handler; the connection guard answers a syntax error
+		// first, with MySQL's code (over TLS it cannot: README).
+		{"SELEC ?", 1064, "42000"},
 		{"SELECT * FROM nosuch WHERE id = ?", 1146, "42S02"},
 		{"SELECT nosuch FROM t WHERE id = ?", 1054, "42S22"},
 	} {

@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -286,7 +288,7 @@ func TestListenerSurvivesFileExhaustion(t *testing.T) {
 	bin := buildFogdb(t)
 	adminAddr := freeport.Addr(t)
 	p := startFogdbWith(t, []string{"sh", "-c", `ulimit -n 64 && exec "$0" "$@"`}, bin, t.TempDir(), 0,
-		"--admin-addr", adminAddr)
+		"--admin-addr", adminAddr, "--peer-addr", freeport.Addr(t))
 
 	// Hold connections until one gets no greeting: the node has no
 	// descriptor left to accept it with.
@@ -338,4 +340,33 @@ func TestListenerSurvivesFileExhaustion(t *testing.T) {
 	logText, err := os.ReadFile(p.log)
 	require.NoError(t, err)
 	require.Contains(t, string(logText), "too many open files", "the failed accepts were not logged")
+}
+
+// A node started with a low soft limit on open files raises it to the hard
+// limit (the Go runtime does so at start), so a host's default of 1024
+// does not cap its clients.
+func TestSoftFileLimitRaised(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the fogdb binary")
+	}
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	if lim.Max <= 256 {
+		t.Skipf("the hard limit on open files is %d: nothing to raise a soft limit of 256 to", lim.Max)
+	}
+	bin := buildFogdb(t)
+	p := startFogdbWith(t, []string{"sh", "-c", `ulimit -S -n 256 && exec "$0" "$@"`}, bin, t.TempDir(), 0,
+		"--admin-addr", freeport.Addr(t), "--peer-addr", freeport.Addr(t))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", p.cmd.Process.Pid))
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "Max open files") {
+			f := strings.Fields(strings.TrimPrefix(line, "Max open files"))
+			require.GreaterOrEqual(t, len(f), 2, line)
+			require.Equal(t, f[1], f[0], "soft limit not raised to the hard limit: %s", line)
+			require.Equal(t, strconv.FormatUint(lim.Max, 10), f[1], line)
+			return
+		}
+	}
+	t.Fatalf("no open files limit in /proc/%d/limits", p.cmd.Process.Pid)
 }

@@ -2,9 +2,12 @@ package wire
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,8 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fogdb/fogdb/internal/freeport"
+	"github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fogdb/fogdb/internal/freeport"
+	"github.com/fogdb/fogdb/pki"
 )
 
 // rssBytes is the resident set of process pid.
@@ -45,7 +51,7 @@ var runaways = []string{
 
 // TestSoak drives a fogdb process with ordinary clients next to runaway
 // statements that are killed, timed out or abandoned by disconnecting
-// clients, for SOAK_SECONDS (tests/soak.sh sets it). The node's resident
+// clients, half of them over TLS, for SOAK_SECONDS (tests/soak.sh sets it). The node's resident
 // memory stays under SOAK_RSS_MB and every ordinary client keeps being
 // served.
 func TestSoak(t *testing.T) {
@@ -58,7 +64,24 @@ func TestSoak(t *testing.T) {
 		rssLimit = int64(mb) << 20
 	}
 	bin := buildFogdb(t)
-	p := startFogdb(t, bin, t.TempDir(), 0, "--peer-addr", freeport.Addr(t))
+	// Half the clients use TLS, which the node's connection guard runs.
+	certs := t.TempDir()
+	require.NoError(t, pki.InitCA(certs, 0))
+	require.NoError(t, pki.Issue(certs, "mysql", []string{"127.0.0.1"}, 0))
+	ca, err := os.ReadFile(filepath.Join(certs, "ca.crt"))
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(ca))
+	require.NoError(t, mysql.RegisterTLSConfig("soak", &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}))
+	t.Cleanup(func() { mysql.DeregisterTLSConfig("soak") })
+	p := startFogdb(t, bin, t.TempDir(), 0, "--peer-addr", freeport.Addr(t),
+		"--tls-cert", filepath.Join(certs, "mysql.crt"), "--tls-key", filepath.Join(certs, "mysql.key"))
+	dsnFor := func(w int) string {
+		if w%2 == 1 {
+			return p.dsn("soak") + "?tls=soak"
+		}
+		return p.dsn("soak")
+	}
 	pid := p.cmd.Process.Pid
 	admin := openDSN(t, p.dsn(""))
 	mustExec(t, admin, "CREATE DATABASE soak")
@@ -82,7 +105,7 @@ func TestSoak(t *testing.T) {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			db := openDSN(t, p.dsn("soak"))
+			db := openDSN(t, dsnFor(w))
 			for i := 0; ctx.Err() == nil; i++ {
 				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				id := w*1000000 + i%1000
@@ -108,7 +131,7 @@ func TestSoak(t *testing.T) {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
 				q := runaways[(w+i)%len(runaways)]
-				db, err := sql.Open("mysql", p.dsn("soak"))
+				db, err := sql.Open("mysql", dsnFor(w+i))
 				if err != nil {
 					fail(err)
 					return
